@@ -1,0 +1,3 @@
+from diffview.cli import main
+
+raise SystemExit(main())

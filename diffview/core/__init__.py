@@ -1,0 +1,45 @@
+"""The diffusion core: pure torch/numpy/Pillow, no Qt.
+
+Schedules (:mod:`.schedule`), the forward and reverse process and samplers
+(:mod:`.diffusion`), and losses and the variational bound (:mod:`.losses`).
+"""
+
+from .diffusion import (
+    OBJECTIVES,
+    SAMPLERS,
+    SPACINGS,
+    SampleStep,
+    StepResult,
+    ddim_step,
+    ddpm_step,
+    iter_sample,
+    langevin_step,
+    predict_eps_from_x0,
+    predict_x0_eps,
+    predict_x0_from_eps,
+    predict_x0_from_v,
+    q_posterior,
+    q_sample,
+    sample,
+    timestep_sequence,
+    v_target,
+)
+from .losses import (
+    discretized_gaussian_log_likelihood,
+    nll_bpd,
+    normal_kl,
+    prior_bpd,
+    training_loss,
+    vlb_terms,
+)
+from .schedule import SCHEDULES, NoiseSchedule, make_schedule, respace, schedule_from_betas
+
+__all__ = [
+    "OBJECTIVES", "SAMPLERS", "SCHEDULES", "SPACINGS",
+    "NoiseSchedule", "SampleStep", "StepResult",
+    "make_schedule", "respace", "schedule_from_betas",
+    "q_sample", "q_posterior", "predict_x0_from_eps", "predict_eps_from_x0", "predict_x0_from_v",
+    "predict_x0_eps", "v_target", "ddpm_step", "ddim_step", "timestep_sequence", "iter_sample",
+    "sample", "langevin_step",
+    "training_loss", "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "nll_bpd",
+]

@@ -1,0 +1,1 @@
+"""The desktop app (PySide6 + pyqtgraph). It imports diffview.core; core never imports it."""
