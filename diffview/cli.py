@@ -1,32 +1,272 @@
-"""The ``diffview`` command: ``diffview`` opens the app; subcommands work headless."""
+"""The ``diffview`` command: ``diffview`` opens the app; subcommands work headless.
+
+    diffview train [FOLDER | --dataset digits] [--out RUN] …   train, with a progress bar
+    diffview sample RUN [--n 64] [--sampler ddim] …              a grid PNG (and a GIF of the reverse process)
+    diffview info RUN                                            what a run is and how far it got
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import time
+from pathlib import Path
 
 from . import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line, not a usage block."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="diffview",
-        description="Train a denoising diffusion model and watch the mathematics at work.",
-    )
+    from .core.diffusion import OBJECTIVES, SAMPLERS
+    from .core.schedule import SCHEDULES
+    from .core.unet import PRESETS
+
+    parser = _Parser(prog="diffview",
+                     description="Train a denoising diffusion model and watch the mathematics at work. "
+                                 "Without a command, opens the app.")
     parser.add_argument("--version", action="version", version=f"diffview {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model headless, with a progress bar",
+                       description="Train on an image folder or a built-in dataset. Ctrl-C stops after the "
+                                   "current step and writes a checkpoint.")
+    t.add_argument("folder", nargs="?", help="a folder of images (searched recursively)")
+    t.add_argument("--dataset", help="a built-in dataset: digits (default) or shapes")
+    t.add_argument("--out", help="the run folder to write (default: runs/NAME-DATE-TIME)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
+    t.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file; flags override them")
+    t.add_argument("--steps", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--image-size", type=_positive_int)
+    t.add_argument("--channels", choices=("auto", "1", "3"))
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--timesteps", type=_positive_int)
+    t.add_argument("--objective", choices=OBJECTIVES)
+    t.add_argument("--model", choices=tuple(PRESETS))
+    t.add_argument("--lr", type=_float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: one per core)")
+    t.add_argument("--preview-every", type=_positive_int)
+    t.add_argument("--checkpoint-every", type=_positive_int)
+
+    s = sub.add_parser("sample", help="sample a grid of images from a trained run")
+    s.add_argument("run", help="a run folder written by 'diffview train'")
+    s.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    s.add_argument("--steps", type=_positive_int, help="sampling steps (default: 50 for DDIM, T for DDPM)")
+    s.add_argument("--eta", type=_float, default=0.0, help="DDIM η: 0 deterministic, 1 like DDPM")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA weights")
+    s.add_argument("--out", help="the grid PNG (default: RUN/samples/sample-….png)")
+    s.add_argument("--gif", help="also write the reverse process as a GIF (x_t beside x̂_0)")
+    s.add_argument("--device", default="cpu")
+
+    i = sub.add_parser("info", help="what a run is, how far it got, and its last losses")
+    i.add_argument("run")
     return parser
 
 
+COMMANDS = ("train", "sample", "info")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `diffview FOLDER` / `diffview RUN_DIR` opens the app there; anything else is a command.
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        if len(argv) > 1:
+            build_parser().error(f"unexpected arguments after {argv[0]!r}: {' '.join(argv[1:])}")
+        return _open_app(argv[0])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        print(f"diffview {__version__}")
-        parser.print_help()
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "sample":
+            return _sample(args)
+        if args.command == "info":
+            from .core.runs import describe_run
+
+            print(describe_run(args.run))
+            return 0
+        return _open_app(None)
+    except (ValueError, OSError, RuntimeError) as e:  # DataError, CheckpointError, bad settings, IO
+        print(f"diffview: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _open_app(path: str | None) -> int:
+    if path is not None and not Path(path).exists():
+        print(f"diffview: error: {path!r} is neither a command ({', '.join(COMMANDS)}) nor an existing folder",
+              file=sys.stderr)
+        return 2
+    try:
+        from .gui.app import run_app
+    except ImportError:
+        print(f"diffview {__version__}: the desktop app is not built yet. Commands: train, sample, info "
+              "(see 'diffview --help').")
         return 0
+    return run_app(path)
+
+
+def _train_config(args):
+    from .core.config import TrainConfig
+    from .core.training import load_run_config
+
+    if args.resume:
+        cfg = load_run_config(args.resume)
+    elif args.config:
+        cfg = TrainConfig.from_toml(args.config)
+    else:
+        cfg = TrainConfig()
+    if args.folder and args.dataset:
+        raise ValueError("give either a folder or --dataset, not both")
+    if args.folder or args.dataset:
+        if args.resume:
+            raise ValueError("--resume continues a run on its own data; leave out the folder and --dataset")
+        cfg.dataset = str(Path(args.folder).expanduser()) if args.folder else args.dataset
+        if args.folder and not Path(cfg.dataset).exists():
+            raise ValueError(f"image folder {cfg.dataset} does not exist")
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size,
+                 "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
+                 "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
+                 "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
+                 "checkpoint_every": args.checkpoint_every}
+    if args.resume:
+        changed = [k for k, v in overrides.items() if v is not None and k not in ("steps", "device", "threads")]
+        if changed:
+            raise ValueError(f"--resume keeps the run's settings; only --steps, --device and --threads may change "
+                             f"(got --{changed[0].replace('_', '-')})")
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    return cfg.validate()
+
+
+def _train(args) -> int:
+    from tqdm import tqdm
+
+    from .core import training as tr
+    from .core.unet import unet_config
+
+    cfg = _train_config(args)
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        name = Path(cfg.dataset).name if Path(cfg.dataset).exists() else cfg.dataset
+        out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (out / "config.json").exists():
+            raise ValueError(f"{out} already holds a run; use --resume {out} to continue it, or another --out")
+        if cfg.image_size:
+            unet_config(cfg.model, 1).check_image_size(cfg.image_size)
+    trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
+    interrupts = []
+
+    def on_sigint(signum, frame):
+        interrupts.append(time.monotonic())
+        if len(interrupts) > 1:
+            raise KeyboardInterrupt
+        trainer.stop()
+        tqdm.write("Stopping after this step and writing a checkpoint… (Ctrl-C again to abort without saving)")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    done = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, tr.StepEvent):
+                if bar is None:
+                    bar = tqdm(total=ev.total_steps, initial=ev.step - 1, unit="step", dynamic_ncols=True,
+                               smoothing=0.1, file=sys.stderr)
+                bar.update(1)
+                bar.set_postfix_str(f"loss {ev.loss:.4f}  {ev.images_per_sec:.0f} img/s  lr {ev.lr:.2e}", refresh=False)
+            elif isinstance(ev, (tr.LogEvent, tr.WarningEvent)):
+                prefix = "warning: " if isinstance(ev, tr.WarningEvent) else ""
+                (tqdm.write if bar else print)(prefix + ev.message, file=sys.stderr)
+            elif isinstance(ev, tr.PreviewEvent) and ev.path:
+                tqdm.write(f"step {ev.step}: samples in {ev.path} ({ev.seconds:.1f} s)", file=sys.stderr)
+            elif isinstance(ev, tr.CheckpointEvent):
+                tqdm.write(f"step {ev.step}: checkpoint {ev.path}", file=sys.stderr)
+            elif isinstance(ev, tr.DoneEvent):
+                done = ev
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print(f"Aborted at step {trainer.step} without saving; the last checkpoint in {out} is intact.",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if bar:
+            bar.close()
+    assert done is not None
+    if done.reason == "failed":
+        print(f"diffview: error: {done.message}", file=sys.stderr)
+        return 1
+    print(f"{done.message} Run folder: {out}", file=sys.stderr)
+    print(f"Sample from it with: diffview sample {out}", file=sys.stderr)
     return 0
 
+
+def _sample(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .core.export import make_grid, save_gif, save_grid, to_uint8
+    from .core.runs import open_run
+
+    run = open_run(args.run, ema=not args.raw)
+    steps = args.steps or (50 if args.sampler == "ddim" else run.schedule.timesteps)
+    if steps > run.schedule.timesteps:
+        raise ValueError(f"--steps {steps} exceeds the run's T = {run.schedule.timesteps}")
+    if not 0.0 <= args.eta <= 1.0:
+        raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
+    out = Path(args.out) if args.out else run.root / "samples" / (
+        f"sample-{args.sampler}{steps}-seed{args.seed}-step{run.step}.png")
+    keep_every = max(1, steps // 60)
+    frames, final = [], None
+    t0 = time.perf_counter()
+    for st in tqdm(run.iter_sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
+                                   device=args.device), total=steps, unit="step", file=sys.stderr):
+        if args.gif and (st.index % keep_every == 0 or st.t_prev < 0):
+            frames.append(np.concatenate([make_grid(to_uint8(st.x_t)), make_grid(to_uint8(st.x0_pred))], axis=1))
+        final = st.x_prev
+    seconds = time.perf_counter() - t0
+    meta = {"seed": args.seed, "step": run.step, "schedule": run.config.schedule, "timesteps": run.config.timesteps,
+            "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta, "objective": run.config.objective,
+            "weights": "raw" if args.raw else "ema", "run": str(run.root)}
+    images = to_uint8(final)
+    save_grid(images, out, metadata=meta, scale=2)
+    print(f"Wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)", file=sys.stderr)
+    if args.gif:
+        frames.append(np.concatenate([make_grid(images), make_grid(images)], axis=1))
+        save_gif(frames, args.gif, scale=2)
+        print(f"Wrote the reverse process (x_t | x̂_0, {len(frames)} frames) to {args.gif}", file=sys.stderr)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

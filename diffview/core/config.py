@@ -1,0 +1,120 @@
+"""TrainConfig: every hyperparameter of a run, saved with it as JSON and loadable from TOML."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .diffusion import OBJECTIVES, SAMPLERS
+from .losses import WEIGHTINGS
+from .schedule import SCHEDULES
+from .unet import PRESETS
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    tomllib = None
+
+
+@dataclass
+class TrainConfig:
+    """Defaults were chosen by measuring sample quality per CPU minute on 28×28 digits
+    (``benchmarks/quality_per_minute.py``); see benchmarks/README.md."""
+
+    # data
+    dataset: str = "digits"  # a built-in name or a folder of images
+    image_size: int | None = None  # None: the built-in's own size, 32 for a folder
+    channels: str = "auto"  # "auto", "1" or "3"
+    flip: bool = False
+    # diffusion
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    objective: str = "v"
+    loss_weighting: str = "none"
+    # model
+    model: str = "small"
+    dropout: float = 0.0
+    # optimisation
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    lr_decay: str = "cosine"  # "cosine" to 10% at the last step, or "constant"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay_k = min(ema_decay, (1 + k) / (10 + k))
+    steps: int = 2000  # about 10 minutes of the default model on 2 CPU cores
+    seed: int = 0
+    # hardware
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    threads: int | None = None  # CPU threads for torch; None: one per core
+    # reporting
+    log_every: int = 10
+    preview_every: int = 250
+    preview_n: int = 36
+    preview_sampler: str = "ddim"
+    preview_steps: int = 25
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad field and what it allows."""
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("objective", self.objective, OBJECTIVES)
+        _choice("loss_weighting", self.loss_weighting, WEIGHTINGS)
+        _choice("model", self.model, tuple(PRESETS))
+        _choice("preview_sampler", self.preview_sampler, SAMPLERS)
+        _choice("lr_decay", self.lr_decay, ("cosine", "constant"))
+        _choice("channels", str(self.channels), ("auto", "1", "3"))
+        for name in ("timesteps", "batch_size", "steps", "log_every", "preview_every", "checkpoint_every",
+                     "keep_checkpoints", "preview_n", "preview_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 4):
+            raise ValueError(f"image_size must be an integer >= 4, got {self.image_size!r}")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr must lie in (0, 1), got {self.lr!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        cfg = cls(**d)
+        cfg.channels = str(cfg.channels)
+        return cfg
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "TrainConfig":
+        if tomllib is None:  # pragma: no cover
+            raise ValueError("reading TOML needs Python 3.11 or newer")
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"config file {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ValueError(f"config file {path} cannot be read: {e}") from None
+        data = data.get("train", data)  # either a [train] table or top-level keys
+        return cls.from_dict(data)
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")

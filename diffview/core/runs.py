@@ -1,0 +1,89 @@
+"""Opening a finished or interrupted run: its model, schedule, history; sampling from it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .checkpoint import CheckpointError, RunDir, load_checkpoint
+from .config import TrainConfig
+from .diffusion import SampleStep, iter_sample
+from .schedule import NoiseSchedule, make_schedule
+from .training import model_from_checkpoint
+
+
+@dataclass
+class LoadedRun:
+    root: Path
+    config: TrainConfig
+    checkpoint: Path
+    step: int
+    model: torch.nn.Module  # eval mode, CPU
+    schedule: NoiseSchedule
+    channels: int
+    image_size: int
+    ema: bool
+
+    def iter_sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
+                    seed: int = 0, device: str | torch.device = "cpu") -> Iterator[SampleStep]:
+        """The reverse process for ``n`` images from the fixed ``seed``, step by step."""
+        g = torch.Generator().manual_seed(seed)
+        x_T = torch.randn((n, self.channels, self.image_size, self.image_size), generator=g).to(device)
+        model = self.model.to(device)
+        with torch.no_grad():
+            yield from iter_sample(model, x_T.shape, self.schedule, sampler=sampler, steps=steps, eta=eta,
+                                   objective=self.config.objective, x_T=x_T, generator=g)
+
+
+def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.PathLike | None = None) -> LoadedRun:
+    """Load a run folder's latest (or the given) checkpoint; raises CheckpointError with a clear reason."""
+    run = RunDir(path)
+    if not run.root.exists():
+        raise CheckpointError(f"run folder {run.root} does not exist")
+    if checkpoint is None:
+        if not run.is_run():
+            raise CheckpointError(f"{run.root} is not a diffview run folder (no config.json in it)")
+        ckpt = run.latest_checkpoint()
+        if ckpt is None:
+            raise CheckpointError(f"{run.root} has no checkpoint yet; train it for at least one checkpoint interval")
+    else:
+        ckpt = Path(checkpoint)
+    state = load_checkpoint(ckpt)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+        model = model_from_checkpoint(state, ema=ema)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{ckpt} does not hold a usable diffview model ({e})") from None
+    return LoadedRun(run.root, config, ckpt, int(state["step"]), model,
+                     make_schedule(config.schedule, config.timesteps), int(state["channels"]),
+                     int(state["image_size"]), ema)
+
+
+def describe_run(path: str | os.PathLike, last: int = 5) -> str:
+    """A few human lines: what the run is, how far it got, its last losses."""
+    run = RunDir(path)
+    cfg = TrainConfig.from_dict(run.read_config())
+    lines = [f"Run {run.root}",
+             f"  data      {cfg.dataset} ({cfg.image_size}×{cfg.image_size}, {cfg.channels} channel(s))",
+             f"  model     {cfg.model} UNet, {cfg.objective} objective, {cfg.schedule} schedule, T={cfg.timesteps}",
+             f"  training  batch {cfg.batch_size}, lr {cfg.lr:g}, EMA {cfg.ema_decay}, seed {cfg.seed}"]
+    ckpt = run.latest_checkpoint()
+    metrics = run.read_metrics()
+    done = metrics[-1]["step"] if metrics else 0
+    lines.append(f"  progress  {done} of {cfg.steps} steps ({100 * done / cfg.steps:.0f}%)"
+                 + (f", {metrics[-1].get('elapsed', 0) / 60:.1f} min in the last session" if metrics else ""))
+    lines.append(f"  checkpoint {ckpt.name if ckpt else 'none yet'}")
+    samples = sorted(run.samples.glob("*.png"))
+    if samples:
+        lines.append(f"  samples   {len(samples)} preview grid(s), newest {samples[-1].name}")
+    if metrics:
+        tail = metrics[-last:]
+        lines.append("  last losses " + ", ".join(f"{r['step']}: {r['loss']:.4f}" for r in tail))
+    return "\n".join(lines)
+
+
+__all__ = ["CheckpointError", "LoadedRun", "describe_run", "open_run"]

@@ -1,0 +1,399 @@
+"""The training loop: plain Python that yields events and checks stop/pause flags between steps.
+
+    trainer = Trainer(TrainConfig(steps=2000), run_dir="runs/digits")
+    for event in trainer.run():
+        ...  # StepEvent, PreviewEvent, CheckpointEvent, LogEvent, WarningEvent, then one DoneEvent
+
+The loop never prints. The CLI turns events into a progress bar, the app into Qt signals.
+Events carry only CPU copies of small arrays, so they may cross threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, RunDir, atomic_write_text, load_checkpoint
+from .config import TrainConfig
+from .data import load_dataset
+from .diffusion import iter_sample
+from .export import save_grid, to_uint8
+from .losses import training_loss
+from .schedule import make_schedule
+from .unet import UNet, UNetConfig, build_unet
+
+
+# ----------------------------------------------------------------------------- events
+@dataclass
+class StepEvent:
+    step: int  # steps completed
+    loss: float  # mean loss of this step's batch
+    losses: np.ndarray  # per-sample losses of this batch (float32 [B])
+    timesteps: np.ndarray  # their timesteps (int64 [B]), for loss by t
+    lr: float
+    images_per_sec: float
+    elapsed: float  # seconds of training in this session
+    eta: float  # seconds left at the current rate
+    total_steps: int
+
+
+@dataclass
+class PreviewEvent:
+    step: int
+    images: np.ndarray  # uint8 [N, C, H, W] from the EMA model and a fixed seed
+    sampler: str
+    sample_steps: int
+    seconds: float
+    path: str | None
+
+
+@dataclass
+class CheckpointEvent:
+    step: int
+    path: str
+
+
+@dataclass
+class LogEvent:
+    message: str
+
+
+@dataclass
+class WarningEvent:
+    message: str
+
+
+@dataclass
+class DoneEvent:
+    reason: str  # "finished", "stopped" or "failed"
+    step: int
+    message: str = ""
+
+
+# ----------------------------------------------------------------------------- pieces
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA if available, then Apple MPS, then the CPU; or the device named."""
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available here")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r} was asked for but Apple MPS is not available here")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple MPS"
+    return f"CPU, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}"
+
+
+class EMA:
+    """Exponential moving average of the weights, with the warm-up decay_k = min(d, (1+k)/(10+k))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.warmup, self.updates = decay, warmup, 0
+
+    def current_decay(self) -> float:
+        k = self.updates
+        return min(self.decay, (1 + k) / (10 + k)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = self.current_decay()
+        ema_params = list(self.model.parameters()) + list(self.model.buffers())
+        params = list(model.parameters()) + list(model.buffers())
+        torch._foreach_lerp_([e for e in ema_params if e.is_floating_point()],
+                             [p.detach() for p in params if p.is_floating_point()], 1.0 - d)
+        self.updates += 1
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 10% at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_decay == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def model_from_checkpoint(state: dict, ema: bool = True) -> UNet:
+    """Rebuild the (EMA) model a checkpoint holds, on the CPU, in eval mode."""
+    model = UNet(UNetConfig.from_dict(state["unet"]))
+    model.load_state_dict(state["ema" if ema and "ema" in state else "model"])
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Trains a UNet by ``config``; writes a run folder when ``run_dir`` is given.
+
+    ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly.
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
+                 dataset=None):
+        self.config = config.validate()
+        self.run_dir = RunDir(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self._dataset = dataset
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.step = 0
+        self.report = None
+        self._weights_lock = threading.Lock()  # held while the weights change, so a snapshot is consistent
+        self.model = self.ema = None
+
+    # flags, safe to call from any thread
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def unpause(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def run(self) -> Iterator[object]:
+        """The training loop as a generator of events; always ends with one DoneEvent."""
+        try:
+            yield from self._run()
+        except (ValueError, CheckpointError, OSError) as e:
+            yield DoneEvent("failed", self.step, str(e))
+
+    def _setup(self) -> Iterator[object]:
+        cfg = self.config
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cpu":
+            threads = cfg.threads or (os.cpu_count() or 1)
+            torch.set_num_threads(threads)
+        state = None
+        if self.resume:
+            if self.run_dir is None:
+                raise ValueError("resume needs a run folder")
+            ckpt = self.run_dir.latest_checkpoint()
+            if ckpt is None:
+                raise CheckpointError(f"{self.run_dir.root} has no checkpoint to resume from")
+            state = load_checkpoint(ckpt)
+            yield LogEvent(f"Resuming {self.run_dir.root} from {ckpt.name} (step {state['step']}).")
+
+        if self._dataset is None:
+            channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
+            self._dataset, self.report = load_dataset(cfg.dataset, image_size=cfg.image_size, channels=channels,
+                                                      flip=cfg.flip, seed=0)
+            yield LogEvent(self.report.summary())
+            for w in self.report.warnings:
+                yield WarningEvent(w)
+        data = self._dataset
+        self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
+        torch.manual_seed(cfg.seed)
+        self.model = build_unet(cfg.model, data.channels, data.image_size, dropout=cfg.dropout).to(self.device)
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+                                     weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        if state is not None:
+            self._load_state(state)
+        if self.run_dir is not None:
+            self.run_dir.create()
+            atomic_write_text(self.run_dir.config, json.dumps(
+                {**cfg.to_dict(), "channels": str(data.channels), "image_size": data.image_size}, indent=2) + "\n")
+            if state is not None:
+                self.run_dir.truncate_metrics(self.step)
+        yield LogEvent(
+            f"Training a {cfg.model} UNet ({self.model.num_parameters() / 1e6:.2f}M parameters) on "
+            f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
+            f"batch {cfg.batch_size}, lr {cfg.lr:g}."
+        )
+
+    def _run(self) -> Iterator[object]:
+        yield from self._setup()
+        cfg, data = self.config, self._dataset
+        autocast = self.device.type == "cuda"
+        preview_x = torch.randn((cfg.preview_n, data.channels, data.image_size, data.image_size),
+                                generator=torch.Generator().manual_seed(cfg.seed + 1))
+        metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
+        last_ckpt_step = self.step if self.resume else None
+        t_start, rate = time.perf_counter(), None
+        try:
+            while self.step < cfg.steps:
+                if not self._running.is_set():
+                    yield LogEvent(f"Paused at step {self.step}.")
+                    self._running.wait()
+                    if not self._stop.is_set():
+                        yield LogEvent(f"Resumed at step {self.step}.")
+                if self._stop.is_set():
+                    break
+                t0 = time.perf_counter()
+                x0 = data.sample_batch(cfg.batch_size, self.gen).to(self.device, non_blocking=True)
+                lr = lr_at(self.step, cfg)
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                self.model.train()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    losses, t = training_loss(self.model, x0, self.schedule, objective=cfg.objective,
+                                              weighting=cfg.loss_weighting, generator=self.gen)
+                loss = losses.mean()
+                if not torch.isfinite(loss):
+                    kept = f"the last checkpoint (step {last_ckpt_step}) is intact" if last_ckpt_step else \
+                        "no checkpoint was written"
+                    yield DoneEvent("failed", self.step,
+                                    f"Loss became {loss.item()} at step {self.step + 1}; training stopped and {kept}. "
+                                    "Try a lower learning rate.")
+                    return
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                with self._weights_lock:
+                    self.opt.step()
+                    self.ema.update(self.model)
+                    self.step += 1
+
+                dt = time.perf_counter() - t0
+                rate = dt if rate is None else 0.9 * rate + 0.1 * dt
+                elapsed = time.perf_counter() - t_start
+                loss_value = float(loss.item())
+                ev = StepEvent(self.step, loss_value, losses.detach().float().cpu().numpy(), t.cpu().numpy(), lr,
+                               cfg.batch_size / rate, elapsed, rate * (cfg.steps - self.step), cfg.steps)
+                if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                    metrics.write(json.dumps({"step": self.step, "loss": round(loss_value, 6), "lr": lr,
+                                              "images_per_sec": round(ev.images_per_sec, 2),
+                                              "elapsed": round(elapsed, 2)}) + "\n")
+                    metrics.flush()
+                yield ev
+                if self.step % cfg.preview_every == 0 or self.step == cfg.steps:
+                    yield self.preview(preview_x)
+                if self.run_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                    yield self.save()
+                    last_ckpt_step = self.step
+            stopped = self._stop.is_set() and self.step < cfg.steps
+            if stopped and self.run_dir and last_ckpt_step != self.step and self.step > 0:
+                yield self.save()
+            yield DoneEvent("stopped" if stopped else "finished", self.step,
+                            f"Stopped at step {self.step}." if stopped else f"Finished {self.step} steps.")
+        finally:
+            if metrics:
+                metrics.close()
+
+    # ------------------------------------------------------------------ helpers
+    def snapshot_model(self, ema: bool = True) -> torch.nn.Module | None:
+        """A CPU copy of the (EMA) model as of the last finished step; safe from any thread."""
+        if self.model is None:
+            return None
+        with self._weights_lock:
+            source = self.ema.model if ema else self.model
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
+        copy_ = UNet(self.model.config)
+        copy_.load_state_dict(weights)
+        return copy_.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def preview(self, x_T: torch.Tensor) -> PreviewEvent:
+        cfg = self.config
+        t0 = time.perf_counter()
+        x = x_T.to(self.device)
+        images = None
+        steps = min(cfg.preview_steps, cfg.timesteps)
+        for st in iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
+                              steps=steps, objective=cfg.objective, x_T=x,
+                              generator=torch.Generator().manual_seed(cfg.seed + 2)):
+            images = st.x_prev
+        arr = to_uint8(images)
+        seconds = time.perf_counter() - t0
+        path = None
+        if self.run_dir:
+            path = str(save_grid(arr, self.run_dir.sample_path(self.step), scale=2, metadata={
+                "step": self.step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
+                "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}))
+        return PreviewEvent(self.step, arr, cfg.preview_sampler, steps, seconds, path)
+
+    def state_dict(self) -> dict:
+        np_state = np.random.get_state()
+        py_state = random.getstate()
+        return {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "unet": self.model.config.to_dict(),
+            "image_size": self._dataset.image_size,
+            "channels": self._dataset.channels,
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "ema_updates": self.ema.updates,
+            "optimizer": self.opt.state_dict(),
+            "lr_schedule": {"kind": self.config.lr_decay, "warmup_steps": self.config.warmup_steps, "step": self.step},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "data": self.gen.get_state(),
+                "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                          "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+                "python": {"version": py_state[0], "state": list(py_state[1]),
+                           "gauss": py_state[2]},
+                **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+            },
+        }
+
+    def _load_state(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.model.load_state_dict(state["ema"])
+            self.ema.updates = int(state["ema_updates"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            rng = state["rng"]
+            torch.set_rng_state(rng["torch"])
+            self.gen.set_state(rng["data"])
+            n = rng["numpy"]
+            np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                                 n["cached_gaussian"]))
+            random.setstate((rng["python"]["version"], tuple(rng["python"]["state"]), rng["python"]["gauss"]))
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint does not match this run's model or settings ({e})") from None
+
+    def save(self) -> CheckpointEvent:
+        assert self.run_dir is not None
+        path = self.run_dir.write_checkpoint(self.state_dict(), self.step, self.config.keep_checkpoints)
+        return CheckpointEvent(self.step, str(path))
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig a run folder was trained with."""
+    d = RunDir(run_dir).read_config()
+    return TrainConfig.from_dict(d)
+
+
+__all__ = [
+    "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
+    "EMA", "Trainer", "describe_device", "load_run_config", "lr_at", "model_from_checkpoint", "pick_device",
+]

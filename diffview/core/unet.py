@@ -1,0 +1,223 @@
+"""The UNet denoiser of DDPM (Ho et al. 2020, appendix B), sized by presets.
+
+A sinusoidal timestep embedding feeds every residual block; blocks use GroupNorm and SiLU;
+the encoder's activations are concatenated into the decoder (skip connections); optional
+single-head self-attention at chosen levels. The same network predicts ε, x_0 or v: only the
+training target changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The architecture. ``channel_mults[i]`` scales ``base_channels`` at level i (resolution S/2^i);
+    ``attention_levels`` lists the levels (0 = full resolution) that get self-attention."""
+
+    in_channels: int = 1
+    out_channels: int | None = None  # defaults to in_channels
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_levels: tuple[int, ...] = (2,)
+    dropout: float = 0.0
+    groups: int = 8
+    mid_attention: bool = True
+    patch_size: int = 1  # p > 1: pixel-unshuffle p×p patches into channels first, shuffle back at the end
+
+    @property
+    def levels(self) -> int:
+        return len(self.channel_mults)
+
+    def min_multiple(self) -> int:
+        """Image sizes must be divisible by this so every downsampling halves exactly."""
+        return self.patch_size * 2 ** (self.levels - 1)
+
+    def check_image_size(self, image_size: int) -> None:
+        m = self.min_multiple()
+        if image_size < m or image_size % m:
+            ok = [s for s in range(m, 129, m)][:8]
+            patches = f" and {self.patch_size}×{self.patch_size} patches" if self.patch_size > 1 else ""
+            raise ValueError(
+                f"image size {image_size} does not fit a UNet with {self.levels} levels{patches}: it must be a "
+                f"multiple of {m} (for example {', '.join(map(str, ok))}, …)"
+            )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channel_mults"], d["attention_levels"] = list(self.channel_mults), list(self.attention_levels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        d = dict(d)
+        d["channel_mults"] = tuple(d.get("channel_mults", cls.channel_mults))
+        d["attention_levels"] = tuple(d.get("attention_levels", cls.attention_levels))
+        return cls(**d)
+
+
+PRESETS: dict[str, UNetConfig] = {
+    # For tests: a few thousand parameters.
+    "tiny": UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(), groups=4,
+                       mid_attention=False),
+    # The CPU default (0.7M parameters), chosen by measured sample quality per CPU minute
+    # (benchmarks/README.md): 2×2 patches into channels, then a UNet at half and quarter resolution.
+    "small": UNetConfig(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
+                        patch_size=2),
+    # For a GPU.
+    "base": UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(1, 2)),
+    # Ho et al. 2020's CIFAR-10 model (35.7M parameters), for reference.
+    "ddpm-cifar10": UNetConfig(base_channels=128, channel_mults=(1, 2, 2, 2), num_res_blocks=2,
+                               attention_levels=(1,), dropout=0.1, groups=32),
+}
+
+
+def unet_config(preset: str, channels: int, **overrides) -> UNetConfig:
+    """The preset's architecture for images with ``channels`` channels."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[preset], in_channels=channels, **overrides)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    # PE(t)_{2i} = sin(t / 10000^{2i/d}), PE(t)_{2i+1} = cos(…)   (Vaswani et al. 2017, sec. 3.5; DDPM app. B)
+    """Sinusoidal embedding of integer timesteps, shape [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv, plus the projected time embedding, twice, with a residual path."""
+
+    def __init__(self, cin: int, cout: int, temb: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(temb, cout)
+        self.norm2 = nn.GroupNorm(min(groups, cout), cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    """Single-head self-attention over the spatial positions, with a residual path."""
+
+    def __init__(self, ch: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(groups, ch), ch)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).transpose(-1, -2).unbind(1)
+        out = F.scaled_dot_product_attention(q, k, v)  # softmax(QKᵀ/√c) V
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        ch, groups = cfg.base_channels, cfg.groups
+        temb = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), nn.Linear(temb, temb))
+        p2 = cfg.patch_size**2
+        self.conv_in = nn.Conv2d(cfg.in_channels * p2, ch, 3, padding=1)
+
+        self.down = nn.ModuleList()
+        skips, cur = [ch], ch
+        for level, mult in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(_Stage(ResBlock(cur, ch * mult, temb, cfg.dropout, groups),
+                                        Attention(ch * mult, groups) if level in cfg.attention_levels else None))
+                cur = ch * mult
+                skips.append(cur)
+            if level < cfg.levels - 1:
+                self.down.append(_Stage(down=nn.Conv2d(cur, cur, 3, stride=2, padding=1)))
+                skips.append(cur)
+
+        self.mid1 = ResBlock(cur, cur, temb, cfg.dropout, groups)
+        self.mid_attn = Attention(cur, groups) if cfg.mid_attention else None
+        self.mid2 = ResBlock(cur, cur, temb, cfg.dropout, groups)
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(_Stage(ResBlock(cur + skips.pop(), ch * mult, temb, cfg.dropout, groups),
+                                      Attention(ch * mult, groups) if level in cfg.attention_levels else None))
+                cur = ch * mult
+            if level > 0:
+                self.up.append(_Stage(up=nn.Conv2d(cur, cur, 3, padding=1)))
+
+        self.norm_out = nn.GroupNorm(min(groups, cur), cur)
+        self.conv_out = nn.Conv2d(cur, (cfg.out_channels or cfg.in_channels) * p2, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)  # start as the zero predictor: a calm first few hundred steps
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
+        p = self.config.patch_size
+        h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)
+        hs = [h]
+        for stage in self.down:
+            h = stage(h, emb)
+            hs.append(h)
+        h = self.mid2(self._mid_attn(self.mid1(h, emb)), emb)
+        for stage in self.up:
+            if stage.res is not None:
+                h = torch.cat([h, hs.pop()], dim=1)
+            h = stage(h, emb)
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, p) if p > 1 else out
+
+    def _mid_attn(self, h: torch.Tensor) -> torch.Tensor:
+        return self.mid_attn(h) if self.mid_attn is not None else h
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class _Stage(nn.Module):
+    """One step of the UNet's path: a residual block (+ attention), a downsample, or an upsample."""
+
+    def __init__(self, res: ResBlock | None = None, attn: Attention | None = None, down=None, up=None):
+        super().__init__()
+        self.res, self.attn, self.down, self.up = res, attn, down, up
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if self.res is not None:
+            h = self.res(h, emb)
+            return self.attn(h) if self.attn is not None else h
+        if self.down is not None:
+            return self.down(h)
+        return self.up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+
+
+def build_unet(preset: str, channels: int, image_size: int, **overrides) -> UNet:
+    """A UNet from a preset, checked against the image size before any weight is made."""
+    cfg = unet_config(preset, channels, **overrides)
+    cfg.check_image_size(image_size)
+    return UNet(cfg)
+
+
+__all__ = ["PRESETS", "UNet", "UNetConfig", "build_unet", "timestep_embedding", "unet_config"]

@@ -1,0 +1,36 @@
+"""Small builders shared by the trainer, checkpoint and CLI tests."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from diffview.core.config import TrainConfig
+from diffview.core.data import ImageDataset
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(model="tiny", steps=20, batch_size=8, timesteps=50, warmup_steps=5, lr=2e-3, image_size=8,
+                preview_every=10**6, checkpoint_every=10**6, preview_n=4, preview_steps=5, log_every=1, threads=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def square_dataset(n: int = 32, size: int = 8, jitter: bool = False) -> ImageDataset:
+    """``n`` 8×8 images of a bright square on black (identical unless ``jitter``)."""
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    for i in range(n):
+        o = int(torch.randint(0, 3, (1,), generator=g)) if jitter else 2
+        imgs[i, 0, o : o + 4, o : o + 4] = 255
+    return ImageDataset(imgs)
+
+
+def write_image_folder(root: Path, n: int = 6, size: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = (rng.random((size, size)) * 255).astype(np.uint8)
+        Image.fromarray(arr, mode="L").save(root / f"img_{i}.png")
+    return root

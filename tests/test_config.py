@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from diffview.core.config import TrainConfig
+
+
+def test_defaults_validate_and_round_trip_through_json():
+    cfg = TrainConfig().validate()
+    again = TrainConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+
+
+def test_from_toml_with_and_without_a_table(tmp_path):
+    (tmp_path / "a.toml").write_text('[train]\nsteps = 123\nschedule = "linear"\nlr = 5e-4\n')
+    cfg = TrainConfig.from_toml(tmp_path / "a.toml")
+    assert (cfg.steps, cfg.schedule, cfg.lr) == (123, "linear", 5e-4)
+    (tmp_path / "b.toml").write_text('objective = "v"\nbatch_size = 16\n')
+    cfg = TrainConfig.from_toml(tmp_path / "b.toml")
+    assert (cfg.objective, cfg.batch_size) == ("v", 16)
+
+
+def test_toml_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        TrainConfig.from_toml(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("steps = = 3\n")
+    with pytest.raises(ValueError, match="cannot be read"):
+        TrainConfig.from_toml(tmp_path / "bad.toml")
+    (tmp_path / "typo.toml").write_text("stpes = 3\n")
+    with pytest.raises(ValueError, match="unknown setting.*stpes"):
+        TrainConfig.from_toml(tmp_path / "typo.toml")
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("schedule", "wavy", "unknown schedule 'wavy'"),
+        ("objective", "score", "unknown objective 'score'"),
+        ("model", "xl", "unknown model 'xl'"),
+        ("steps", 0, "steps must be a positive integer"),
+        ("batch_size", 2.5, "batch_size must be a positive integer"),
+        ("lr", 0.0, r"lr must lie in \(0, 1\)"),
+        ("ema_decay", 1.0, r"ema_decay must lie in \[0, 1\)"),
+        ("channels", "2", "unknown channels '2'"),
+        ("image_size", 2, "image_size must be an integer >= 4"),
+    ],
+)
+def test_validation_names_the_bad_field(field, value, match):
+    cfg = TrainConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(ValueError, match=match):
+        cfg.validate()
