@@ -1,0 +1,138 @@
+"""The training controller: runs the core's Trainer on a worker thread and turns its events into Qt signals.
+
+The worker drives ``Trainer.run()`` (a plain generator) on a QThread. Step events arrive far
+faster than a screen can show them, so the worker batches them and emits at most every
+``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of small arrays cross
+the thread boundary (the core builds them that way). Stop and pause are flags the trainer checks
+between steps, so the GUI thread never waits on training.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.training import DoneEvent, LogEvent, PreviewEvent, StepEvent, Trainer, WarningEvent
+from .threads import new_thread
+
+BATCH_SECONDS = 0.1
+
+
+class _Worker(QObject):
+    batch = Signal(list)  # a list of core events, in order
+    finished = Signal()
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    @Slot()
+    def run(self) -> None:
+        pending: list = []
+        last = time.monotonic()
+        try:
+            for ev in self.trainer.run():
+                pending.append(ev)
+                now = time.monotonic()
+                if not isinstance(ev, StepEvent) or now - last >= BATCH_SECONDS:
+                    self.batch.emit(pending)
+                    pending, last = [], now
+        except Exception as e:  # an unexpected bug must reach the user as a message, not kill the thread
+            pending.append(DoneEvent("failed", self.trainer.step, f"Training stopped by an internal error: {e!r}"))
+        if pending:
+            self.batch.emit(pending)
+        self.finished.emit()
+
+
+class TrainingController(QObject):
+    """Owns one training run at a time; the views listen to its signals."""
+
+    started = Signal()
+    steps = Signal(list)  # list[StepEvent], batched
+    preview = Signal(object)  # PreviewEvent
+    checkpoint = Signal(object)  # CheckpointEvent
+    message = Signal(str, str)  # (level: "info" | "warning" | "error", text)
+    finished = Signal(object)  # DoneEvent
+    state_changed = Signal(str)  # "idle", "running", "paused", "stopping"
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self.trainer: Trainer | None = None
+        self.state = "idle"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, trainer: Trainer) -> None:
+        if self.running:
+            raise RuntimeError("a training run is already in progress")
+        self.trainer = trainer
+        self._thread = new_thread("diffview-training")
+        self._worker = _Worker(trainer)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.batch.connect(self._on_batch)
+        self._worker.finished.connect(self._thread.quit)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._set_state("running")
+        self._thread.start()
+        self.started.emit()
+
+    def pause(self) -> None:
+        if self.trainer and self.state == "running":
+            self.trainer.pause()
+            self._set_state("paused")
+
+    def resume(self) -> None:
+        if self.trainer and self.state == "paused":
+            self.trainer.unpause()
+            self._set_state("running")
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step (it writes a checkpoint when it has a run folder)."""
+        if self.trainer and self.state in ("running", "paused"):
+            self.trainer.stop()
+            self._set_state("stopping")
+
+    def wait(self, ms: int = 60_000) -> bool:
+        """Block until the worker thread ends (for shutdown and tests); True if it ended."""
+        return self._thread is None or self._thread.wait(ms)
+
+    @Slot(list)
+    def _on_batch(self, events: list) -> None:
+        steps = [e for e in events if isinstance(e, StepEvent)]
+        if steps:
+            self.steps.emit(steps)
+        for ev in events:
+            if isinstance(ev, PreviewEvent):
+                self.preview.emit(ev)
+            elif isinstance(ev, LogEvent):
+                self.message.emit("info", ev.message)
+            elif isinstance(ev, WarningEvent):
+                self.message.emit("warning", ev.message)
+            elif isinstance(ev, DoneEvent):
+                self.message.emit("error" if ev.reason == "failed" else "info", ev.message)
+                self._done = ev
+            elif not isinstance(ev, StepEvent):
+                self.checkpoint.emit(ev)
+                self.message.emit("info", f"Checkpoint at step {ev.step}: {ev.path}")
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        done = getattr(self, "_done", None) or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
+        self._done = None
+        if self._thread is not None:
+            self._thread.deleteLater()
+        if self._worker is not None:
+            self._worker.deleteLater()
+        self._thread = self._worker = None
+        self._set_state("idle")
+        self.finished.emit(done)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)

@@ -1,0 +1,374 @@
+"""The main window: settings on the left, one tab per view, a log panel and a status bar.
+
+It owns the app's state (the dataset, the schedule, the trainer or the opened run) and wires the
+views to it; the views only display what they are given.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QScrollArea,
+    QTabWidget,
+)
+
+from .. import __version__
+from ..core.checkpoint import RunDir
+from ..core.data import load_dataset
+from ..core.runs import open_run
+from ..core.schedule import make_schedule
+from ..core.training import Trainer, describe_device, pick_device
+from .controller import TrainingController
+from .data_view import DataView
+from .forward_view import ForwardView
+from .sampling_view import SamplingView
+from .schedule_view import ScheduleView
+from .settings_panel import SettingsPanel
+from .tasks import BackgroundTask
+from .training_view import TrainingView
+
+RUNS_ROOT = Path.home() / "diffview-runs"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, source: str | None = None, runs_root: Path = RUNS_ROOT):
+        super().__init__()
+        self.setWindowTitle(f"diffview {__version__}")
+        self.resize(1400, 880)
+        self.setAcceptDrops(True)
+        self.runs_root = Path(runs_root)
+        self.dataset = self.report = self.schedule = None
+        self.trainer: Trainer | None = None
+        self.loaded_run = None
+        self.run_dir: Path | None = None
+        self._tasks: set[BackgroundTask] = set()
+        self._close_when_stopped = False
+
+        self.settings = SettingsPanel()
+        self.data_view = DataView()
+        self.forward_view = ForwardView()
+        self.schedule_view = ScheduleView()
+        self.training_view = TrainingView()
+        self.sampling_view = SamplingView()
+        self.sampling_view.model_source = self._model_source
+        self.tabs = QTabWidget()
+        for view, name in ((self.data_view, "Data"), (self.forward_view, "Forward process"),
+                           (self.schedule_view, "Schedule"), (self.training_view, "Training"),
+                           (self.sampling_view, "Sampling")):
+            self.tabs.addTab(view, name)
+        self.tabs.setCurrentWidget(self.forward_view)
+        self.setCentralWidget(self.tabs)
+
+        scroll = QScrollArea()
+        scroll.setWidget(self.settings)
+        scroll.setWidgetResizable(True)
+        left = QDockWidget("Settings")
+        left.setObjectName("settings")
+        left.setWidget(scroll)
+        left.setFeatures(QDockWidget.DockWidgetMovable)
+        self.addDockWidget(Qt.LeftDockWidgetArea, left)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        bottom = QDockWidget("Log")
+        bottom.setObjectName("log")
+        bottom.setWidget(self.log)
+        self.addDockWidget(Qt.BottomDockWidgetArea, bottom)
+        self.resizeDocks([bottom], [120], Qt.Vertical)
+        self.log_dock = bottom
+
+        self.device_label, self.memory_label, self.run_label = QLabel(), QLabel(), QLabel("no run folder")
+        for w in (self.run_label, self.memory_label, self.device_label):
+            self.statusBar().addPermanentWidget(w)
+        self._update_device()
+        self.memory_timer = QTimer(self)
+        self.memory_timer.timeout.connect(self._update_memory)
+        self.memory_timer.start(2000)
+        self._update_memory()
+
+        self.controller = TrainingController(self)
+        self.controller.steps.connect(self.training_view.add_steps)
+        self.controller.preview.connect(self.training_view.add_preview)
+        self.controller.message.connect(self.show_message)
+        self.controller.state_changed.connect(self._state_changed)
+        self.controller.finished.connect(self._training_finished)
+        self.sampling_view.message.connect(self.show_message)
+        self.settings.dataset_changed.connect(self.load_source)
+        self.settings.open_folder_requested.connect(self.open_folder_dialog)
+        self.settings.schedule_changed.connect(self.update_schedule)
+        self.settings.image_size.currentTextChanged.connect(lambda _: self.load_source(self.settings.dataset_source()))
+        self.settings.channels.currentTextChanged.connect(lambda _: self.load_source(self.settings.dataset_source()))
+        self.settings.train_button.clicked.connect(self.start_training)
+        self.settings.pause_button.clicked.connect(self.toggle_pause)
+        self.settings.stop_button.clicked.connect(self.controller.stop)
+        self.forward_view.timestep_changed.connect(self.schedule_view.set_timestep)
+        self.schedule_view.timestep_changed.connect(self.forward_view.set_timestep)
+        self._make_menus()
+
+        self.update_schedule()
+        if source and RunDir(source).is_run():
+            QTimer.singleShot(0, lambda: self.open_run_folder(source))
+        else:
+            self.load_source(source or "digits")
+
+    # ------------------------------------------------------------------ menus and shortcuts
+    def _make_menus(self) -> None:
+        def action(menu, text, slot, shortcut=None, tip=None):
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            if tip:
+                a.setStatusTip(tip)
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            return a
+
+        file = self.menuBar().addMenu("&File")
+        action(file, "Open &Folder…", self.open_folder_dialog, "Ctrl+O", "Train on a folder of images")
+        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O", "Open a run folder written by diffview")
+        file.addSeparator()
+        action(file, "&Quit", self.close, QKeySequence.Quit)
+        train = self.menuBar().addMenu("&Train")
+        action(train, "&Train", self.start_training, "Ctrl+T")
+        action(train, "&Pause / Resume", self.toggle_pause, "Ctrl+P")
+        action(train, "&Stop", self.controller.stop, "Ctrl+.")
+        action(train, "Sa&mple", self._sample_now, "Ctrl+R")
+        view = self.menuBar().addMenu("&View")
+        for i in range(self.tabs.count()):
+            action(view, self.tabs.tabText(i), lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        view.addAction(self.log_dock.toggleViewAction())
+        help_ = self.menuBar().addMenu("&Help")
+        action(help_, "&About diffview", self._about)
+
+    # ------------------------------------------------------------------ messages and status
+    @Slot(str, str)
+    def show_message(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        prefix = {"warning": "Warning: ", "error": "Error: "}.get(level, "")
+        self.log.appendPlainText(f"[{stamp}] {prefix}{text}")
+        self.statusBar().showMessage(prefix + text.splitlines()[0], 8000 if level == "info" else 15000)
+
+    def _update_device(self, device: torch.device | None = None) -> None:
+        device = device or pick_device("auto")
+        self.device_label.setText(describe_device(device))
+
+    def _update_memory(self) -> None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        text = f"peak memory {rss:,.0f} MB"
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
+        self.memory_label.setText(text)
+
+    # ------------------------------------------------------------------ data and schedule
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder of images")
+        if path:
+            self.load_source(path)
+        else:
+            self.settings.dataset.setCurrentText(self.settings.dataset_source()
+                                                 if self.dataset is not None else "digits")
+
+    def load_source(self, source: str) -> None:
+        """Load a built-in dataset or a folder off the GUI thread, then show it everywhere."""
+        if self.controller.running:
+            return
+        cfg = self.settings.config()
+        channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
+        self._load_id = load_id = getattr(self, "_load_id", 0) + 1  # only the newest load is shown
+        self.show_message("info", f"Loading {source}…")
+        self._run_task(lambda: load_dataset(source, image_size=cfg.image_size, channels=channels),
+                       lambda result: self._dataset_loaded(source, result, load_id),
+                       lambda err: self.show_message("error", err))
+
+    def _dataset_loaded(self, source: str, result, load_id: int) -> None:
+        if load_id != self._load_id:
+            return
+        self.dataset, self.report = result
+        if Path(source).exists():
+            self.settings.set_folder(source)
+        else:
+            self.settings.dataset.setCurrentText(source)
+        preview = self.dataset.preview(100).numpy()
+        self.data_view.set_dataset(preview, self.report)
+        self.forward_view.set_images(preview)
+        self.show_message("info", self.report.summary().splitlines()[0])
+        for w in self.report.warnings:
+            self.show_message("warning", w)
+
+    def update_schedule(self) -> None:
+        cfg = self.settings.config()
+        try:
+            schedule = make_schedule(cfg.schedule, cfg.timesteps)
+        except ValueError as e:
+            self.show_message("error", str(e))
+            return
+        self.schedule = schedule
+        self.forward_view.set_schedule(schedule)
+        self.schedule_view.set_schedule(schedule)
+        self.schedule_view.set_timestep(self.forward_view.t)
+        self.sampling_view.set_timesteps(schedule.timesteps)
+        if not self.controller.running:
+            self.training_view.timesteps = schedule.timesteps
+
+    # ------------------------------------------------------------------ training
+    def start_training(self) -> None:
+        if self.controller.running:
+            return
+        if self.dataset is None:
+            self.show_message("error", "No dataset is loaded yet: choose one in Settings ▸ Data.")
+            return
+        try:
+            if self.loaded_run is not None:
+                cfg = self.loaded_run.config
+                cfg.steps = max(cfg.steps, self.settings.steps.value())
+                self.trainer = Trainer(cfg, self.loaded_run.root, resume=True, dataset=self.dataset)
+                self.run_dir = self.loaded_run.root
+            else:
+                cfg = self.settings.config()
+                cfg.threads = None
+                name = Path(cfg.dataset).name or "run"
+                self.run_dir = self.runs_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                self.trainer = Trainer(cfg, self.run_dir, dataset=self.dataset)
+                self.training_view.reset(cfg.timesteps)
+        except ValueError as e:
+            self.show_message("error", str(e))
+            return
+        self.run_label.setText(f"run: {self.run_dir}")
+        self.tabs.setCurrentWidget(self.training_view)
+        self.controller.start(self.trainer)
+
+    def toggle_pause(self) -> None:
+        if self.controller.state == "running":
+            self.controller.pause()
+        elif self.controller.state == "paused":
+            self.controller.resume()
+
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        self.settings.set_state(state)
+        if state == "stopping":
+            self.show_message("info", "Stopping after this step and writing a checkpoint…")
+
+    @Slot(object)
+    def _training_finished(self, done) -> None:
+        self.training_view.redraw()
+        if self.trainer is not None and self.trainer.model is not None:
+            self._update_device(self.trainer.device)
+        self.loaded_run = None
+        if self._close_when_stopped:
+            self.close()
+
+    def _model_source(self, ema: bool = True):
+        """What the sampling view samples from: the live trainer's model, else the opened run's."""
+        if self.trainer is not None and self.trainer.model is not None and self.trainer.step > 0:
+            model = self.trainer.snapshot_model(ema=ema)
+            cfg = self.trainer.config
+            return (model, self.trainer.schedule, cfg.objective, self.trainer._dataset.channels,
+                    self.trainer._dataset.image_size, f"the training run at step {self.trainer.step:,}")
+        if self.loaded_run is not None:
+            run = open_run(self.loaded_run.root, ema=ema)
+            return (run.model, run.schedule, run.config.objective, run.channels, run.image_size,
+                    f"{run.root.name} at step {run.step:,}")
+        return None
+
+    def _sample_now(self) -> None:
+        self.tabs.setCurrentWidget(self.sampling_view)
+        self.sampling_view.start()
+
+    # ------------------------------------------------------------------ runs
+    def open_run_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a diffview run folder", str(self.runs_root))
+        if path:
+            self.open_run_folder(path)
+
+    def open_run_folder(self, path: str) -> None:
+        if self.controller.running:
+            self.show_message("error", "Stop training before opening another run.")
+            return
+        try:
+            run = open_run(path)
+        except (ValueError, OSError, RuntimeError) as e:
+            self.show_message("error", str(e))
+            return
+        self.loaded_run = run
+        self.trainer = None
+        self.run_dir = run.root
+        self.settings.set_config(run.config)
+        self.run_label.setText(f"run: {run.root}")
+        self.update_schedule()
+        self._show_history(run)
+        self.show_message("info", f"Opened {run.root} at step {run.step:,}. Train resumes it; Sample draws from it.")
+        self.load_source(run.config.dataset)
+
+    def _show_history(self, run) -> None:
+        from PIL import Image
+
+        from ..core.training import PreviewEvent, StepEvent
+
+        self.training_view.reset(run.config.timesteps)
+        rows = RunDir(run.root).read_metrics()
+        empty = np.zeros(0, dtype=np.float32)
+        self.training_view.add_steps([StepEvent(r["step"], r["loss"], empty, np.zeros(0, dtype=np.int64),
+                                                r.get("lr", 0.0), r.get("images_per_sec", 0.0),
+                                                r.get("elapsed", 0.0), 0.0, run.config.steps) for r in rows])
+        for png in sorted(RunDir(run.root).samples.glob("step_*.png")):
+            try:
+                arr = np.asarray(Image.open(png).convert("L" if run.channels == 1 else "RGB"))
+            except OSError:
+                continue
+            arr = arr[:, :, None] if arr.ndim == 2 else arr
+            self.training_view.add_preview(PreviewEvent(int(png.stem.split("_")[1]), arr.transpose(2, 0, 1)[None],
+                                                        run.config.preview_sampler, run.config.preview_steps, 0.0,
+                                                        str(png)))
+        self.training_view.redraw()
+
+    # ------------------------------------------------------------------ drag and drop, closing
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            path = paths[0]
+            if RunDir(path).is_run():
+                self.open_run_folder(path)
+            else:
+                self.load_source(path)
+
+    def closeEvent(self, event) -> None:
+        if self.controller.running:
+            self._close_when_stopped = True
+            self.controller.stop()
+            self.show_message("info", "Closing: stopping training and writing a checkpoint first…")
+            event.ignore()
+            return
+        self.sampling_view.cancel_and_wait()
+        for task in list(self._tasks):
+            task.wait()
+        event.accept()
+
+    def _run_task(self, fn, on_done, on_error) -> None:
+        task = BackgroundTask(fn, on_done, on_error, self)
+        self._tasks.add(task)
+        task.finished.connect(lambda: self._tasks.discard(task))
+        task.start()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About diffview",
+                          f"<b>diffview {__version__}</b><p>Train a denoising diffusion model and watch the "
+                          "mathematics at work: DDPM (Ho et al. 2020), improved DDPM (Nichol &amp; Dhariwal 2021), "
+                          "DDIM (Song et al. 2021).</p>")

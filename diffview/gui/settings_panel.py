@@ -1,0 +1,154 @@
+"""The settings panel: dataset, image size, channels, schedule and T, objective, model, batch size,
+learning rate, steps, device; and the Train / Pause / Stop buttons."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.config import TrainConfig
+from ..core.datasets import BUILTIN_DATASETS
+from ..core.diffusion import OBJECTIVES
+from ..core.schedule import SCHEDULES
+from ..core.unet import PRESETS
+
+OPEN_FOLDER = "Open folder…"
+
+
+class SettingsPanel(QWidget):
+    dataset_changed = Signal(str)  # a built-in name or a folder path
+    schedule_changed = Signal()  # schedule name or T
+    open_folder_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        d = TrainConfig()
+        self.dataset = QComboBox()
+        self.dataset.addItems(list(BUILTIN_DATASETS))
+        self.dataset.addItem(OPEN_FOLDER)
+        self.dataset.setToolTip("A built-in dataset, or a folder of your own images (File ▸ Open Folder, Ctrl+O)")
+        self.dataset.activated.connect(self._dataset_activated)
+        self.image_size = QComboBox()
+        self.image_size.addItems(["native", "16", "28", "32", "48", "64"])
+        self.image_size.setToolTip("Images are resized on the shorter side and centre-cropped; "
+                                   "'native' keeps a built-in's own size (32 for a folder)")
+        self.channels = QComboBox()
+        self.channels.addItems(["auto", "1", "3"])
+        self.schedule = QComboBox()
+        self.schedule.addItems(list(SCHEDULES))
+        self.schedule.setCurrentText(d.schedule)
+        self.timesteps = QSpinBox()
+        self.timesteps.setRange(2, 4000)
+        self.timesteps.setValue(d.timesteps)
+        self.timesteps.setKeyboardTracking(False)
+        self.objective = QComboBox()
+        self.objective.addItems(list(OBJECTIVES))
+        self.objective.setCurrentText(d.objective)
+        self.model = QComboBox()
+        self.model.addItems(list(PRESETS))
+        self.model.setCurrentText(d.model)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 4096)
+        self.batch.setValue(d.batch_size)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 0.1)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(d.lr)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 10_000_000)
+        self.steps.setValue(d.steps)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.schedule.currentTextChanged.connect(lambda _: self.schedule_changed.emit())
+        self.timesteps.valueChanged.connect(lambda _: self.schedule_changed.emit())
+
+        data = QFormLayout()
+        data.addRow("Dataset", self.dataset)
+        data.addRow("Image size", self.image_size)
+        data.addRow("Channels", self.channels)
+        diffusion = QFormLayout()
+        diffusion.addRow("Schedule", self.schedule)
+        diffusion.addRow("Timesteps T", self.timesteps)
+        diffusion.addRow("Objective", self.objective)
+        training = QFormLayout()
+        training.addRow("Model", self.model)
+        training.addRow("Batch size", self.batch)
+        training.addRow("Learning rate", self.lr)
+        training.addRow("Steps", self.steps)
+        training.addRow("Device", self.device)
+
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Start training (Ctrl+T)")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause or resume (Ctrl+P)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after this step and save a checkpoint (Ctrl+.)")
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        for title, form in (("Data", data), ("Diffusion", diffusion), ("Training", training)):
+            box = QGroupBox(title)
+            box.setLayout(form)
+            layout.addWidget(box)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self.set_state("idle")
+
+    def _dataset_activated(self, index: int) -> None:
+        text = self.dataset.itemText(index)
+        if text == OPEN_FOLDER:
+            self.open_folder_requested.emit()
+        else:
+            self.dataset_changed.emit(text)
+
+    def set_folder(self, path: str) -> None:
+        """Show ``path`` as the chosen dataset (added above 'Open folder…')."""
+        i = self.dataset.findText(path)
+        if i < 0:
+            self.dataset.insertItem(self.dataset.count() - 1, path)
+            i = self.dataset.findText(path)
+        self.dataset.setCurrentIndex(i)
+
+    def dataset_source(self) -> str:
+        return self.dataset.currentText()
+
+    def config(self) -> TrainConfig:
+        size = self.image_size.currentText()
+        return TrainConfig(dataset=self.dataset_source(), image_size=None if size == "native" else int(size),
+                           channels=self.channels.currentText(), schedule=self.schedule.currentText(),
+                           timesteps=self.timesteps.value(), objective=self.objective.currentText(),
+                           model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
+                           steps=self.steps.value(), device=self.device.currentText())
+
+    def set_config(self, cfg: TrainConfig) -> None:
+        for box, value in ((self.schedule, cfg.schedule), (self.objective, cfg.objective), (self.model, cfg.model),
+                           (self.channels, str(cfg.channels)), (self.device, cfg.device)):
+            box.setCurrentText(value)
+        self.image_size.setCurrentText(str(cfg.image_size) if cfg.image_size else "native")
+        self.timesteps.setValue(cfg.timesteps)
+        self.batch.setValue(cfg.batch_size)
+        self.lr.setValue(cfg.lr)
+        self.steps.setValue(cfg.steps)
+
+    def set_state(self, state: str) -> None:
+        """Enable what makes sense: settings only while idle; Pause/Stop only while training."""
+        idle = state == "idle"
+        for w in (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
+                  self.model, self.batch, self.lr, self.steps, self.device):
+            w.setEnabled(idle)
+        self.train_button.setEnabled(idle)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(state in ("running", "paused"))

@@ -1,0 +1,148 @@
+"""Training, live: the loss (raw and smoothed), the loss by timestep, the learning rate, throughput,
+and the preview grids from a fixed seed with a slider to scrub back through them.
+
+Plot items are made once and fed with ``setData``; redraws happen at most ``REDRAW_MS`` apart
+however fast steps arrive.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from ..core.training import PreviewEvent, StepEvent
+from .widgets import ImageGrid, caption, readout
+
+T_BINS = 20
+REDRAW_MS = 150
+SMOOTHING = 0.98
+
+
+class TrainingView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.p_loss = self.plots.addPlot(row=0, col=0, colspan=2, title="loss (raw and smoothed)")
+        self.p_loss.setLabel("bottom", "step")
+        self.p_loss.showGrid(x=True, y=True, alpha=0.2)
+        self.raw = self.p_loss.plot(pen=pg.mkPen((120, 160, 255, 90)))
+        self.smooth = self.p_loss.plot(pen=pg.mkPen("#ffb050", width=2))
+        self.p_t = self.plots.addPlot(row=1, col=0, title=f"loss by timestep t ({T_BINS} bins)")
+        self.p_t.setLabel("bottom", "t")
+        self.p_t.showGrid(x=True, y=True, alpha=0.2)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5aa0ff")
+        self.p_t.addItem(self.bars)
+        self.p_lr = self.plots.addPlot(row=1, col=1, title="learning rate")
+        self.p_lr.setLabel("bottom", "step")
+        self.lr_curve = self.p_lr.plot(pen=pg.mkPen("#50d890", width=2))
+
+        self.log_y = QCheckBox("log loss axis")
+        self.log_y.toggled.connect(lambda on: self.p_loss.setLogMode(y=on))
+        self.stats = readout()
+
+        self.preview = ImageGrid("samples from the EMA model (fixed seed)")
+        self.preview_slider = QSlider(Qt.Horizontal)
+        self.preview_slider.setEnabled(False)
+        self.preview_slider.setToolTip("Scrub through the preview grids to see the samples improve")
+        self.preview_slider.valueChanged.connect(self._show_preview)
+        self.preview_label = QLabel("No preview yet: the first comes at the preview interval.")
+
+        right = QVBoxLayout()
+        right.addWidget(self.preview, 1)
+        right.addWidget(self.preview_slider)
+        right.addWidget(self.preview_label)
+        left = QVBoxLayout()
+        left.addWidget(self.plots, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.log_y)
+        row.addStretch(1)
+        left.addLayout(row)
+        left.addWidget(self.stats)
+        layout = QGridLayout(self)
+        layout.addLayout(left, 0, 0)
+        layout.addLayout(right, 0, 1)
+        layout.setColumnStretch(0, 3)
+        layout.setColumnStretch(1, 2)
+        layout.addWidget(caption("L<sub>simple</sub> = E<sub>t, x<sub>0</sub>, ε</sub> ‖ε − ε<sub>θ</sub>(x<sub>t</sub>, t)‖²"
+                                 "  (DDPM eq. 14; the target is x<sub>0</sub> or v for those objectives). "
+                                 "Loss by t shows which noise levels the model still finds hard."), 1, 0, 1, 2)
+        self.reset(1000)
+
+    def reset(self, timesteps: int) -> None:
+        self.timesteps = timesteps
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.lrs: list[float] = []
+        self.bin_sum = np.zeros(T_BINS)
+        self.bin_count = np.zeros(T_BINS)
+        self.previews: list[PreviewEvent] = []
+        self.last: StepEvent | None = None
+        self._last_draw = 0.0
+        self.preview_slider.setEnabled(False)
+        self.preview_label.setText("No preview yet: the first comes at the preview interval.")
+        self.stats.setText("Not training. Press Train (Ctrl+T) to start.")
+        self.redraw()
+
+    def add_steps(self, events: list[StepEvent]) -> None:
+        edges = self.timesteps / T_BINS
+        for ev in events:
+            self.steps.append(ev.step)
+            self.losses.append(ev.loss)
+            prev = self.smoothed[-1] if self.smoothed else ev.loss
+            self.smoothed.append(SMOOTHING * prev + (1 - SMOOTHING) * ev.loss)
+            self.lrs.append(ev.lr)
+            bins = np.minimum((ev.timesteps / edges).astype(int), T_BINS - 1)
+            np.add.at(self.bin_sum, bins, ev.losses)
+            np.add.at(self.bin_count, bins, 1)
+            self.last = ev
+        now = time.monotonic()
+        if (now - self._last_draw) * 1000 >= REDRAW_MS:
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._last_draw = time.monotonic()
+        steps = np.asarray(self.steps, dtype=float)
+        self.raw.setData(steps, np.asarray(self.losses))
+        # warm-up bias correction for the exponential smoothing, as in Adam
+        sm = np.asarray(self.smoothed)
+        self.smooth.setData(steps, sm)
+        self.lr_curve.setData(steps, np.asarray(self.lrs))
+        width = self.timesteps / T_BINS
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.bin_count > 0, self.bin_sum / np.maximum(self.bin_count, 1), 0.0)
+        self.bars.setOpts(x=(np.arange(T_BINS) + 0.5) * width, height=means, width=width * 0.9)
+        ev = self.last
+        if ev is not None:
+            self.stats.setText(
+                f"step {ev.step:,} / {ev.total_steps:,}   loss {ev.loss:.4f}   "
+                f"lr {ev.lr:.2e}   {ev.images_per_sec:,.0f} images/s   "
+                f"elapsed {_hms(ev.elapsed)}   ETA {_hms(ev.eta)}")
+
+    def add_preview(self, ev: PreviewEvent) -> None:
+        self.previews.append(ev)
+        at_end = self.preview_slider.value() == self.preview_slider.maximum()
+        self.preview_slider.setEnabled(True)
+        self.preview_slider.setRange(0, len(self.previews) - 1)
+        if at_end or len(self.previews) == 1:
+            self.preview_slider.setValue(len(self.previews) - 1)
+            self._show_preview(len(self.previews) - 1)
+
+    def _show_preview(self, index: int) -> None:
+        if not self.previews:
+            return
+        ev = self.previews[index]
+        self.preview.set_images(ev.images)
+        self.preview_label.setText(f"Preview {index + 1} of {len(self.previews)}: step {ev.step:,}, "
+                                   f"{ev.sampler.upper()} {ev.sample_steps} steps, {ev.seconds:.1f} s")
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

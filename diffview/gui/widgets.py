@@ -1,0 +1,66 @@
+"""Small building blocks the views share: an image grid item, a labelled readout, a caption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+from ..core.export import make_grid
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d0d0d0")
+
+
+class ImageGrid(pg.GraphicsLayoutWidget):
+    """A grid of uint8 images [N, C, H, W], created once and updated with ``set_images``."""
+
+    def __init__(self, title: str = "", parent=None):
+        super().__init__(parent)
+        self.view = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.view.setMenuEnabled(False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.title = pg.LabelItem(title, size="10pt")
+        self.addItem(self.title, row=1, col=0)
+        self._shape = None
+        self.setMinimumSize(160, 160)
+
+    def set_images(self, images: np.ndarray, nrow: int | None = None) -> None:
+        grid = make_grid(images, nrow=nrow, padding=1, pad_value=40)
+        array = grid[..., 0] if grid.shape[-1] == 1 else grid
+        self.item.setImage(array, levels=(0, 255), autoLevels=False)
+        if self._shape != array.shape[:2]:
+            self._shape = array.shape[:2]
+            self.view.autoRange(padding=0.01)
+
+    def set_title(self, text: str) -> None:
+        self.title.setText(text)
+
+    def current_array(self) -> np.ndarray | None:
+        return self.item.image
+
+
+def caption(text: str) -> QLabel:
+    """The formula a view plots, set small under it (rich text allowed)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.RichText)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #9aa0a6; font-size: 11px; padding: 2px 4px;")
+    label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+    return label
+
+
+def readout() -> QLabel:
+    label = QLabel()
+    label.setTextFormat(Qt.RichText)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px;")
+    return label
+
+
+def to_float_images(images_uint8: np.ndarray):
+    """uint8 [N, C, H, W] to a float32 torch tensor in [−1, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images_uint8)).float().div_(127.5).sub_(1.0)

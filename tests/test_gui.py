@@ -1,0 +1,189 @@
+"""The desktop app, offscreen (pytest-qt)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from diffview.core.diffusion import q_sample  # noqa: E402
+from diffview.core.export import make_grid, to_uint8  # noqa: E402
+from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
+from diffview.core.training import Trainer  # noqa: E402
+from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.threads import running_threads  # noqa: E402
+from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    """Fail any test that leaves one of the app's worker threads running."""
+    yield
+    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
+    yield w
+    if w.controller.running:
+        w.controller.stop()
+        w.controller.wait()
+    w.sampling_view.cancel_and_wait()
+    for task in list(w._tasks):
+        task.wait()
+    qtbot.wait(50)
+
+
+def use_tiny_folder(qtbot, w, tmp_path):
+    folder = write_image_folder(tmp_path / "imgs", n=8, size=12)
+    s = w.settings
+    s.image_size.setCurrentText("16")
+    s.model.setCurrentText("tiny")
+    s.timesteps.setValue(50)
+    s.batch.setValue(8)
+    s.steps.setValue(100_000)
+    qtbot.waitUntil(lambda: not w._tasks, timeout=30_000)
+    w.load_source(str(folder))
+    qtbot.waitUntil(lambda: w.report is not None and w.report.source == str(folder) and not w._tasks,
+                    timeout=30_000)
+    return folder
+
+
+def test_window_opens_on_the_builtin_digits(window):
+    assert window.report.used == 10_000 and window.dataset.image_size == 28
+    assert window.forward_view.grid.item.image is not None
+    assert "10,000" in window.data_view.summary.text()
+    assert window.tabs.currentWidget() is window.forward_view
+
+
+def test_forward_slider_shows_q_sample_and_readouts(window):
+    fv = window.forward_view
+    before = fv.grid.item.image.copy()
+    fv.slider.setValue(300)
+    image = fv.grid.item.image
+    assert not np.array_equal(before, image)
+    expected = make_grid(to_uint8(q_sample(fv.x0, 300, window.schedule, fv.noise)), padding=1, pad_value=40)[..., 0]
+    np.testing.assert_array_equal(image, expected)
+    text = fv.values.text()
+    assert "t = 300" in text and f"{float(window.schedule.betas[300]):.6f}" in text
+    assert fv.spin.value() == 300
+    assert window.schedule_view.markers[0].value() == 300
+
+
+def test_schedule_marker_moves_the_forward_slider(window):
+    window.schedule_view.markers[1].setValue(123.4)
+    assert window.forward_view.t == 123
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedule_curves_equal_the_core_arrays(window, name):
+    window.settings.schedule.setCurrentText(name)
+    core = make_schedule(name, window.settings.timesteps.value())
+    view = window.schedule_view
+    for key in ("alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "betas"):
+        np.testing.assert_array_equal(view.curve_data(key), getattr(core, key).numpy())
+    np.testing.assert_array_equal(view.curve_data("log_snr"), core.log_snr.numpy())
+    assert window.forward_view.schedule.name == name
+
+
+def test_a_schedule_that_cannot_exist_is_an_error_message_not_a_crash(window):
+    window.settings.schedule.setCurrentText("linear")
+    window.settings.timesteps.setValue(20)  # the scaled linear β_end would be 1.0
+    assert "beta_end must lie in (0, 1)" in window.log.toPlainText()
+    assert window.schedule.timesteps == 1000  # the last good schedule stays
+
+
+def test_tiny_training_from_the_gui_plots_losses_then_stops(qtbot, window, tmp_path):
+    use_tiny_folder(qtbot, window, tmp_path)
+    window.settings.train_button.click()
+    assert window.controller.running
+    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 5, timeout=60_000)
+    window.settings.stop_button.click()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    assert len(window.training_view.raw.xData) >= 5
+    assert running_threads() == []
+    assert list((window.run_dir / "checkpoints").glob("step_*.pt"))
+    assert window.settings.train_button.isEnabled() and not window.settings.stop_button.isEnabled()
+
+
+def test_pause_and_resume_from_the_gui(qtbot, window, tmp_path):
+    use_tiny_folder(qtbot, window, tmp_path)
+    window.start_training()
+    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 2, timeout=60_000)
+    window.toggle_pause()
+    assert window.controller.state == "paused" and window.settings.pause_button.text() == "Resume"
+    qtbot.wait(300)
+    n = len(window.training_view.steps)
+    qtbot.wait(300)
+    assert len(window.training_view.steps) <= n + 1
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: len(window.training_view.steps) > n + 2, timeout=60_000)
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+
+
+def test_sampling_view_runs_ddim_to_the_end_and_exports(qtbot, window, tmp_path):
+    run = tmp_path / "run"
+    list(Trainer(tiny_config(steps=3, checkpoint_every=3), run, dataset=square_dataset()).run())
+    window.open_run_folder(str(run))
+    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+    sv = window.sampling_view
+    sv.sampler.setCurrentText("DDIM")
+    sv.steps.setValue(5)
+    sv.n.setValue(4)
+    sv.run_button.click()
+    qtbot.waitUntil(lambda: not sv.busy and sv.slider.isEnabled(), timeout=60_000)
+    assert len(sv.trajectory) == 6  # five steps, then x_0
+    assert sv.slider.maximum() == 5
+    sv.slider.setValue(0)
+    assert "t = " in sv.frame_label.text()
+    png = sv.export_png_to(str(tmp_path / "grid.png"))
+    gif = sv.export_gif_to(str(tmp_path / "traj.gif"))
+    strip = sv.export_strip_to(str(tmp_path / "strip.png"))
+    assert Image.open(png).text["sampler"] == "ddim" and Image.open(png).text["steps"] == "5"
+    assert Image.open(gif).n_frames == 6
+    assert Image.open(strip).size[0] > Image.open(strip).size[1]
+
+
+def test_closing_mid_training_stops_saves_and_closes(qtbot, window, tmp_path):
+    use_tiny_folder(qtbot, window, tmp_path)
+    window.start_training()
+    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 3, timeout=60_000)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+    assert not window.controller.running and running_threads() == []
+    assert list((window.run_dir / "checkpoints").glob("step_*.pt"))
+
+
+def test_an_unreadable_folder_shows_an_error_and_the_app_keeps_working(qtbot, window, tmp_path):
+    (tmp_path / "empty").mkdir()
+    window.load_source(str(tmp_path / "empty"))
+    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+    assert "holds no image files" in window.log.toPlainText()
+    assert window.report.used == 10_000  # the digits are still loaded
+    window.forward_view.slider.setValue(10)
+    assert "t = 10" in window.forward_view.values.text()
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (CI installs it)")
+def test_smoke_the_real_app_under_xvfb(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env.update(DIFFVIEW_QUIT_AFTER_MS="4000", DIFFVIEW_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "diffview"], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "window shown" in r.stderr and "Traceback" not in r.stderr
