@@ -133,7 +133,7 @@ class SamplingView(QWidget):
         controls.setMaximumWidth(280)
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
-        self.x0_grid = ImageGrid("x̂<sub>0</sub>, the model's prediction of the clean image")
+        self.x0_grid = ImageGrid("predicted x<sub>0</sub>: the model's guess of the clean image at this step")
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self._show_frame)

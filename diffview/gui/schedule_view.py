@@ -15,9 +15,9 @@ from ..core.schedule import SCHEDULES, NoiseSchedule, make_schedule
 from .widgets import caption
 
 CURVES = {  # name: (label, colour)
-    "alphas_cumprod": ("ᾱ_t", "#5aa0ff"),
-    "sqrt_alphas_cumprod": ("√ᾱ_t", "#50d890"),
-    "sqrt_one_minus_alphas_cumprod": ("√(1−ᾱ_t)", "#ffb050"),
+    "alphas_cumprod": ("ᾱ<sub>t</sub>", "#5aa0ff"),
+    "sqrt_alphas_cumprod": ("√ᾱ<sub>t</sub>", "#50d890"),
+    "sqrt_one_minus_alphas_cumprod": ("√(1−ᾱ<sub>t</sub>)", "#ffb050"),
 }
 OVERLAY_COLOURS = {"linear": "#c792ea", "cosine": "#89ddff", "sigmoid": "#f78c6c", "sigmoid-beta": "#c3e88d",
                    "quadratic": "#ff5370"}
@@ -30,16 +30,19 @@ class ScheduleView(QWidget):
         super().__init__(parent)
         self.schedule: NoiseSchedule | None = None
         self.layout_widget = pg.GraphicsLayoutWidget()
-        self.p_alpha = self.layout_widget.addPlot(row=0, col=0, title="ᾱ_t, √ᾱ_t, √(1−ᾱ_t)")
-        self.p_beta = self.layout_widget.addPlot(row=0, col=1, title="β_t")
-        self.p_snr = self.layout_widget.addPlot(row=1, col=0, colspan=2, title="log-SNR = log(ᾱ_t / (1−ᾱ_t))")
+        self.p_alpha = self.layout_widget.addPlot(row=0, col=0, title="ᾱ<sub>t</sub>, √ᾱ<sub>t</sub>, √(1−ᾱ<sub>t</sub>)")
+        self.p_beta = self.layout_widget.addPlot(row=0, col=1, title="β<sub>t</sub> (log axis)")
+        self.p_beta.setLogMode(y=True)  # β spans 1e-4 … 0.999: a linear axis shows only the last spike
+        self.p_snr = self.layout_widget.addPlot(row=1, col=0, colspan=2,
+                                                title="log-SNR = log(ᾱ<sub>t</sub> / (1−ᾱ<sub>t</sub>))")
         for p in (self.p_alpha, self.p_beta, self.p_snr):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.setLabel("bottom", "t")
         self.legend = self.p_alpha.addLegend(offset=(-10, 10))
-        self.curves = {k: self.p_alpha.plot(pen=pg.mkPen(c, width=2), name=label) for k, (label, c) in CURVES.items()}
-        self.beta_curve = self.p_beta.plot(pen=pg.mkPen("#ff7a90", width=2))
-        self.snr_curve = self.p_snr.plot(pen=pg.mkPen("#ffd060", width=2))
+        self.curves = {k: self.p_alpha.plot(pen=pg.mkPen(c, width=2), name=label, antialias=True)
+                       for k, (label, c) in CURVES.items()}
+        self.beta_curve = self.p_beta.plot(pen=pg.mkPen("#ff7a90", width=2), antialias=True)
+        self.snr_curve = self.p_snr.plot(pen=pg.mkPen("#ffd060", width=2), antialias=True)
         self.overlays: dict[str, list] = {}
         self.markers = []
         for p in (self.p_alpha, self.p_beta, self.p_snr):

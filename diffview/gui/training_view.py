@@ -18,7 +18,7 @@ from ..core.training import PreviewEvent, StepEvent
 from .widgets import ImageGrid, caption, readout
 
 T_BINS = 20
-REDRAW_MS = 150
+REDRAW_MS = 250
 SMOOTHING = 0.98
 
 
@@ -30,7 +30,10 @@ class TrainingView(QWidget):
         self.p_loss.setLabel("bottom", "step")
         self.p_loss.showGrid(x=True, y=True, alpha=0.2)
         self.raw = self.p_loss.plot(pen=pg.mkPen((120, 160, 255, 90)))
-        self.smooth = self.p_loss.plot(pen=pg.mkPen("#ffb050", width=2))
+        self.raw.setDownsampling(auto=True, method="peak")  # thousands of steps, a few hundred pixels
+        self.raw.setClipToView(True)
+        self.smooth = self.p_loss.plot(pen=pg.mkPen("#ffb050", width=2), antialias=True)
+        self.smooth.setDownsampling(auto=True, method="mean")
         self.p_t = self.plots.addPlot(row=1, col=0, title=f"loss by timestep t ({T_BINS} bins)")
         self.p_t.setLabel("bottom", "t")
         self.p_t.showGrid(x=True, y=True, alpha=0.2)
@@ -38,7 +41,8 @@ class TrainingView(QWidget):
         self.p_t.addItem(self.bars)
         self.p_lr = self.plots.addPlot(row=1, col=1, title="learning rate")
         self.p_lr.setLabel("bottom", "step")
-        self.lr_curve = self.p_lr.plot(pen=pg.mkPen("#50d890", width=2))
+        self.lr_curve = self.p_lr.plot(pen=pg.mkPen("#50d890", width=2), antialias=True)
+        self.lr_curve.setDownsampling(auto=True, method="subsample")
 
         self.log_y = QCheckBox("log loss axis")
         self.log_y.toggled.connect(lambda on: self.p_loss.setLogMode(y=on))

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from ..core.export import make_grid
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="#1e1f22", foreground="#d0d0d0")
+# Antialiasing is turned on per curve where it shows (smooth lines); raw, dense curves draw faster without it.
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="#1e1f22", foreground="#d0d0d0")
 
 
 class ImageGrid(pg.GraphicsLayoutWidget):
