@@ -187,3 +187,16 @@ def test_ema_warmup_and_average():
     ema.update(model)
     torch.testing.assert_close(ema.model.weight, 0.1 * before + 0.9 * torch.ones_like(before))
     assert ema.model.weight.requires_grad is False
+
+
+def test_a_dataset_too_large_for_memory_streams_through_a_dataloader(tmp_path):
+    from diffview.core.data import StreamingImageDataset, load_image_folder
+    from helpers import write_image_folder
+
+    data, report = load_image_folder(write_image_folder(tmp_path / "imgs", n=6, size=12), image_size=8,
+                                     max_memory_bytes=1)
+    assert isinstance(data, StreamingImageDataset) and any("decoded from disk" in w for w in report.warnings)
+    events = list(Trainer(tiny_config(steps=4), dataset=data).run())
+    assert events[-1].reason == "finished"
+    losses = [e.loss for e in steps_of(events)]
+    assert len(losses) == 4 and all(0 < v < 10 for v in losses)

@@ -25,7 +25,7 @@ import torch
 
 from .checkpoint import CheckpointError, RunDir, atomic_write_text, load_checkpoint
 from .config import TrainConfig
-from .data import load_dataset
+from .data import StreamingImageDataset, load_dataset
 from .diffusion import iter_sample
 from .export import save_grid, to_uint8
 from .losses import training_loss
@@ -137,6 +137,32 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class _ForeverRandom(torch.utils.data.Sampler):
+    """Uniform random indices with replacement, without end, from a seeded generator."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield from torch.randint(self.n, (1024,), generator=g).tolist()
+
+
+def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
+    """A function returning the next training batch (float32 in [−1, 1]).
+
+    In-memory data is indexed directly, reproducibly from ``generator`` (exact resume). Data too
+    large for memory streams through a DataLoader whose worker decodes files ahead of each step.
+    """
+    if not isinstance(data, StreamingImageDataset):
+        return lambda: data.sample_batch(batch_size, generator)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_ForeverRandom(len(data), seed),
+                                         num_workers=1, persistent_workers=True, prefetch_factor=4)
+    batches = iter(loader)
+    return lambda: next(batches)
+
+
 def model_from_checkpoint(state: dict, ema: bool = True) -> UNet:
     """Rebuild the (EMA) model a checkpoint holds, on the CPU, in eval mode."""
     model = UNet(UNetConfig.from_dict(state["unet"]))
@@ -241,6 +267,7 @@ class Trainer:
         autocast = self.device.type == "cuda"
         preview_x = torch.randn((cfg.preview_n, data.channels, data.image_size, data.image_size),
                                 generator=torch.Generator().manual_seed(cfg.seed + 1))
+        next_batch = batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
         last_ckpt_step = self.step if self.resume else None
         t_start, rate = time.perf_counter(), None
@@ -254,7 +281,7 @@ class Trainer:
                 if self._stop.is_set():
                     break
                 t0 = time.perf_counter()
-                x0 = data.sample_batch(cfg.batch_size, self.gen).to(self.device, non_blocking=True)
+                x0 = next_batch().to(self.device, non_blocking=True)
                 lr = lr_at(self.step, cfg)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
