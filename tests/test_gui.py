@@ -187,3 +187,62 @@ def test_smoke_the_real_app_under_xvfb(tmp_path):
                        timeout=180, env=env)
     assert r.returncode == 0, r.stderr
     assert "window shown" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_run_folder_opens_with_its_history_and_previews_and_resumes(qtbot, window, tmp_path):
+    run = tmp_path / "run"
+    list(Trainer(tiny_config(steps=4, checkpoint_every=4, preview_every=2, image_size=16),
+                 run, dataset=square_dataset(size=16)).run())
+    window.open_run_folder(str(run))
+    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+    assert window.training_view.steps == [1, 2, 3, 4]
+    assert [p.step for p in window.training_view.previews] == [2, 4]
+    assert window.settings.model.currentText() == "tiny"
+    window.settings.steps.setValue(10)
+    window.start_training()  # resumes the opened run
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    assert window.trainer.step == 10 and window.run_dir == run
+    assert (run / "checkpoints" / "step_0000010.pt").is_file()
+
+
+def test_dropping_a_folder_loads_it(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = write_image_folder(tmp_path / "dropped", n=5, size=12)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.report.source == str(folder) and not window._tasks, timeout=30_000)
+    assert window.report.used == 5 and window.settings.dataset_source() == str(folder)
+
+
+CLOSE_MID_TRAINING = r"""
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from diffview.gui.main_window import MainWindow
+app = QApplication([])
+w = MainWindow(runs_root=sys.argv[1])
+w.show()
+def train():
+    if w.dataset is None:
+        QTimer.singleShot(50, train); return
+    w.settings.model.setCurrentText("tiny"); w.settings.batch.setValue(8); w.start_training()
+    QTimer.singleShot(2500, w.close)
+QTimer.singleShot(0, train)
+code = app.exec()
+print("exit", code, "step", w.trainer.step if w.trainer else None)
+sys.exit(code)
+"""
+
+
+def test_closing_mid_training_exits_zero_without_qt_thread_warnings(tmp_path):
+    env = dict(os.environ, DIFFVIEW_CACHE_DIR=str(tmp_path / "cache"), QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-c", CLOSE_MID_TRAINING, str(tmp_path / "runs")], capture_output=True,
+                       text=True, timeout=180, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "exit 0" in r.stdout
+    assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list((tmp_path / "runs").glob("*/checkpoints/step_*.pt"))

@@ -46,6 +46,10 @@ RUNS_ROOT = Path.home() / "diffview-runs"
 class MainWindow(QMainWindow):
     def __init__(self, source: str | None = None, runs_root: Path = RUNS_ROOT):
         super().__init__()
+        # The GUI thread's own tensor work (noising 64 small images, a histogram) is tiny. With more than
+        # one torch thread it starts its own OpenMP team, which slowed the training thread's team by a
+        # quarter (benchmarks/README.md); the trainer sets its thread count in its own thread.
+        torch.set_num_threads(1)
         self.setWindowTitle(f"diffview {__version__}")
         self.resize(1400, 880)
         self.setAcceptDrops(True)
