@@ -6,11 +6,16 @@ import torch
 from diffview.core.schedule import SCHEDULES, make_schedule, respace, schedule_from_betas
 
 
-@pytest.mark.parametrize(
-    "name, T",
-    [(n, T) for n in ("cosine", "sigmoid") for T in (1, 10, 1000)]
-    + [(n, T) for n in ("linear", "quadratic", "sigmoid-beta") for T in (51, 100, 1000, 4000)],
-)
+SHAPE_CASES = [(n, T) for n in ("cosine", "sigmoid") for T in (1, 10, 1000)] + [
+    (n, T) for n in ("linear", "quadratic", "sigmoid-beta") for T in (51, 100, 1000, 4000)
+]
+
+
+def test_every_schedule_is_covered():
+    assert {n for n, _ in SHAPE_CASES} == set(SCHEDULES)
+
+
+@pytest.mark.parametrize("name, T", SHAPE_CASES)
 def test_shapes_ranges_and_monotone_alpha_bar(name, T):
     s = make_schedule(name, T)
     for field in ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",

@@ -17,7 +17,6 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -27,57 +26,11 @@ from .checkpoint import CheckpointError, RunDir, atomic_write_text, load_checkpo
 from .config import TrainConfig
 from .data import StreamingImageDataset, load_dataset
 from .diffusion import iter_sample
+from .events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from .export import save_grid, to_uint8
 from .losses import training_loss
 from .schedule import make_schedule
 from .unet import UNet, UNetConfig, build_unet
-
-
-# ----------------------------------------------------------------------------- events
-@dataclass
-class StepEvent:
-    step: int  # steps completed
-    loss: float  # mean loss of this step's batch
-    losses: np.ndarray  # per-sample losses of this batch (float32 [B])
-    timesteps: np.ndarray  # their timesteps (int64 [B]), for loss by t
-    lr: float
-    images_per_sec: float
-    elapsed: float  # seconds of training in this session
-    eta: float  # seconds left at the current rate
-    total_steps: int
-
-
-@dataclass
-class PreviewEvent:
-    step: int
-    images: np.ndarray  # uint8 [N, C, H, W] from the EMA model and a fixed seed
-    sampler: str
-    sample_steps: int
-    seconds: float
-    path: str | None
-
-
-@dataclass
-class CheckpointEvent:
-    step: int
-    path: str
-
-
-@dataclass
-class LogEvent:
-    message: str
-
-
-@dataclass
-class WarningEvent:
-    message: str
-
-
-@dataclass
-class DoneEvent:
-    reason: str  # "finished", "stopped" or "failed"
-    step: int
-    message: str = ""
 
 
 # ----------------------------------------------------------------------------- pieces
