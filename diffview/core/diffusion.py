@@ -93,6 +93,14 @@ def v_target(x0: torch.Tensor, eps: torch.Tensor, t: int | torch.Tensor, schedul
     ) * x0
 
 
+def fixed_large_log_variance(schedule: NoiseSchedule) -> torch.Tensor:
+    # σ²_t = β_t, with the t = 0 entry set to β̃_1 as in improved-diffusion (unused: no noise at t = 0)   (DDPM sec. 3.2)
+    """log σ²_t of the ``fixed_large`` reverse variance, per timestep (float64, length T)."""
+    if len(schedule) == 1:
+        return torch.log(schedule.betas)
+    return torch.log(torch.cat([schedule.posterior_variance[1:2], schedule.betas[1:]]))
+
+
 def predict_x0_eps(
     model_output: torch.Tensor,
     x_t: torch.Tensor,
@@ -145,9 +153,7 @@ def ddpm_step(
     x0, _ = predict_x0_eps(model_output, x_t, t, schedule, objective, clip_x0)
     mean, _, log_var = q_posterior(x0, x_t, t, schedule)
     if variance == "fixed_large":
-        # β_t, with the t = 0 entry set to β̃_1 as in improved-diffusion (unused: no noise at t = 0).
-        large = torch.cat([schedule.posterior_variance[1:2], schedule.betas[1:]]) if len(schedule) > 1 else schedule.betas
-        log_var = gather(torch.log(large), t, x_t)
+        log_var = gather(fixed_large_log_variance(schedule), t, x_t)
     elif variance != "fixed_small":
         raise ValueError(f"unknown variance {variance!r}; choose one of {', '.join(VARIANCES)}")
     if noise is None:

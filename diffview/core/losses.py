@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .diffusion import Model, gather, predict_x0_eps, q_posterior, q_sample, v_target
+from .diffusion import Model, fixed_large_log_variance, gather, predict_x0_eps, q_posterior, q_sample, v_target
 from .schedule import NoiseSchedule
 
 WEIGHTINGS = ("none", "min_snr")
@@ -137,7 +137,7 @@ def vlb_terms(
     """
     b, T = x0.shape[0], schedule.timesteps
     terms = torch.zeros(b, T, dtype=torch.float64, device=x0.device)
-    large = torch.log(torch.cat([schedule.posterior_variance[1:2], schedule.betas[1:]])) if T > 1 else None
+    large = fixed_large_log_variance(schedule) if variance == "fixed_large" else None
     for t in range(T) if timesteps is None else sorted(int(s) for s in timesteps):
         if generator is None:
             noise = torch.randn_like(x0)
@@ -147,7 +147,7 @@ def vlb_terms(
         x_t = q_sample(x0, tt, schedule, noise)
         x0_pred, _ = predict_x0_eps(model(x_t, tt), x_t, tt, schedule, objective, clip_x0)
         p_mean, _, p_logvar = q_posterior(x0_pred, x_t, tt, schedule)
-        if variance == "fixed_large" and large is not None:
+        if large is not None:
             p_logvar = gather(large, tt, x_t)
         p_logvar = p_logvar * torch.ones_like(x0)
         if t == 0:

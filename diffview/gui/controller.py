@@ -15,7 +15,7 @@ import time
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.training import DoneEvent, LogEvent, PreviewEvent, StepEvent, Trainer, WarningEvent
+from ..core.training import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, Trainer, WarningEvent
 from .threads import new_thread
 
 BATCH_SECONDS = 0.1
@@ -76,6 +76,7 @@ class TrainingController(QObject):
         self._worker: _Worker | None = None
         self.trainer: Trainer | None = None
         self.state = "idle"
+        self._done: DoneEvent | None = None
 
     @property
     def running(self) -> bool:
@@ -131,13 +132,13 @@ class TrainingController(QObject):
             elif isinstance(ev, DoneEvent):
                 self.message.emit("error" if ev.reason == "failed" else "info", ev.message)
                 self._done = ev
-            elif not isinstance(ev, StepEvent):
+            elif isinstance(ev, CheckpointEvent):
                 self.checkpoint.emit(ev)
                 self.message.emit("info", f"Checkpoint at step {ev.step}: {ev.path}")
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        done = getattr(self, "_done", None) or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
+        done = self._done or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
         self._done = None
         if self._thread is not None:
             self._thread.deleteLater()

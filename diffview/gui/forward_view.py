@@ -24,10 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.data import ImageDataset
 from ..core.diffusion import q_sample
 from ..core.export import to_uint8
 from ..core.schedule import NoiseSchedule
-from .widgets import ImageGrid, caption, readout, to_float_images
+from .widgets import ImageGrid, caption, readout
 
 GRID_IMAGES = 64
 STRIP_STEPS = 10
@@ -97,7 +98,7 @@ class ForwardView(QWidget):
 
     def set_images(self, images_uint8: np.ndarray) -> None:
         """The training images to noise (uint8 [N, C, H, W]); the first 64 are used."""
-        self.x0 = to_float_images(images_uint8[:GRID_IMAGES])
+        self.x0 = ImageDataset.to_float(torch.from_numpy(np.ascontiguousarray(images_uint8[:GRID_IMAGES])))
         g = torch.Generator().manual_seed(0)
         self.noise = torch.randn(self.x0.shape, generator=g)
         self._refresh_strip()

@@ -283,7 +283,8 @@ class MainWindow(QMainWindow):
             return (model, self.trainer.schedule, cfg.objective, self.trainer._dataset.channels,
                     self.trainer._dataset.image_size, f"the training run at step {self.trainer.step:,}")
         if self.loaded_run is not None:
-            run = open_run(self.loaded_run.root, ema=ema)
+            # the opened run already holds its EMA model; only the raw weights need reading
+            run = self.loaded_run if ema else open_run(self.loaded_run.root, ema=False)
             return (run.model, run.schedule, run.config.objective, run.channels, run.image_size,
                     f"{run.root.name} at step {run.step:,}")
         return None

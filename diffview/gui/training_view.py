@@ -112,9 +112,7 @@ class TrainingView(QWidget):
         self._last_draw = time.monotonic()
         steps = np.asarray(self.steps, dtype=float)
         self.raw.setData(steps, np.asarray(self.losses))
-        # warm-up bias correction for the exponential smoothing, as in Adam
-        sm = np.asarray(self.smoothed)
-        self.smooth.setData(steps, sm)
+        self.smooth.setData(steps, np.asarray(self.smoothed))
         self.lr_curve.setData(steps, np.asarray(self.lrs))
         width = self.timesteps / T_BINS
         with np.errstate(invalid="ignore", divide="ignore"):

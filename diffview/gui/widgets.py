@@ -58,10 +58,3 @@ def readout() -> QLabel:
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px;")
     return label
-
-
-def to_float_images(images_uint8: np.ndarray):
-    """uint8 [N, C, H, W] to a float32 torch tensor in [−1, 1]."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(images_uint8)).float().div_(127.5).sub_(1.0)
