@@ -70,6 +70,7 @@ class _BatchSource(Dataset):
     """What both dataset kinds share: batches in [−1, 1] with reproducible random flips."""
 
     flip: bool
+    kind = "images"
 
     @property
     def channels(self) -> int:
@@ -78,6 +79,9 @@ class _BatchSource(Dataset):
     @property
     def image_size(self) -> int:
         raise NotImplementedError
+
+    def sample_shape(self, n: int) -> tuple[int, ...]:
+        return (n, self.channels, self.image_size, self.image_size)
 
     def _uint8(self, indices: torch.Tensor) -> torch.Tensor:
         """The uint8 images [B, C, S, S] at ``indices`` (a LongTensor of shape [B])."""

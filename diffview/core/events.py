@@ -26,11 +26,13 @@ class StepEvent:
 @dataclass
 class PreviewEvent:
     step: int
-    images: np.ndarray  # uint8 [N, C, H, W] from the EMA model and a fixed seed
+    images: np.ndarray  # uint8 [N, C, H, W] from the EMA model and a fixed seed (2D: one scatter plot)
     sampler: str
     sample_steps: int
     seconds: float
     path: str | None
+    points: np.ndarray | None = None  # 2D runs: the sampled points, float32 [N, 2]
+    distance: float | None = None  # 2D runs: sliced Wasserstein distance to as many data points
 
 
 @dataclass

@@ -29,8 +29,10 @@ from .diffusion import iter_sample
 from .events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from .export import save_grid, to_uint8
 from .losses import training_loss
+from .models import architecture, build_model, describe_model, fresh_copy, model_from_checkpoint
+from .points import PLOT_LIMIT, is_points_source, load_points, scatter_image
 from .schedule import make_schedule
-from .unet import UNet, UNetConfig, build_unet
+from .toy2d import sliced_wasserstein
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -116,16 +118,18 @@ def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
     return lambda: next(batches)
 
 
-def model_from_checkpoint(state: dict, ema: bool = True) -> UNet:
-    """Rebuild the (EMA) model a checkpoint holds, on the CPU, in eval mode."""
-    model = UNet(UNetConfig.from_dict(state["unet"]))
-    model.load_state_dict(state["ema" if ema and "ema" in state else "model"])
-    return model.eval()
+def load_training_data(cfg: TrainConfig):
+    """The dataset a config names, with its report: 2D points or images."""
+    if is_points_source(cfg.dataset):
+        return load_points(cfg.dataset, seed=0)
+    channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
+    return load_dataset(cfg.dataset, image_size=cfg.image_size, channels=channels, flip=cfg.flip, seed=0)
 
 
 # ----------------------------------------------------------------------------- the trainer
 class Trainer:
-    """Trains a UNet by ``config``; writes a run folder when ``run_dir`` is given.
+    """Trains a UNet on images, or an MLP on 2D points, by ``config``; writes a run folder when
+    ``run_dir`` is given.
 
     ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly.
     """
@@ -183,16 +187,14 @@ class Trainer:
             yield LogEvent(f"Resuming {self.run_dir.root} from {ckpt.name} (step {state['step']}).")
 
         if self._dataset is None:
-            channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
-            self._dataset, self.report = load_dataset(cfg.dataset, image_size=cfg.image_size, channels=channels,
-                                                      flip=cfg.flip, seed=0)
+            self._dataset, self.report = load_training_data(cfg)
             yield LogEvent(self.report.summary())
             for w in self.report.warnings:
                 yield WarningEvent(w)
         data = self._dataset
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
         torch.manual_seed(cfg.seed)
-        self.model = build_unet(cfg.model, data.channels, data.image_size, dropout=cfg.dropout).to(self.device)
+        self.model = build_model(cfg.model, data, dropout=cfg.dropout).to(self.device)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         fused = self.device.type == "cuda"
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
@@ -204,12 +206,14 @@ class Trainer:
             self._load_state(state)
         if self.run_dir is not None:
             self.run_dir.create()
-            atomic_write_text(self.run_dir.config, json.dumps(
-                {**cfg.to_dict(), "channels": str(data.channels), "image_size": data.image_size}, indent=2) + "\n")
+            saved = cfg.to_dict()
+            if data.kind == "images":  # record what "auto" resolved to
+                saved.update(channels=str(data.channels), image_size=data.image_size)
+            atomic_write_text(self.run_dir.config, json.dumps(saved, indent=2) + "\n")
             if state is not None:
                 self.run_dir.truncate_metrics(self.step)
         yield LogEvent(
-            f"Training a {cfg.model} UNet ({self.model.num_parameters() / 1e6:.2f}M parameters) on "
+            f"Training a {describe_model(self.model, cfg.model)} on "
             f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
             f"batch {cfg.batch_size}, lr {cfg.lr:g}."
         )
@@ -218,8 +222,7 @@ class Trainer:
         yield from self._setup()
         cfg, data = self.config, self._dataset
         autocast = self.device.type == "cuda"
-        preview_x = torch.randn((cfg.preview_n, data.channels, data.image_size, data.image_size),
-                                generator=torch.Generator().manual_seed(cfg.seed + 1))
+        preview_x = torch.randn(data.sample_shape(cfg.preview_n), generator=torch.Generator().manual_seed(cfg.seed + 1))
         next_batch = batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
         last_ckpt_step = self.step if self.resume else None
@@ -293,29 +296,39 @@ class Trainer:
         with self._weights_lock:
             source = self.ema.model if ema else self.model
             weights = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
-        copy_ = UNet(self.model.config)
-        copy_.load_state_dict(weights)
-        return copy_.eval().requires_grad_(False)
+        return fresh_copy(self.model, weights)
 
     @torch.no_grad()
     def preview(self, x_T: torch.Tensor) -> PreviewEvent:
         cfg = self.config
         t0 = time.perf_counter()
         x = x_T.to(self.device)
-        images = None
+        points = self._dataset.kind == "points"
+        final = None
         steps = min(cfg.preview_steps, cfg.timesteps)
         for st in iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
-                              steps=steps, objective=cfg.objective, x_T=x,
+                              steps=steps, objective=cfg.objective, x_T=x, clip_x0=not points,
                               generator=torch.Generator().manual_seed(cfg.seed + 2)):
-            images = st.x_prev
-        arr = to_uint8(images)
+            final = st.x_prev
+        final = final.float().cpu()
+        distance = None
+        if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
+            data = self._dataset.points
+            ref = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[: len(final)]]
+            distance = sliced_wasserstein(final, ref) if len(ref) == len(final) else None
+            arr = scatter_image(final, limit=PLOT_LIMIT)[None]
+        else:
+            arr = to_uint8(final)
         seconds = time.perf_counter() - t0
         path = None
         if self.run_dir:
-            path = str(save_grid(arr, self.run_dir.sample_path(self.step), scale=2, metadata={
-                "step": self.step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
-                "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}))
-        return PreviewEvent(self.step, arr, cfg.preview_sampler, steps, seconds, path)
+            meta = {"step": self.step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
+                    "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}
+            if distance is not None:
+                meta["sliced_wasserstein"] = round(distance, 5)
+            path = str(save_grid(arr, self.run_dir.sample_path(self.step), scale=1 if points else 2, metadata=meta))
+        return PreviewEvent(self.step, arr, cfg.preview_sampler, steps, seconds, path,
+                            points=final.numpy() if points else None, distance=distance)
 
     def state_dict(self) -> dict:
         np_state = np.random.get_state()
@@ -323,7 +336,8 @@ class Trainer:
         return {
             "step": self.step,
             "config": self.config.to_dict(),
-            "unet": self.model.config.to_dict(),
+            **architecture(self.model),
+            "data_kind": self._dataset.kind,
             "image_size": self._dataset.image_size,
             "channels": self._dataset.channels,
             "model": self.model.state_dict(),
@@ -375,5 +389,6 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
 
 __all__ = [
     "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
-    "EMA", "Trainer", "describe_device", "load_run_config", "lr_at", "model_from_checkpoint", "pick_device",
+    "EMA", "Trainer", "describe_device", "load_run_config", "load_training_data", "lr_at", "model_from_checkpoint",
+    "pick_device",
 ]
