@@ -248,6 +248,16 @@ def test_the_app_opens_a_diffusers_folder_and_samples_it(diffusers, qtbot, tmp_p
     sv.run_button.click()
     qtbot.waitUntil(lambda: not sv.busy and sv.slider.isEnabled(), timeout=60_000)
     assert len(sv.trajectory) == 4 and "diffusers model pipe" in sv.settings["model"]
+
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    save_tiny(diffusers, tmp_path / "single", "DDIMScheduler", beta_schedule="squaredcos_cap_v2")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "single"))])
+    w.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert w.loaded_run.root == tmp_path / "single" and w.schedule_view.schedule.name == "cosine"
+    assert w.forward_view.schedule is w.loaded_run.schedule and not w.settings.train_button.isEnabled()
     w.close()
     assert running_threads() == []
 

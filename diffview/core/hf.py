@@ -36,7 +36,7 @@ BETA_SCHEDULES = {"linear": "linear", "scaled_linear": "quadratic", "squaredcos_
 OUR_SAMPLING = {"timestep_spacing": ("trailing",), "clip_sample": (True,), "set_alpha_to_one": (True,),
                 "variance_type": ("fixed_small", "fixed_small_log")}
 """Scheduler settings that only shape diffusers' own sampling loop, and the values diffview's samplers
-match: trailing spacing, x̂_0 clipped to [−1, 1], ᾱ = 1 before the first step, σ²_t = β̃_t for DDPM."""
+match: trailing spacing, x̂_0 clipped to [−1, 1], ᾱ_prev = 1 at the last step, σ²_t = β̃_t for DDPM."""
 
 
 class DiffusersMissingError(CheckpointError):
@@ -104,9 +104,13 @@ def schedule_from_scheduler_config(cfg: dict[str, Any]) -> NoiseSchedule:
         raise ValueError(f"scheduler option num_train_timesteps must be an integer >= 1, got {T!r}")
     zero_snr = bool(cfg.get("rescale_betas_zero_snr", False))
     if cfg.get("trained_betas") is not None:
-        betas = torch.as_tensor(cfg["trained_betas"], dtype=torch.float64)
+        try:
+            betas = torch.as_tensor(cfg["trained_betas"], dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError("scheduler option trained_betas must be a list of numbers") from None
         if betas.ndim != 1:
-            raise ValueError(f"scheduler option trained_betas must be a list of numbers, got shape {tuple(betas.shape)}")
+            raise ValueError(f"scheduler option trained_betas must be a list of numbers, "
+                             f"got shape {tuple(betas.shape)}")
         if zero_snr:
             betas = _rescale_zero_terminal_snr(betas)
         return schedule_from_betas(betas, name="trained", options={"zero_terminal_snr": True} if zero_snr else {},
@@ -222,8 +226,8 @@ def describe_diffusers_folder(path: str | os.PathLike) -> str:
     except ValueError as e:
         lines.append(f"  scheduler {sched.get('_class_name')}: cannot be used ({e})")
     differ = [f"{k}={sched[k]}" for k, ours in OUR_SAMPLING.items() if k in sched and sched[k] not in ours]
-    lines.append("  sampling  diffview's own DDPM and DDIM (trailing spacing, x̂_0 clipped to [−1, 1], σ²_t = β̃_t)"
-                 + (f"; the scheduler's own differ: {', '.join(differ)}" if differ else ""))
+    lines.append("  sampling  diffview's own DDPM and DDIM (trailing spacing, x̂_0 clipped to [−1, 1], "
+                 "σ²_t = β̃_t)" + (f"; the scheduler's own differ: {', '.join(differ)}" if differ else ""))
     lines.append("  training  none here: diffview samples from a diffusers model but does not train it further")
     return "\n".join(lines)
 

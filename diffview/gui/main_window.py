@@ -142,7 +142,8 @@ class MainWindow(QMainWindow):
 
         file = self.menuBar().addMenu("&File")
         action(file, "Open &Folder…", self.open_folder_dialog, "Ctrl+O", "Train on a folder of images")
-        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O", "Open a run folder written by diffview")
+        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O",
+               "Open a run folder written by diffview, or a diffusers model folder")
         file.addSeparator()
         action(file, "&Quit", self.close, QKeySequence.Quit)
         train = self.menuBar().addMenu("&Train")
