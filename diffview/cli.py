@@ -3,6 +3,8 @@
     diffview train [FOLDER | --dataset digits] [--out RUN] …   train, with a progress bar
     diffview sample RUN [--n 64] [--sampler ddim] …              a grid PNG (and a GIF of the reverse process)
     diffview info RUN                                            what a run is and how far it got
+
+RUN may also be a folder written by diffusers' save_pretrained (a UNet2DModel and its scheduler).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int)
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
-    s.add_argument("run", help="a run folder written by 'diffview train'")
+    s.add_argument("run", help="a run folder written by 'diffview train', or a diffusers model folder")
     s.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
     s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     s.add_argument("--steps", type=_positive_int, help="sampling steps (default: 50 for DDIM, T for DDPM)")
@@ -240,13 +242,16 @@ def _sample(args) -> int:
     from .core.runs import open_run
 
     run = open_run(args.run, ema=not args.raw)
+    if args.raw and run.config is None:
+        raise ValueError(f"--raw: {run.root} is a diffusers model, saved with one set of weights; leave out --raw")
     steps = args.steps or (50 if args.sampler == "ddim" else run.schedule.timesteps)
     if steps > run.schedule.timesteps:
         raise ValueError(f"--steps {steps} exceeds the run's T = {run.schedule.timesteps}")
     if not 0.0 <= args.eta <= 1.0:
         raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
-    out = Path(args.out) if args.out else run.root / "samples" / (
-        f"sample-{args.sampler}{steps}-seed{args.seed}-step{run.step}.png")
+    # a diffusers folder (often a download cache) is not written into: its default grid goes to the current folder
+    out = Path(args.out) if args.out else (run.root / "samples" if run.config else Path(".")) / (
+        f"sample-{args.sampler}{steps}-seed{args.seed}" + (f"-step{run.step}.png" if run.config else ".png"))
     keep_every = max(1, steps // 60)
     frames, final = [], None
     t0 = time.perf_counter()
@@ -256,9 +261,9 @@ def _sample(args) -> int:
             frames.append(np.concatenate([make_grid(to_uint8(st.x_t)), make_grid(to_uint8(st.x0_pred))], axis=1))
         final = st.x_prev
     seconds = time.perf_counter() - t0
-    meta = {"seed": args.seed, "step": run.step, "schedule": run.config.schedule, "timesteps": run.config.timesteps,
-            "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta, "objective": run.config.objective,
-            "weights": "raw" if args.raw else "ema", "run": str(run.root)}
+    meta = {"seed": args.seed, "step": run.step, "schedule": run.schedule.name, "timesteps": run.schedule.timesteps,
+            "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta, "objective": run.objective,
+            "weights": run.source if run.config is None else "raw" if args.raw else "ema", "run": str(run.root)}
     images = to_uint8(final)
     save_grid(images, out, metadata=meta, scale=2)
     print(f"Wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Opening a finished or interrupted run: its model, schedule, history; sampling from it."""
+"""Opening a finished or interrupted run: its model, schedule, history; sampling from it.
+
+A folder written by diffusers' ``save_pretrained`` opens here too (see :mod:`.hf`).
+"""
 
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ from .training import model_from_checkpoint
 @dataclass
 class LoadedRun:
     root: Path
-    config: TrainConfig
-    checkpoint: Path
+    config: TrainConfig | None  # None for a model diffview did not train (a diffusers folder)
+    checkpoint: Path  # the checkpoint file, or a diffusers folder's UNet folder
     step: int
     model: torch.nn.Module  # eval mode, CPU
     schedule: NoiseSchedule
     channels: int
     image_size: int
     ema: bool
+    objective: str = "eps"
+    source: str = "diffview"  # "diffview": a run it trains further; "diffusers": sample only
 
     def iter_sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                     seed: int = 0, device: str | torch.device = "cpu") -> Iterator[SampleStep]:
@@ -36,11 +41,16 @@ class LoadedRun:
         model = self.model.to(device)
         with torch.no_grad():
             yield from iter_sample(model, x_T.shape, self.schedule, sampler=sampler, steps=steps, eta=eta,
-                                   objective=self.config.objective, x_T=x_T, generator=g)
+                                   objective=self.objective, x_T=x_T, generator=g)
 
 
 def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.PathLike | None = None) -> LoadedRun:
-    """Load a run folder's latest (or the given) checkpoint; raises CheckpointError with a clear reason."""
+    """Load a run folder's latest (or the given) checkpoint, or a diffusers folder; raises CheckpointError
+    with a clear reason."""
+    from . import hf
+
+    if checkpoint is None and hf.looks_like_diffusers(path):  # before RunDir: a UNet folder has a config.json too
+        return hf.open_diffusers_folder(path)
     run = RunDir(path)
     if not run.root.exists():
         raise CheckpointError(f"run folder {run.root} does not exist")
@@ -60,11 +70,22 @@ def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.
         raise CheckpointError(f"{ckpt} does not hold a usable diffview model ({e})") from None
     return LoadedRun(run.root, config, ckpt, int(state["step"]), model,
                      make_schedule(config.schedule, config.timesteps), int(state["channels"]),
-                     int(state["image_size"]), ema)
+                     int(state["image_size"]), ema, objective=config.objective)
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` opens as a run: a diffview run folder or a diffusers model folder."""
+    from . import hf
+
+    return RunDir(path).is_run() or hf.looks_like_diffusers(path)
 
 
 def describe_run(path: str | os.PathLike, last: int = 5) -> str:
     """A few human lines: what the run is, how far it got, its last losses."""
+    from . import hf
+
+    if hf.looks_like_diffusers(path):
+        return hf.describe_diffusers_folder(path)
     run = RunDir(path)
     cfg = TrainConfig.from_dict(run.read_config())
     lines = [f"Run {run.root}",
@@ -86,4 +107,4 @@ def describe_run(path: str | os.PathLike, last: int = 5) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CheckpointError", "LoadedRun", "describe_run", "open_run"]
+__all__ = ["CheckpointError", "LoadedRun", "describe_run", "is_run_folder", "open_run"]

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core.checkpoint import RunDir
 from ..core.data import load_dataset
-from ..core.runs import open_run
-from ..core.schedule import make_schedule
+from ..core.runs import is_run_folder, open_run
+from ..core.schedule import SCHEDULES, make_schedule
 from ..core.training import Trainer, describe_device, pick_device
 from .controller import TrainingController
 from .data_view import DataView
@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
         self._make_menus()
 
         self.update_schedule()
-        if source and RunDir(source).is_run():
+        if source and is_run_folder(source):
             QTimer.singleShot(0, lambda: self.open_run_folder(source))
         else:
             self.load_source(source or "digits")
@@ -142,7 +142,8 @@ class MainWindow(QMainWindow):
 
         file = self.menuBar().addMenu("&File")
         action(file, "Open &Folder…", self.open_folder_dialog, "Ctrl+O", "Train on a folder of images")
-        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O", "Open a run folder written by diffview")
+        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O",
+               "Open a run folder written by diffview, or a diffusers model folder")
         file.addSeparator()
         action(file, "&Quit", self.close, QKeySequence.Quit)
         train = self.menuBar().addMenu("&Train")
@@ -219,6 +220,9 @@ class MainWindow(QMainWindow):
         except ValueError as e:
             self.show_message("error", str(e))
             return
+        self._show_schedule(schedule)
+
+    def _show_schedule(self, schedule) -> None:
         self.schedule = schedule
         self.forward_view.set_schedule(schedule)
         self.schedule_view.set_schedule(schedule)
@@ -230,6 +234,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ training
     def start_training(self) -> None:
         if self.controller.running:
+            return
+        if self.loaded_run is not None and self.loaded_run.config is None:
+            self.show_message("error", f"{self.loaded_run.root.name} is a diffusers model: diffview samples from it "
+                                       "but does not train it further. Open a diffview run to train.")
             return
         if self.dataset is None:
             self.show_message("error", "No dataset is loaded yet: choose one in Settings ▸ Data.")
@@ -283,10 +291,11 @@ class MainWindow(QMainWindow):
             return (model, self.trainer.schedule, cfg.objective, self.trainer._dataset.channels,
                     self.trainer._dataset.image_size, f"the training run at step {self.trainer.step:,}")
         if self.loaded_run is not None:
-            # the opened run already holds its EMA model; only the raw weights need reading
-            run = self.loaded_run if ema else open_run(self.loaded_run.root, ema=False)
-            return (run.model, run.schedule, run.config.objective, run.channels, run.image_size,
-                    f"{run.root.name} at step {run.step:,}")
+            run = self.loaded_run
+            if not ema and run.config is not None:  # the opened run holds its EMA model; only raw weights need reading
+                run = open_run(run.root, ema=False)
+            label = f"{run.root.name} at step {run.step:,}" if run.config else f"the diffusers model {run.root.name}"
+            return run.model, run.schedule, run.objective, run.channels, run.image_size, label
         return None
 
     def _sample_now(self) -> None:
@@ -295,7 +304,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ runs
     def open_run_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a diffview run folder", str(self.runs_root))
+        path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
+                                                str(self.runs_root))
         if path:
             self.open_run_folder(path)
 
@@ -311,12 +321,41 @@ class MainWindow(QMainWindow):
         self.loaded_run = run
         self.trainer = None
         self.run_dir = run.root
-        self.settings.set_config(run.config)
         self.run_label.setText(f"run: {run.root}")
+        self._allow_training(run.config is not None)
+        if run.config is None:
+            self._opened_diffusers(run)
+            return
+        self.settings.set_config(run.config)
         self.update_schedule()
         self._show_history(run)
         self.show_message("info", f"Opened {run.root} at step {run.step:,}. Train resumes it; Sample draws from it.")
         self.load_source(run.config.dataset)
+
+    def _opened_diffusers(self, run) -> None:
+        """A diffusers model: its schedule in the views, its objective in Settings, nothing to train or replay."""
+        s = self.settings
+        for w in (s.schedule, s.timesteps, s.objective):
+            w.blockSignals(True)  # the schedule comes from the model's scheduler, not from these settings
+        if run.schedule.name in SCHEDULES:
+            s.schedule.setCurrentText(run.schedule.name)
+        s.timesteps.setValue(run.schedule.timesteps)
+        s.objective.setCurrentText(run.objective)
+        for w in (s.schedule, s.timesteps, s.objective):
+            w.blockSignals(False)
+        self._show_schedule(run.schedule)
+        self.training_view.reset(run.schedule.timesteps)
+        self.show_message("info", f"Opened the diffusers model {run.root} ({run.schedule.name} schedule, "
+                                  f"T = {run.schedule.timesteps}, {run.objective} objective). Sample draws from it; "
+                                  "diffview does not train diffusers models further, so Train is off.")
+        if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
+            self.load_source("shapes" if run.channels == 3 else "digits")
+
+    def _allow_training(self, ok: bool) -> None:
+        self.settings.train_button.setEnabled(ok and not self.controller.running)
+        self.settings.train_button.setToolTip("Start training (Ctrl+T)" if ok else
+                                              "A diffusers model is open: diffview samples from it but does not "
+                                              "train it further")
 
     def _show_history(self, run) -> None:
         from PIL import Image
@@ -349,7 +388,7 @@ class MainWindow(QMainWindow):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             path = paths[0]
-            if RunDir(path).is_run():
+            if is_run_folder(path):
                 self.open_run_folder(path)
             else:
                 self.load_source(path)
