@@ -44,8 +44,9 @@ def _float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.diffusion import OBJECTIVES, SAMPLERS
+    from .core.toy2d import TOY_DATASETS
     from .core.schedule import SCHEDULES
-    from .core.unet import PRESETS
+    from .core.models import MODEL_PRESETS
 
     parser = _Parser(prog="diffview",
                      description="Train a denoising diffusion model and watch the mathematics at work. "
@@ -56,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model headless, with a progress bar",
                        description="Train on an image folder or a built-in dataset. Ctrl-C stops after the "
                                    "current step and writes a checkpoint.")
-    t.add_argument("folder", nargs="?", help="a folder of images (searched recursively)")
-    t.add_argument("--dataset", help="a built-in dataset: digits (default) or shapes")
+    t.add_argument("folder", nargs="?", help="a folder of images (searched recursively), or a CSV of 2D points")
+    t.add_argument("--dataset", help=f"a built-in dataset: digits (default) or shapes; or 2D points: "
+                                     f"{', '.join(TOY_DATASETS)}")
     t.add_argument("--out", help="the run folder to write (default: runs/NAME-DATE-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     t.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file; flags override them")
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--timesteps", type=_positive_int)
     t.add_argument("--objective", choices=OBJECTIVES)
-    t.add_argument("--model", choices=tuple(PRESETS))
+    t.add_argument("--model", choices=MODEL_PRESETS)
     t.add_argument("--lr", type=_float)
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--out", help="the grid PNG (default: RUN/samples/sample-….png)")
     s.add_argument("--gif", help="also write the reverse process as a GIF (x_t beside x̂_0)")
+    s.add_argument("--csv", help="2D runs: also write the sampled points as x,y rows")
     s.add_argument("--device", default="cpu")
 
     i = sub.add_parser("info", help="what a run is, how far it got, and its last losses")
@@ -139,20 +142,22 @@ def _train_config(args):
     from .core.config import TrainConfig
     from .core.training import load_run_config
 
+    if args.folder and args.dataset:
+        raise ValueError("give either a folder or --dataset, not both")
+    dataset = str(Path(args.folder).expanduser()) if args.folder else args.dataset
+    if dataset and args.resume:
+        raise ValueError("--resume continues a run on its own data; leave out the folder and --dataset")
+    if args.folder and not Path(dataset).exists():
+        raise ValueError(f"{'points file' if dataset.lower().endswith('.csv') else 'image folder'} {dataset} "
+                         "does not exist")
     if args.resume:
         cfg = load_run_config(args.resume)
     elif args.config:
         cfg = TrainConfig.from_toml(args.config)
-    else:
-        cfg = TrainConfig()
-    if args.folder and args.dataset:
-        raise ValueError("give either a folder or --dataset, not both")
-    if args.folder or args.dataset:
-        if args.resume:
-            raise ValueError("--resume continues a run on its own data; leave out the folder and --dataset")
-        cfg.dataset = str(Path(args.folder).expanduser()) if args.folder else args.dataset
-        if args.folder and not Path(cfg.dataset).exists():
-            raise ValueError(f"image folder {cfg.dataset} does not exist")
+        if dataset:
+            cfg.dataset = dataset
+    else:  # 2D points get the MLP's defaults
+        cfg = TrainConfig.for_dataset(dataset or TrainConfig.dataset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size,
                  "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
                  "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
@@ -173,7 +178,7 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from .core import training as tr
-    from .core.unet import unet_config
+    from .core.unet import PRESETS, unet_config
 
     cfg = _train_config(args)
     if args.resume:
@@ -183,7 +188,7 @@ def _train(args) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / "config.json").exists():
             raise ValueError(f"{out} already holds a run; use --resume {out} to continue it, or another --out")
-        if cfg.image_size:
+        if cfg.image_size and cfg.model in PRESETS:
             unet_config(cfg.model, 1).check_image_size(cfg.image_size)
     trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
     interrupts = []
@@ -252,6 +257,10 @@ def _sample(args) -> int:
     # a diffusers folder (often a download cache) is not written into: its default grid goes to the current folder
     out = Path(args.out) if args.out else (run.root / "samples" if run.config else Path(".")) / (
         f"sample-{args.sampler}{steps}-seed{args.seed}" + (f"-step{run.step}.png" if run.config else ".png"))
+    if run.data_kind == "points":
+        return _sample_points(run, args, steps, out)
+    if args.csv:
+        raise ValueError("--csv writes 2D points; this run makes images")
     keep_every = max(1, steps // 60)
     frames, final = [], None
     t0 = time.perf_counter()
@@ -272,6 +281,42 @@ def _sample(args) -> int:
         save_gif(frames, args.gif, scale=2)
         print(f"Wrote the reverse process (x_t | x̂_0, {len(frames)} frames) to {args.gif}", file=sys.stderr)
     return 0
+
+
+def _sample_points(run, args, steps: int, out: Path) -> int:
+    """2D runs: a scatter plot PNG (the data faintly behind), the points as CSV, and the distance to the data."""
+    from .core.export import save_grid
+    from .core.points import distance_to_data, load_points, save_points_csv, scatter_image
+
+    if args.gif:
+        raise ValueError("--gif shows images; for 2D runs open the run in the app to watch the trajectories")
+    t0 = time.perf_counter()
+    final = None
+    for st in run.iter_sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
+                              device=args.device):
+        final = st.x_prev
+    seconds = time.perf_counter() - t0
+    points = final.float().cpu()
+    try:
+        dataset = load_points(run.config.dataset)[0]
+    except ValueError:  # a CSV that has since moved: the samples still get written
+        dataset = None
+    meta = {"seed": args.seed, "step": run.step, "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta,
+            "objective": run.objective, "run": str(run.root)}
+    message = f"Wrote {args.n:,} points to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)"
+    if dataset is not None:
+        distance, floor, n = distance_to_data(points, dataset)
+        meta.update(sliced_wasserstein=round(distance, 5), data_floor=round(floor, 5))
+        message += (f"; sliced Wasserstein distance to the data {distance:.4f} on {n:,} points "
+                    f"(two draws of the data: {floor:.4f})")
+    image = scatter_image(points, size=512, reference=dataset.points if dataset is not None else None)
+    save_grid(image[None], out, metadata=meta, padding=0)
+    print(message, file=sys.stderr)
+    if args.csv:
+        save_points_csv(points, args.csv)
+        print(f"Wrote the points to {args.csv}", file=sys.stderr)
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -55,9 +55,9 @@ def save_png(img: Image.Image, path: str | os.PathLike, metadata: Mapping[str, o
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, *, nrow: int | None = None, scale: int = 1,
-              metadata: Mapping[str, object] | None = None) -> Path:
+              metadata: Mapping[str, object] | None = None, padding: int = 2) -> Path:
     """Save uint8 images [N, C, H, W] as one grid PNG."""
-    return save_png(to_pil(make_grid(images, nrow), scale), path, metadata)
+    return save_png(to_pil(make_grid(images, nrow, padding), scale), path, metadata)
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, duration_ms: int = 60,

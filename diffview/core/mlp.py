@@ -1,13 +1,12 @@
 """The denoiser for 2D points: a residual MLP with a sinusoidal timestep embedding.
 
 The same diffusion maths trains it as the UNet (``training_loss``, ``iter_sample``): only the
-network differs. Points are first lifted by random Fourier features (Tancik et al. 2020), which
-lets a small MLP learn the sharp edges of ``checkerboard`` and the thin arms of ``swissroll``.
+network differs. Random Fourier features of the input (Tancik et al. 2020) were measured and
+did not help on ``moons`` (benchmarks/README.md), so the MLP sees the coordinates alone.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -22,9 +21,6 @@ class MLPConfig:
     dim: int = 2  # coordinates per point
     hidden: int = 128
     blocks: int = 3  # residual blocks
-    fourier_features: int = 32  # sin/cos pairs of random projections of x; 0 to feed x alone
-    fourier_scale: float = 1.0  # std of the random projection frequencies
-    seed: int = 0  # of the fixed random frequencies (stored as a buffer, so checkpoints carry them)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +32,7 @@ class MLPConfig:
 
 MLP_PRESETS: dict[str, MLPConfig] = {
     "mlp": MLPConfig(),
-    "mlp-tiny": MLPConfig(hidden=32, blocks=1, fourier_features=8),  # for tests
+    "mlp-tiny": MLPConfig(hidden=32, blocks=1),  # for tests
 }
 
 
@@ -60,11 +56,8 @@ class MLPDenoiser(nn.Module):
     def __init__(self, config: MLPConfig):
         super().__init__()
         self.config = cfg = config
-        g = torch.Generator().manual_seed(cfg.seed)
-        self.register_buffer("freqs", torch.randn(cfg.dim, cfg.fourier_features, generator=g) * cfg.fourier_scale)
-        in_features = cfg.dim + 2 * cfg.fourier_features
         self.time_mlp = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden))
-        self.inp = nn.Linear(in_features, cfg.hidden)
+        self.inp = nn.Linear(cfg.dim, cfg.hidden)
         self.blocks = nn.ModuleList(_Block(cfg.hidden) for _ in range(cfg.blocks))
         self.norm_out = nn.LayerNorm(cfg.hidden)
         self.out = nn.Linear(cfg.hidden, cfg.dim)
@@ -75,9 +68,6 @@ class MLPDenoiser(nn.Module):
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.hidden).to(x.dtype))
-        if self.config.fourier_features:
-            proj = 2 * math.pi * x @ self.freqs.to(x.dtype)
-            x = torch.cat([x, torch.sin(proj), torch.cos(proj)], dim=-1)
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, emb)

@@ -19,7 +19,7 @@ import torch
 
 from .checkpoint import atomic_write_text
 from .data import DataError
-from .toy2d import TOY_DATASETS, make_toy
+from .toy2d import TOY_DATASETS, make_toy, sliced_wasserstein
 
 TOY_SIZE = 10_000  # points in a built-in 2D dataset
 MIN_POINTS = 8
@@ -134,6 +134,24 @@ def save_points_csv(points: torch.Tensor | np.ndarray, path: str | os.PathLike) 
     return path
 
 
+def distance_to_data(samples: torch.Tensor, dataset: PointDataset, seed: int = 0) -> tuple[float, float, int]:
+    """(sliced Wasserstein distance from ``samples`` to the data, its floor, points compared).
+
+    The floor is the distance between two independent draws of the data of the same size, so
+    a perfect sampler scores about the floor. A built-in dataset draws two fresh sets; a CSV's
+    points are split into two random halves (the samples are then compared with one half).
+    """
+    name = dataset.name
+    if name in TOY_DATASETS:
+        n = min(len(samples), TOY_SIZE)
+        a, b = make_toy(name, n, seed=seed + 1), make_toy(name, n, seed=seed + 2)
+    else:
+        perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        n = min(len(samples), len(dataset) // 2)
+        a, b = dataset.points[perm[:n]], dataset.points[perm[n : 2 * n]]
+    return sliced_wasserstein(samples[:n].float(), a, seed=seed), sliced_wasserstein(b, a, seed=seed), n
+
+
 def scatter_image(points: torch.Tensor | np.ndarray, size: int = 256, limit: float = PLOT_LIMIT,
                   reference: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
     """A scatter plot of points [N, 2] as uint8 [3, size, size], drawn without matplotlib.
@@ -158,5 +176,5 @@ def scatter_image(points: torch.Tensor | np.ndarray, size: int = 256, limit: flo
     return np.round(img).astype(np.uint8).transpose(2, 0, 1)
 
 
-__all__ = ["PLOT_LIMIT", "PointDataset", "PointReport", "is_points_source", "load_points", "read_points_csv",
+__all__ = ["PLOT_LIMIT", "PointDataset", "distance_to_data", "PointReport", "is_points_source", "load_points", "read_points_csv",
            "save_points_csv", "scatter_image", "standardise"]

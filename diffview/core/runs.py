@@ -32,16 +32,24 @@ class LoadedRun:
     ema: bool
     objective: str = "eps"
     source: str = "diffview"  # "diffview": a run it trains further; "diffusers": sample only
+    data_kind: str = "images"  # or "points": 2D points and an MLP
+
+    def sample_shape(self, n: int) -> tuple[int, ...]:
+        if self.data_kind == "points":
+            return (n, self.channels)
+        return (n, self.channels, self.image_size, self.image_size)
 
     def iter_sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
-                    seed: int = 0, device: str | torch.device = "cpu") -> Iterator[SampleStep]:
-        """The reverse process for ``n`` images from the fixed ``seed``, step by step."""
+                    seed: int = 0, device: str | torch.device = "cpu",
+                    x_T: torch.Tensor | None = None) -> Iterator[SampleStep]:
+        """The reverse process for ``n`` samples from the fixed ``seed`` (or from ``x_T``), step by step."""
         g = torch.Generator().manual_seed(seed)
-        x_T = torch.randn((n, self.channels, self.image_size, self.image_size), generator=g).to(device)
+        x_T = torch.randn(self.sample_shape(n), generator=g) if x_T is None else x_T
         model = self.model.to(device)
         with torch.no_grad():
             yield from iter_sample(model, x_T.shape, self.schedule, sampler=sampler, steps=steps, eta=eta,
-                                   objective=self.objective, x_T=x_T, generator=g)
+                                   objective=self.objective, x_T=x_T.to(device), generator=g,
+                                   clip_x0=self.data_kind == "images")
 
 
 def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.PathLike | None = None) -> LoadedRun:
@@ -70,7 +78,8 @@ def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.
         raise CheckpointError(f"{ckpt} does not hold a usable diffview model ({e})") from None
     return LoadedRun(run.root, config, ckpt, int(state["step"]), model,
                      make_schedule(config.schedule, config.timesteps), int(state["channels"]),
-                     int(state["image_size"]), ema, objective=config.objective)
+                     int(state["image_size"]), ema, objective=config.objective,
+                     data_kind=str(state.get("data_kind", "images")))
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:
@@ -88,9 +97,14 @@ def describe_run(path: str | os.PathLike, last: int = 5) -> str:
         return hf.describe_diffusers_folder(path)
     run = RunDir(path)
     cfg = TrainConfig.from_dict(run.read_config())
+    from .points import is_points_source
+
+    points = is_points_source(cfg.dataset)
+    data = "2D points" if points else f"{cfg.image_size}×{cfg.image_size}, {cfg.channels} channel(s)"
     lines = [f"Run {run.root}",
-             f"  data      {cfg.dataset} ({cfg.image_size}×{cfg.image_size}, {cfg.channels} channel(s))",
-             f"  model     {cfg.model} UNet, {cfg.objective} objective, {cfg.schedule} schedule, T={cfg.timesteps}",
+             f"  data      {cfg.dataset} ({data})",
+             f"  model     {cfg.model} {'MLP' if points else 'UNet'}, {cfg.objective} objective, {cfg.schedule} "
+             f"schedule, T={cfg.timesteps}",
              f"  training  batch {cfg.batch_size}, lr {cfg.lr:g}, EMA {cfg.ema_decay}, seed {cfg.seed}"]
     ckpt = run.latest_checkpoint()
     metrics = run.read_metrics()

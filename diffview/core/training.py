@@ -30,9 +30,8 @@ from .events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEven
 from .export import save_grid, to_uint8
 from .losses import training_loss
 from .models import architecture, build_model, describe_model, fresh_copy, model_from_checkpoint
-from .points import PLOT_LIMIT, is_points_source, load_points, scatter_image
+from .points import PLOT_LIMIT, distance_to_data, is_points_source, load_points, scatter_image
 from .schedule import make_schedule
-from .toy2d import sliced_wasserstein
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -313,9 +312,7 @@ class Trainer:
         final = final.float().cpu()
         distance = None
         if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
-            data = self._dataset.points
-            ref = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[: len(final)]]
-            distance = sliced_wasserstein(final, ref) if len(ref) == len(final) else None
+            distance = distance_to_data(final, self._dataset)[0]
             arr = scatter_image(final, limit=PLOT_LIMIT)[None]
         else:
             arr = to_uint8(final)
