@@ -5,6 +5,8 @@
     diffview info RUN                                            what a run is and how far it got
 
 RUN may also be a folder written by diffusers' save_pretrained (a UNet2DModel and its scheduler).
+Under torchrun (``torchrun --nproc_per_node=N -m diffview train …``) every process runs ``train``;
+rank 0 alone writes the run folder and prints, the others print only their own errors.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: one per core)")
+    t.add_argument("--dist-timeout", type=_positive_int, metavar="SECONDS",
+                   help="under torchrun: how long a process waits for the others before giving up (default 120)")
     t.add_argument("--preview-every", type=_positive_int)
     t.add_argument("--checkpoint-every", type=_positive_int)
 
@@ -162,12 +166,13 @@ def _train_config(args):
                  "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
                  "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
-                 "checkpoint_every": args.checkpoint_every}
+                 "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout}
     if args.resume:
-        changed = [k for k, v in overrides.items() if v is not None and k not in ("steps", "device", "threads")]
+        free = ("steps", "device", "threads", "dist_timeout")
+        changed = [k for k, v in overrides.items() if v is not None and k not in free]
         if changed:
-            raise ValueError(f"--resume keeps the run's settings; only --steps, --device and --threads may change "
-                             f"(got --{changed[0].replace('_', '-')})")
+            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads and "
+                             f"--dist-timeout may change (got --{changed[0].replace('_', '-')})")
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -175,32 +180,67 @@ def _train_config(args):
 
 
 def _train(args) -> int:
+    """``train``, alone or as one process of a torchrun job (see core/distributed.py)."""
+    from .core import distributed
+
+    cfg = _train_config(args)
+    dist = distributed.from_env(cfg.device, cfg.dist_timeout)
+    broken = False
+    try:
+        return _train_in(args, cfg, dist)
+    except (ValueError, OSError, RuntimeError) as e:
+        message = distributed.failure_message(e)
+        if message is not None:
+            broken = True
+            print(f"diffview: error: {message}", file=sys.stderr)
+            return 1
+        if getattr(e, "from_rank0", False):  # rank 0 reports it for the whole job
+            return 1
+        raise
+    finally:
+        dist.close(destroy=not broken)  # a broken group may hang in its goodbye; exiting frees it
+
+
+def _run_folder(args, cfg) -> Path:
+    from .core.unet import PRESETS, unet_config
+
+    if args.resume:
+        return Path(args.resume)
+    name = Path(cfg.dataset).name if Path(cfg.dataset).exists() else cfg.dataset
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "config.json").exists():
+        raise ValueError(f"{out} already holds a run; use --resume {out} to continue it, or another --out")
+    if cfg.image_size and cfg.model in PRESETS:
+        unet_config(cfg.model, 1).check_image_size(cfg.image_size)
+    return out
+
+
+def _train_in(args, cfg, dist) -> int:
     from tqdm import tqdm
 
     from .core import training as tr
-    from .core.unet import PRESETS, unet_config
 
-    cfg = _train_config(args)
-    if args.resume:
-        out = Path(args.resume)
-    else:
-        name = Path(cfg.dataset).name if Path(cfg.dataset).exists() else cfg.dataset
-        out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "config.json").exists():
-            raise ValueError(f"{out} already holds a run; use --resume {out} to continue it, or another --out")
-        if cfg.image_size and cfg.model in PRESETS:
-            unet_config(cfg.model, 1).check_image_size(cfg.image_size)
+    out = dist.from_main(lambda: _run_folder(args, cfg))  # rank 0 names it (the default holds the time)
     trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
     interrupts = []
 
     def on_sigint(signum, frame):
-        interrupts.append(time.monotonic())
+        now = time.monotonic()
+        if interrupts and dist.active and now - interrupts[0] < 2.0:
+            return  # the same Ctrl-C twice: older torchruns forward it to ranks that got it already
+        interrupts.append(now)
         if len(interrupts) > 1:
             raise KeyboardInterrupt
         trainer.stop()
-        tqdm.write("Stopping after this step and writing a checkpoint… (Ctrl-C again to abort without saving)")
+        if dist.is_main:
+            tqdm.write("Stopping after this step and writing a checkpoint… (Ctrl-C again to abort without saving)")
 
     old = signal.signal(signal.SIGINT, on_sigint)
+    if not dist.is_main:
+        try:
+            return _train_quietly(trainer, dist)
+        finally:
+            signal.signal(signal.SIGINT, old)
     bar = None
     done = None
     try:
@@ -237,6 +277,24 @@ def _train(args) -> int:
     print(f"{done.message} Run folder: {out}", file=sys.stderr)
     print(f"Sample from it with: diffview sample {out}", file=sys.stderr)
     return 0
+
+
+def _train_quietly(trainer, dist) -> int:
+    """Ranks > 0 of a torchrun job: the same training, printing only this rank's own errors."""
+    from .core.training import DoneEvent
+
+    done = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, DoneEvent):
+                done = ev
+    except KeyboardInterrupt:
+        return 130
+    if done.reason != "failed":
+        return 0
+    if done.message not in dist.mirrored_errors:
+        print(f"diffview: error: rank {dist.rank}: {done.message}", file=sys.stderr)
+    return 1
 
 
 def _sample(args) -> int:

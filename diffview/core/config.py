@@ -38,7 +38,7 @@ class TrainConfig:
     model: str = "small"
     dropout: float = 0.0
     # optimisation
-    batch_size: int = 64
+    batch_size: int = 64  # per process when several train together (torchrun)
     lr: float = 2e-3
     warmup_steps: int = 100
     lr_decay: str = "cosine"  # "cosine" to 10% at the last step, or "constant"
@@ -51,6 +51,10 @@ class TrainConfig:
     # hardware
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     threads: int | None = None  # CPU threads for torch; None: one per core
+    # several processes (torchrun; see core/distributed.py), recorded by the trainer
+    world_size: int = 1  # processes that train the run
+    global_batch_size: int | None = None  # batch_size × world_size
+    dist_timeout: int = 120  # seconds a process waits for the others before giving up
     # reporting
     log_every: int = 10
     preview_every: int = 250
@@ -70,7 +74,7 @@ class TrainConfig:
         _choice("lr_decay", self.lr_decay, ("cosine", "constant"))
         _choice("channels", str(self.channels), ("auto", "1", "3"))
         for name in ("timesteps", "batch_size", "steps", "log_every", "preview_every", "checkpoint_every",
-                     "keep_checkpoints", "preview_n", "preview_steps"):
+                     "keep_checkpoints", "preview_n", "preview_steps", "world_size", "dist_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -80,6 +84,9 @@ class TrainConfig:
             raise ValueError(f"lr must lie in (0, 1), got {self.lr!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.global_batch_size is not None and (not isinstance(self.global_batch_size, int)
+                                                   or self.global_batch_size < 1):
+            raise ValueError(f"global_batch_size must be a positive integer, got {self.global_batch_size!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads!r}")
         return self

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import CheckpointError, RunDir, atomic_write_text, load_checkpoint
 from .config import TrainConfig
 from .data import StreamingImageDataset, load_dataset
@@ -171,19 +172,17 @@ class Trainer:
 
     def _setup(self) -> Iterator[object]:
         cfg = self.config
-        self.device = pick_device(cfg.device)
+        self.dist = distributed.join(cfg, resume=self.resume)  # torchrun's job, or a job of one process
+        self.device = self.dist.device or pick_device(cfg.device)
         if self.device.type == "cpu":
-            threads = cfg.threads or (os.cpu_count() or 1)
+            threads = cfg.threads or max(1, (os.cpu_count() or 1) // self.dist.local_world_size)
             torch.set_num_threads(threads)
         state = None
         if self.resume:
-            if self.run_dir is None:
-                raise ValueError("resume needs a run folder")
-            ckpt = self.run_dir.latest_checkpoint()
-            if ckpt is None:
-                raise CheckpointError(f"{self.run_dir.root} has no checkpoint to resume from")
-            state = load_checkpoint(ckpt)
-            yield LogEvent(f"Resuming {self.run_dir.root} from {ckpt.name} (step {state['step']}).")
+            ckpt, state = self.dist.from_main(self._read_latest_checkpoint)  # rank 0 reads, all load
+            yield LogEvent(f"Resuming {ckpt.parent.parent} from {ckpt.name} (step {state['step']}).")
+        if not self.dist.is_main:
+            self.run_dir = None  # only rank 0 writes the run folder
 
         if self._dataset is None:
             self._dataset, self.report = load_training_data(cfg)
@@ -203,6 +202,7 @@ class Trainer:
         np.random.seed(cfg.seed % 2**32)
         if state is not None:
             self._load_state(state)
+        self._net = self.dist.wrap(self.model)  # DDP in a job; self.model stays the plain module
         if self.run_dir is not None:
             self.run_dir.create()
             saved = cfg.to_dict()
@@ -215,14 +215,24 @@ class Trainer:
             f"Training a {describe_model(self.model, cfg.model)} on "
             f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
             f"batch {cfg.batch_size}, lr {cfg.lr:g}."
+            + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
         )
+
+    def _read_latest_checkpoint(self):
+        if self.run_dir is None:
+            raise ValueError("resume needs a run folder")
+        ckpt = self.run_dir.latest_checkpoint()
+        if ckpt is None:
+            raise CheckpointError(f"{self.run_dir.root} has no checkpoint to resume from")
+        return ckpt, load_checkpoint(ckpt)
 
     def _run(self) -> Iterator[object]:
         yield from self._setup()
         cfg, data = self.config, self._dataset
         autocast = self.device.type == "cuda"
         preview_x = torch.randn(data.sample_shape(cfg.preview_n), generator=torch.Generator().manual_seed(cfg.seed + 1))
-        next_batch = batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step)
+        next_batch = (self.dist.batch_source if self.dist.active else batch_source)(
+            data, cfg.batch_size, self.gen, cfg.seed + self.step)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
         last_ckpt_step = self.step if self.resume else None
         t_start, rate = time.perf_counter(), None
@@ -233,7 +243,8 @@ class Trainer:
                     self._running.wait()
                     if not self._stop.is_set():
                         yield LogEvent(f"Resumed at step {self.step}.")
-                if self._stop.is_set():
+                if self.dist.any(self._stop.is_set()):  # every process stops at the same step
+                    self._stop.set()
                     break
                 t0 = time.perf_counter()
                 x0 = next_batch().to(self.device, non_blocking=True)
@@ -242,14 +253,16 @@ class Trainer:
                     group["lr"] = lr
                 self.model.train()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    losses, t = training_loss(self.model, x0, self.schedule, objective=cfg.objective,
-                                              weighting=cfg.loss_weighting, generator=self.gen)
+                    losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
+                                              weighting=cfg.loss_weighting, generator=self.gen,
+                                              **self.dist.timesteps_and_noise(x0, cfg.timesteps, self.gen))
                 loss = losses.mean()
-                if not torch.isfinite(loss):
+                shown, losses, t = self.dist.gather_losses(loss, losses, t)  # the global batch's, on every rank
+                if not torch.isfinite(shown):
                     kept = f"the last checkpoint (step {last_ckpt_step}) is intact" if last_ckpt_step else \
                         "no checkpoint was written"
                     yield DoneEvent("failed", self.step,
-                                    f"Loss became {loss.item()} at step {self.step + 1}; training stopped and {kept}. "
+                                    f"Loss became {shown.item()} at step {self.step + 1}; training stopped and {kept}. "
                                     "Try a lower learning rate.")
                     return
                 self.opt.zero_grad(set_to_none=True)
@@ -264,16 +277,16 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 rate = dt if rate is None else 0.9 * rate + 0.1 * dt
                 elapsed = time.perf_counter() - t_start
-                loss_value = float(loss.item())
+                loss_value = float(shown.item())
                 ev = StepEvent(self.step, loss_value, losses.detach().float().cpu().numpy(), t.cpu().numpy(), lr,
-                               cfg.batch_size / rate, elapsed, rate * (cfg.steps - self.step), cfg.steps)
+                               len(losses) / rate, elapsed, rate * (cfg.steps - self.step), cfg.steps)
                 if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                     metrics.write(json.dumps({"step": self.step, "loss": round(loss_value, 6), "lr": lr,
                                               "images_per_sec": round(ev.images_per_sec, 2),
                                               "elapsed": round(elapsed, 2)}) + "\n")
                     metrics.flush()
                 yield ev
-                if self.step % cfg.preview_every == 0 or self.step == cfg.steps:
+                if (self.step % cfg.preview_every == 0 or self.step == cfg.steps) and self.dist.is_main:
                     yield self.preview(preview_x)
                 if self.run_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     yield self.save()
