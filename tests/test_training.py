@@ -150,7 +150,8 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp
     class PoisonAfter:
         def __init__(self, good, bad_from):
             self.good, self.bad_from, self.calls = good, bad_from, 0
-            self.channels, self.image_size = good.channels, good.image_size
+            self.channels, self.image_size, self.kind = good.channels, good.image_size, good.kind
+            self.sample_shape = good.sample_shape
 
         def sample_batch(self, batch_size, generator=None):
             self.calls += 1

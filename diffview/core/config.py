@@ -131,7 +131,8 @@ class TrainConfig:
 # distance to the data per CPU second on ``moons`` (benchmarks/README.md).
 POINT_DEFAULTS: dict[str, Any] = {
     "model": "mlp", "objective": "v", "batch_size": 256, "lr": 2e-3, "warmup_steps": 100, "steps": 2000,
-    "ema_decay": 0.995, "preview_every": 200, "preview_n": 2000, "preview_steps": 50, "checkpoint_every": 1000,
+    "ema_decay": 0.995, "preview_every": 200, "preview_n": 2000, "preview_sampler": "ddpm", "preview_steps": 100,
+    "checkpoint_every": 1000,
 }
 
 

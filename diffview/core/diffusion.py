@@ -241,19 +241,25 @@ def iter_sample(
     x_T: torch.Tensor | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    t_start: int | None = None,
 ) -> Iterator[SampleStep]:
     """Run the reverse process from x_T ~ N(0, I), yielding a :class:`SampleStep` per step.
 
     ``model(x_t, t)`` is any callable with ``t`` a LongTensor of shape [B]. DDPM visits all T
     timesteps when ``steps`` is None, else ``timestep_sequence(T, steps, spacing)`` with the
     respaced betas of improved DDPM (sec. 4). DDIM visits ``timestep_sequence`` (default 50 steps).
+    With ``t_start`` the chain starts at that timestep instead of T−1 (``x_T`` is then x_{t_start},
+    as SDEdit uses it) and visits at most t_start + 1 steps.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     T = schedule.timesteps
+    top = T if t_start is None else int(t_start) + 1
+    if not 1 <= top <= T:
+        raise ValueError(f"t_start must lie in 0..{T - 1}, got {t_start}")
     if steps is None:
-        steps = T if sampler == "ddpm" else min(50, T)
-    ts = timestep_sequence(T, steps, spacing)
+        steps = top if sampler == "ddpm" else min(50, top)
+    ts = timestep_sequence(top, min(steps, top) if t_start is not None else steps, spacing)
     if x_T is None:
         x = torch.randn(tuple(shape), generator=generator, device=device or "cpu", dtype=dtype)
         x = x.to(device) if device is not None else x

@@ -65,15 +65,26 @@ def _standardise_gaussians8(pts: np.ndarray) -> torch.Tensor:
     return torch.from_numpy((pts / _gaussians8_scale()).astype(np.float32))
 
 
-def gaussians8_log_density(x: torch.Tensor) -> torch.Tensor:
-    # log p(x) = log (1/8) Σ_k N(x; μ_k, s²I), for the standardised mixture that make_toy("gaussians8") draws
-    """The exact log-density of the standardised ``gaussians8`` data at points x [..., 2]."""
+def gaussians8_log_density(x: torch.Tensor, alpha_bar: float = 1.0) -> torch.Tensor:
+    # log p_t(x) = log (1/8) Σ_k N(x; √ᾱ μ_k, (ᾱ s² + 1 − ᾱ) I): q(x_t | x_0) convolved with the mixture
+    """The exact log-density of the standardised ``gaussians8`` data at points x [..., 2], or with
+    ``alpha_bar`` < 1 of the noised data x_t = √ᾱ x_0 + √(1−ᾱ) ε at that ᾱ."""
     scale = _gaussians8_scale()
     k = torch.arange(8, dtype=x.dtype, device=x.device)
     mu = GAUSSIANS8_RADIUS / scale * torch.stack([torch.cos(k * math.pi / 4), torch.sin(k * math.pi / 4)], 1)
-    s2 = (GAUSSIANS8_STD / scale) ** 2
+    mu = math.sqrt(alpha_bar) * mu
+    s2 = alpha_bar * (GAUSSIANS8_STD / scale) ** 2 + (1.0 - alpha_bar)
     d2 = ((x[..., None, :] - mu) ** 2).sum(-1)
     return torch.logsumexp(-d2 / (2 * s2), dim=-1) - math.log(8) - math.log(2 * math.pi * s2)
+
+
+def gaussians8_score(x: torch.Tensor, alpha_bar: float = 1.0) -> torch.Tensor:
+    # ∇_x log p_t(x), by automatic differentiation of the closed-form density above
+    """The exact score of the (noised) ``gaussians8`` data at points x [N, 2]."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(gaussians8_log_density(x, alpha_bar).sum(), x)
+    return grad
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:
