@@ -51,12 +51,12 @@ def iter_annealed_langevin(score: Callable[[torch.Tensor, int], torch.Tensor], x
                            step_size: float = 0.1, generator: torch.Generator | None = None
                            ) -> Iterator[LangevinLevel]:
     # x ← x + (δ_t/2) s(x, t) + √δ_t z at each level t, from the noisiest down   (Song & Ermon 2019, Algorithm 1)
-    """Annealed Langevin dynamics over ``levels`` noise levels of ``schedule`` (the samplers' trailing
-    timesteps), ``steps_per_level`` updates each, with the score ``score(x, t)``; a level per yield."""
+    """Annealed Langevin dynamics over ``levels`` noise levels of ``schedule`` (evenly spaced from T−1
+    down to 0), ``steps_per_level`` updates each, with the score ``score(x, t)``; a level per yield."""
     if levels < 1 or steps_per_level < 1 or not step_size > 0:
         raise ValueError("levels and steps per level must be >= 1 and the step size > 0")
     x = x_T
-    for index, t in enumerate(timestep_sequence(schedule.timesteps, min(levels, schedule.timesteps))):
+    for index, t in enumerate(timestep_sequence(schedule.timesteps, min(levels, schedule.timesteps), "linspace")):
         delta = langevin_step_size(step_size, t, schedule)
         for _ in range(steps_per_level):
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)

@@ -1,0 +1,149 @@
+"""The analysis core: score, annealed Langevin, the VLB by timestep, samplers, memorisation, SDEdit."""
+
+import math
+
+import pytest
+import torch
+
+from diffview.core.analysis import (compare_samplers, default_sampler_specs, iter_annealed_langevin, iter_sdedit,
+                                    nearest_training_images, score_from_model, sdedit, vlb_by_timestep)
+from diffview.core.diffusion import gather, q_sample, sample
+from diffview.core.losses import _LN2, prior_bpd
+from diffview.core.schedule import make_schedule
+from diffview.core.toy2d import gaussians8_log_density, gaussians8_score, make_toy
+
+
+def gaussian_oracle(schedule, mu: float, sigma: float):
+    """The exact ε-predictor for data x_0 ~ N(mu, sigma²) in every coordinate."""
+    def model(x_t, t):
+        ab = gather(schedule.alphas_cumprod, t, x_t)
+        var = ab * sigma**2 + 1 - ab
+        # E[ε | x_t] = √(1−ᾱ) (x_t − √ᾱ μ) / (ᾱσ² + 1 − ᾱ)
+        return (1 - ab).sqrt() * (x_t - ab.sqrt() * mu) / var
+    return model
+
+
+def test_score_of_the_oracle_is_the_true_score_of_the_noised_gaussian():
+    schedule = make_schedule("linear", 1000)
+    model = gaussian_oracle(schedule, 0.3, 0.5)
+    x = torch.randn(64, 2, dtype=torch.float64)
+    for t in (0, 200, 999):
+        ab = float(schedule.alphas_cumprod[t])
+        true = -(x - math.sqrt(ab) * 0.3) / (ab * 0.25 + 1 - ab)
+        torch.testing.assert_close(score_from_model(model, x, t, schedule, "eps"), true, rtol=1e-9, atol=1e-9)
+
+
+def test_gaussians8_score_is_the_gradient_of_its_density():
+    x = make_toy("gaussians8", 16, seed=3).double()
+    for ab in (1.0, 0.5, 0.01):
+        h = 1e-6
+        num = torch.stack([(gaussians8_log_density(x + h * e, ab) - gaussians8_log_density(x - h * e, ab)) / (2 * h)
+                           for e in torch.eye(2, dtype=torch.float64)], 1)
+        torch.testing.assert_close(gaussians8_score(x, ab), num, rtol=1e-5, atol=1e-6)
+    # at ᾱ → 0 the noised data is N(0, I): log density of the standard normal
+    z = torch.randn(8, 2, dtype=torch.float64)
+    torch.testing.assert_close(gaussians8_log_density(z, 0.0), -0.5 * (z**2).sum(1) - math.log(2 * math.pi))
+
+
+def test_annealed_langevin_with_the_exact_score_reproduces_a_gaussian():
+    m = torch.tensor([0.5, -0.3], dtype=torch.float64)
+    C = torch.tensor([[0.6, 0.25], [0.25, 0.4]], dtype=torch.float64)
+    eye = torch.eye(2, dtype=torch.float64)
+    schedule = make_schedule("cosine", 1000)
+
+    def score(x, t):  # ∇ log N(x; √ᾱ m, ᾱC + (1−ᾱ)I)
+        ab = float(schedule.alphas_cumprod[t])
+        prec = torch.linalg.inv(ab * C + (1 - ab) * eye)
+        return -(x - math.sqrt(ab) * m) @ prec
+
+    n = 20_000
+    g = torch.Generator().manual_seed(0)
+    levels = list(iter_annealed_langevin(score, torch.randn(n, 2, generator=g, dtype=torch.float64), schedule,
+                                         levels=100, steps_per_level=50, step_size=1.0, generator=g))
+    assert [lv.index for lv in levels] == list(range(100)) and levels[-1].t == 0
+    x = levels[-1].x
+    se_mean = (torch.diag(C) / n).sqrt()
+    assert ((x.mean(0) - m).abs() < 4 * se_mean).all(), (x.mean(0), m)
+    cov = torch.cov(x.T)
+    se_cov = ((torch.diag(C)[:, None] * torch.diag(C)[None] + C**2) / n).sqrt()
+    assert ((cov - C).abs() < 4 * se_cov).all(), (cov, C)
+
+
+def test_langevin_arguments_are_checked():
+    with pytest.raises(ValueError, match="step size"):
+        next(iter_annealed_langevin(lambda x, t: x, torch.zeros(2, 2), make_schedule("linear", 100), step_size=0))
+
+
+def test_vlb_terms_of_the_gaussian_oracle_match_their_closed_form():
+    schedule = make_schedule("linear", 200)
+    mu, sigma = 0.0, 0.2
+    model = gaussian_oracle(schedule, mu, sigma)
+    x0 = (mu + sigma * torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(0))).double()
+    result = vlb_by_timestep(model, x0, schedule, objective="eps", timesteps=20)
+    assert result.subsampled and result.timesteps[0] == 0 and len(result.timesteps) == 20
+    ac, acp, b = schedule.alphas_cumprod, schedule.alphas_cumprod_prev, schedule.betas
+    for t, term in zip(result.timesteps[1:], result.terms[1:]):
+        # KL = c₀² Var(x_0 | x_t) / (2 β̃_t), c₀ = √ᾱ_{t−1} β_t / (1 − ᾱ_t)   (equal variances: only the means differ)
+        c0 = float(acp[t].sqrt() * b[t] / (1 - ac[t]))
+        var_post = sigma**2 * float(1 - ac[t]) / float(ac[t] * sigma**2 + 1 - ac[t])
+        closed = c0**2 * var_post / (2 * float(schedule.posterior_variance[t])) / _LN2
+        assert abs(term - closed) < 0.03 * closed, (t, term, closed)
+    kl = result.terms[1:]
+    expected_total = result.prior + result.terms[0] + kl.sum() * 199 / len(kl)
+    assert math.isclose(result.total, expected_total, rel_tol=1e-12)
+    assert math.isclose(result.prior, float(prior_bpd(x0, schedule).mean()), rel_tol=1e-12)
+
+
+def test_vlb_progress_can_cancel():
+    schedule = make_schedule("linear", 50)
+    calls = []
+    out = vlb_by_timestep(gaussian_oracle(schedule, 0, 0.5), torch.zeros(2, 1, 4, 4), schedule, objective="eps",
+                          chunk=5, progress=lambda done, total: calls.append((done, total)) or done >= 10)
+    assert out is None and calls == [(5, 50), (10, 50)]
+
+
+def test_every_sampler_starts_from_the_same_x_T():
+    schedule = make_schedule("linear", 100)
+    seen = []
+    oracle = gaussian_oracle(schedule, 0.1, 0.4)
+
+    def model(x, t):
+        if int(t[0]) == 99:  # the first step of every sampler is at T − 1 (trailing spacing)
+            seen.append(x.clone())
+        return oracle(x, t)
+
+    x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    specs = default_sampler_specs(100)
+    results = list(compare_samplers(model, x_T, schedule, specs, objective="eps"))
+    assert [r.spec for r in results] == specs and len(seen) == len(specs)
+    assert all(torch.equal(s, x_T) for s in seen)
+    ddim = next(r for r in results if r.spec.sampler == "ddim" and r.spec.eta == 0 and r.spec.steps == 50)
+    torch.testing.assert_close(ddim.samples, sample(oracle, x_T.shape, schedule, sampler="ddim", steps=50, x_T=x_T))
+    assert all(r.seconds > 0 for r in results)
+
+
+def test_a_copied_training_image_is_found_at_distance_zero_and_flagged():
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(300, 1, 8, 8, generator=g) * 2 - 1
+    samples = torch.rand(5, 1, 8, 8, generator=g) * 2 - 1
+    samples[2] = train[123]
+    nn = nearest_training_images(samples, train, chunk=64)
+    assert nn.index[2] == 123 and nn.distance[2] == 0 and nn.rms[2] == 0
+    assert nn.near_copy.tolist() == [False, False, True, False, False]
+    brute = torch.cdist(samples.flatten(1).double(), train.flatten(1).double())
+    torch.testing.assert_close(torch.from_numpy(nn.distance), brute.min(1).values)
+    assert (torch.from_numpy(nn.index) == brute.argmin(1)).all()
+
+
+def test_sdedit_at_t_zero_is_the_image_and_at_t_it_starts_from_q_sample():
+    schedule = make_schedule("linear", 100)
+    model = gaussian_oracle(schedule, 0.0, 0.5)
+    x0 = torch.rand(2, 1, 4, 4) * 2 - 1
+    assert torch.equal(sdedit(model, x0, 0, schedule, objective="eps"), x0)
+    steps = list(iter_sdedit(model, x0, 40, schedule, objective="eps", sampler="ddim", steps=10,
+                             generator=torch.Generator().manual_seed(5)))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+    assert steps[0].t == 39 and steps[-1].t_prev == -1 and len(steps) == 10
+    torch.testing.assert_close(steps[0].x_t, q_sample(x0, 39, schedule, noise))
+    with pytest.raises(ValueError, match="0..100"):
+        sdedit(model, x0, 101, schedule, objective="eps")
