@@ -7,6 +7,11 @@ run. Prints images/s, achieved GFLOP/s and the ratio to the matmul peak.
 
     python benchmarks/train_throughput.py                 # the default CPU model, batch 64, 28×28
     python benchmarks/train_throughput.py --preset base --size 32 --channels 3 --device cuda
+    python benchmarks/train_throughput.py --device cuda --sweep        # small and base at 32 and 64 px, RGB
+    python benchmarks/train_throughput.py --device cuda --sweep --compile --channels-last
+
+On CUDA the step runs as the Trainer runs it there: bf16 autocast and fused AdamW; the peak is the
+GPU's measured bf16 matmul rate.
 """
 
 from __future__ import annotations
@@ -69,16 +74,29 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model first (not timed)")
+    ap.add_argument("--sweep", action="store_true", help="the small and base presets at 32 and 64 px, 3 channels")
     args = ap.parse_args()
-
-    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    peak = None
+    runs = [(p, s) for p in ("small", "base") for s in (32, 64)] if args.sweep else [(args.preset, args.size)]
+    for preset, size in runs:
+        if args.sweep:
+            args.preset, args.size, args.channels = preset, size, 3
+        peak = measure(args, device, defaults, peak)
+        print()
+
+
+def measure(args, device: torch.device, defaults: TrainConfig, peak: float | None) -> float:
+    """Time one preset and print its figures; returns the matmul peak (measured once per run)."""
     torch.manual_seed(0)
     bf16 = device.type == "cuda"
     schedule = make_schedule(defaults.schedule, defaults.timesteps)
     model = build_unet(args.preset, args.channels, args.size).to(device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    net = torch.compile(model) if args.compile else model
     ema = EMA(model, defaults.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
     data = torch.rand(1024, args.channels, args.size, args.size) * 2 - 1
@@ -86,16 +104,20 @@ def main() -> None:
     def step():
         x0 = data[torch.randint(0, len(data), (args.batch,))].to(device).contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            losses, _ = training_loss(model, x0, schedule)
+            losses, _ = training_loss(net, x0, schedule)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema.update(model)
 
+    if args.compile:
+        step()  # compile outside the FLOP counter and the timing
     with FlopCounterMode(display=False) as counter:
-        step()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            training_loss(model, data[: args.batch].to(device), schedule)[0].mean().backward()
     flops = counter.get_total_flops()
+    opt.zero_grad(set_to_none=True)
     for _ in range(3):
         step()
     sync(device)
@@ -108,11 +130,13 @@ def main() -> None:
     median = statistics.median(times)
     data_ms = data_path_ms(args) if args.size == 28 and args.channels == 1 else None
     achieved = flops / median / 1e9
-    peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32, 4096 if device.type == "cuda" else 1024)
+    if peak is None:
+        peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32, 8192 if device.type == "cuda" else 1024)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
     print(f"device            {where}")
     print(f"model             {args.preset} ({model.num_parameters() / 1e6:.2f}M parameters), "
-          f"batch {args.batch}, {args.channels}×{args.size}×{args.size}")
+          f"batch {args.batch}, {args.channels}×{args.size}×{args.size}"
+          + (", channels_last" if args.channels_last else "") + (", torch.compile" if args.compile else ""))
     print(f"FLOPs per step    {flops / 1e9:.1f} GFLOP (forward + backward)")
     print(f"step time         {median * 1000:.1f} ms median of {args.steps} (min {min(times) * 1000:.1f} ms)")
     print(f"throughput        {args.batch / median:.0f} images/s, {1 / median:.2f} steps/s")
@@ -122,6 +146,9 @@ def main() -> None:
     if data_ms is not None:
         print(f"data path         {data_ms:.2f} ms per batch from the in-memory digits = "
               f"{100 * data_ms / 1000 / median:.1f}% of a step (target < 5%)")
+    if device.type == "cuda":
+        print(f"GPU memory        {torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MB peak allocated")
+    return peak
 
 
 if __name__ == "__main__":

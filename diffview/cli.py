@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: one per core)")
+    t.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (a first step of compiling; measure whether it helps)")
     t.add_argument("--dist-timeout", type=_positive_int, metavar="SECONDS",
                    help="under torchrun: how long a process waits for the others before giving up (default 120)")
     t.add_argument("--preview-every", type=_positive_int)
@@ -166,9 +168,10 @@ def _train_config(args):
                  "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
                  "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
-                 "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout}
+                 "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
+                 "compile": args.compile}
     if args.resume:
-        free = ("steps", "device", "threads", "dist_timeout")
+        free = ("steps", "device", "threads", "dist_timeout", "compile")
         changed = [k for k, v in overrides.items() if v is not None and k not in free]
         if changed:
             raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads and "

@@ -51,6 +51,7 @@ class TrainConfig:
     # hardware
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     threads: int | None = None  # CPU threads for torch; None: one per core
+    compile: bool = False  # torch.compile the model (optional: measure it with benchmarks/train_throughput.py)
     # several processes (torchrun; see core/distributed.py), recorded by the trainer
     world_size: int = 1  # processes that train the run
     global_batch_size: int | None = None  # batch_size × world_size

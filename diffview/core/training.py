@@ -193,6 +193,9 @@ class Trainer:
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, data, dropout=cfg.dropout).to(self.device)
+        self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         fused = self.device.type == "cuda"
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
@@ -203,6 +206,8 @@ class Trainer:
         if state is not None:
             self._load_state(state)
         self._net = self.dist.wrap(self.model)  # DDP in a job; self.model stays the plain module
+        if cfg.compile:
+            self._net = torch.compile(self._net)
         if self.run_dir is not None:
             self.run_dir.create()
             saved = cfg.to_dict()
@@ -248,6 +253,8 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 x0 = next_batch().to(self.device, non_blocking=True)
+                if self._channels_last:
+                    x0 = x0.contiguous(memory_format=torch.channels_last)
                 lr = lr_at(self.step, cfg)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
