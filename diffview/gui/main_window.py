@@ -186,10 +186,19 @@ class MainWindow(QMainWindow):
             self.settings.dataset.setCurrentText(self.settings.dataset_source()
                                                  if self.dataset is not None else "digits")
 
-    def load_source(self, source: str) -> None:
-        """Load a built-in dataset or a folder off the GUI thread, then show it everywhere."""
+    def load_source(self, source: str, *, keep_model: bool = False) -> None:
+        """Load a built-in dataset or a folder off the GUI thread, then show it everywhere.
+
+        Choosing data while a diffusers model is open closes the model, so Train trains a new one
+        (``keep_model`` keeps it: the model's own request for images to noise)."""
         if self.controller.running:
             return
+        if not keep_model and self.loaded_run is not None and self.loaded_run.config is None:
+            self.show_message("info", f"Closed the diffusers model {self.loaded_run.root}; Train trains a new "
+                                      f"model on {source}.")
+            self.loaded_run = None
+            self._allow_training(True)
+            self.update_schedule()
         cfg = self.settings.config()
         channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
         self._load_id = load_id = getattr(self, "_load_id", 0) + 1  # only the newest load is shown
@@ -349,7 +358,7 @@ class MainWindow(QMainWindow):
                                   f"T = {run.schedule.timesteps}, {run.objective} objective). Sample draws from it; "
                                   "diffview does not train diffusers models further, so Train is off.")
         if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
-            self.load_source("shapes" if run.channels == 3 else "digits")
+            self.load_source("shapes" if run.channels == 3 else "digits", keep_model=True)
 
     def _allow_training(self, ok: bool) -> None:
         self.settings.train_button.setEnabled(ok and not self.controller.running)
