@@ -16,7 +16,7 @@ import torch
 from diffview.cli import main as cli_main
 from diffview.core.checkpoint import RunDir, load_checkpoint
 from diffview.core.config import TrainConfig
-from diffview.core.runs import open_run
+from diffview.core.runs import describe_run, open_run
 from diffview.core.training import StepEvent, Trainer, load_run_config
 from helpers import write_image_folder
 
@@ -116,6 +116,7 @@ def test_only_rank0_writes_the_run_folder_and_prints(ddp_run):
     assert sorted(p.name for p in run.samples.glob("*.png")) == ["step_0000002.png", "step_0000004.png"]
     config = run.read_config()
     assert (config["batch_size"], config["world_size"], config["global_batch_size"]) == (4, 2, 8)
+    assert "batch 4 per process × 2 processes = 8" in describe_run(ddp_run["run"])
     state = load_checkpoint(run.latest_checkpoint())
     assert not any(k.startswith("module.") for k in state["model"]) and state["config"]["world_size"] == 2
     err0 = rank_log(logs, 0)

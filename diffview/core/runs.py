@@ -105,7 +105,9 @@ def describe_run(path: str | os.PathLike, last: int = 5) -> str:
              f"  data      {cfg.dataset} ({data})",
              f"  model     {cfg.model} {'MLP' if points else 'UNet'}, {cfg.objective} objective, {cfg.schedule} "
              f"schedule, T={cfg.timesteps}",
-             f"  training  batch {cfg.batch_size}, lr {cfg.lr:g}, EMA {cfg.ema_decay}, seed {cfg.seed}"]
+             f"  training  batch {cfg.batch_size}"
+             + (f" per process × {cfg.world_size} processes = {cfg.global_batch_size}" if cfg.world_size > 1 else "")
+             + f", lr {cfg.lr:g}, EMA {cfg.ema_decay}, seed {cfg.seed}"]
     ckpt = run.latest_checkpoint()
     metrics = run.read_metrics()
     done = metrics[-1]["step"] if metrics else 0
