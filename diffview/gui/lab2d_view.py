@@ -196,8 +196,8 @@ class Lab2DView(QWidget):
         self.contours = self.score_plot.lines((120, 230, 140, 170), connect="finite")
         self.true_arrows = self.score_plot.lines(TRUE_COLOUR, 1.2)
         self.learned_arrows = self.score_plot.lines(LEARNED_COLOUR, 1.2)
-        self.lang_plot = PointsPlot("Annealed Langevin (learned score)")
-        self.ddpm_plot = PointsPlot("Ancestral DDPM, same x<sub>T</sub>")
+        self.lang_plot = PointsPlot("Annealed Langevin")
+        self.ddpm_plot = PointsPlot("DDPM, same x<sub>T</sub>")
         self.lang_points = self.lang_plot.scatter(LEARNED_COLOUR)
         self.ddpm_points = self.ddpm_plot.scatter()
         for plot in (self.lang_plot, self.ddpm_plot):
