@@ -194,3 +194,17 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     assert running_threads() == []
     qtbot.wait(50)  # the controller's finished signal arrives; nothing new starts after closing
     assert not w.lab2d_view.controller.running and not w.lab2d_view._tasks
+
+
+def test_a_new_run_clears_the_previous_runs_samples(qtbot, view):
+    view.set_model(random_model(), view.schedule, "v")
+    view.levels.setValue(4)
+    view.steps_per_level.setValue(2)
+    view.langevin_button.click()
+    idle(qtbot, view)
+    assert view.langevin is not None and view.lang_text.text()
+    view.train_overrides = dict(TINY, steps=100_000)
+    view.train_button.click()
+    assert view.langevin is None and view.lang_text.text() == "" and len(view.lang_points.getData()[0]) == 0
+    view.stop_button.click()
+    idle(qtbot, view)

@@ -350,8 +350,17 @@ class Lab2DView(QWidget):
             return
         self.floor = distance_to_data(dataset.points[: cfg.preview_n], dataset)[1]
         self.progress.setText("starting…")
-        self.distance_label.setText("")
+        self._clear_results()
         self.controller.start(self.trainer)
+
+    def _clear_results(self) -> None:
+        """A new run: the previous run's samples and distances no longer apply."""
+        self.trajectory = self.langevin = self.final_distances = None
+        for item in (self.traj_now, self.lang_points, self.ddpm_points):
+            item.setData(pos=np.zeros((0, 2)))
+        self.traj_paths.setData([], [])
+        for label in (self.distance_label, self.lang_text, self.readout, self.traj_label, self.lang_label):
+            label.setText("")
 
     def _on_steps(self, events: list) -> None:
         ev = events[-1]
