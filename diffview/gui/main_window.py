@@ -34,6 +34,7 @@ from ..core.training import Trainer, describe_device, pick_device
 from .controller import TrainingController
 from .data_view import DataView
 from .forward_view import ForwardView
+from .lab2d_view import Lab2DView
 from .sampling_view import SamplingView
 from .schedule_view import ScheduleView
 from .settings_panel import SettingsPanel
@@ -68,10 +69,12 @@ class MainWindow(QMainWindow):
         self.training_view = TrainingView()
         self.sampling_view = SamplingView()
         self.sampling_view.model_source = self._model_source
+        self.lab2d_view = Lab2DView(self.runs_root)
+        self.lab2d_view.message.connect(self.show_message)
         self.tabs = QTabWidget()
         for view, name in ((self.data_view, "Data"), (self.forward_view, "Forward process"),
                            (self.schedule_view, "Schedule"), (self.training_view, "Training"),
-                           (self.sampling_view, "Sampling")):
+                           (self.sampling_view, "Sampling"), (self.lab2d_view, "2D diffusion")):
             self.tabs.addTab(view, name)
         self.tabs.setCurrentWidget(self.forward_view)
         self.setCentralWidget(self.tabs)
@@ -237,6 +240,7 @@ class MainWindow(QMainWindow):
         self.schedule_view.set_schedule(schedule)
         self.schedule_view.set_timestep(self.forward_view.t)
         self.sampling_view.set_timesteps(schedule.timesteps)
+        self.lab2d_view.set_schedule(schedule)
         if not self.controller.running:
             self.training_view.timesteps = schedule.timesteps
 
@@ -410,6 +414,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.sampling_view.cancel_and_wait()
+        self.lab2d_view.shutdown()
         for task in list(self._tasks):
             task.wait()
         event.accept()

@@ -1,0 +1,613 @@
+"""2D diffusion: a small MLP trains on points in seconds, and every piece of the maths can be seen.
+
+Left, the data (five built-ins, or points drawn with the mouse) and training. Right, under one
+timestep slider: the forward process on the points, reverse DDPM trajectories, the learned score
+field (beside the true density's level sets for gaussians8), and annealed Langevin dynamics beside
+ancestral DDPM from the same x_T, with the sliced Wasserstein distance of each to the data.
+Everything heavy runs on worker threads (the TrainingController, BackgroundTask); this only draws.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from ..core.analysis import iter_annealed_langevin, score_from_model
+from ..core.config import TrainConfig
+from ..core.diffusion import iter_sample, q_sample, timestep_sequence
+from ..core.points import PLOT_LIMIT, PointDataset, distance_to_data, load_points, save_points_csv, standardise
+from ..core.schedule import SCHEDULES, NoiseSchedule, make_schedule
+from ..core.toy2d import TOY_DATASETS, gaussians8_log_density, gaussians8_score
+from ..core.training import Trainer
+from .controller import TrainingController
+from .points_canvas import (BRIGHT_COLOUR, DATA_COLOUR, LEARNED_COLOUR, TRUE_COLOUR, PointsPlot, arrow_segments,
+                            contour_lines, paths_with_gaps)
+from .tasks import BackgroundTask
+from .widgets import caption, readout
+
+DRAW = "Draw your own"
+FORWARD_N = 2000  # points in the forward and Langevin plots
+TRAJ_N = 300  # reverse trajectories drawn
+TRAJ_STEPS = 100  # DDPM steps (respaced) of the trajectories
+GRID = 20  # score arrows per axis
+FINAL_N = 10_000  # points for the final distances
+MIN_DRAWN = 20
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Lab2DView(QWidget):
+    message = Signal(str, str)  # (level, text), for the main window's log
+
+    def __init__(self, runs_root: str | Path | None = None, parent=None):
+        super().__init__(parent)
+        self.runs_root = Path(runs_root) if runs_root else Path(tempfile.gettempdir()) / "diffview-2d"
+        self.schedule: NoiseSchedule = make_schedule("cosine", 1000)
+        self.dataset: PointDataset | None = None
+        self.drawn = np.zeros((0, 2), np.float32)  # raw drawn points, plot coordinates
+        self.forward_x0 = self.forward_noise = None
+        self.model = self.model_schedule = None
+        self.objective = "v"
+        self.trainer: Trainer | None = None
+        self.train_overrides: dict = {}  # TrainConfig settings on top of the 2D defaults (tests use tiny ones)
+        self.floor: float | None = None
+        self.trajectory: np.ndarray | None = None  # [S + 1, TRAJ_N, 2]
+        self.traj_ts: list[int] = []
+        self.langevin: dict | None = None
+        self.score_result: dict | None = None
+        self.final_distances: dict | None = None
+        self._tasks: set[BackgroundTask] = set()
+        self._cancel = threading.Event()
+        self._score_busy = self._score_again = False
+        self.controller = TrainingController(self)
+
+        self._build_controls()
+        self._build_plots()
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.controls)
+        layout.addLayout(self.right, 1)
+
+        self.controller.steps.connect(self._on_steps)
+        self.controller.preview.connect(self._on_preview)
+        self.controller.message.connect(self.message)
+        self.controller.state_changed.connect(self._on_state)
+        self.controller.finished.connect(self._on_finished)
+        self.set_schedule(self.schedule)
+        self.set_source(TOY_DATASETS[1])  # moons
+
+    # ------------------------------------------------------------------ layout
+    def _build_controls(self) -> None:
+        self.controls = QWidget()
+        self.controls.setFixedWidth(250)
+        form = QFormLayout(self.controls)
+        form.setContentsMargins(4, 4, 4, 4)
+        self.source = QComboBox()
+        self.source.addItems([*TOY_DATASETS, DRAW])
+        self.source.setCurrentText(TOY_DATASETS[1])
+        self.source.currentTextChanged.connect(self.set_source)
+        form.addRow("Data", self.source)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear_drawing)
+        self.drawn_label = QLabel()
+        row = QHBoxLayout()
+        row.addWidget(self.clear_button)
+        row.addWidget(self.drawn_label, 1)
+        self.draw_row = QWidget()
+        self.draw_row.setLayout(row)
+        form.addRow(self.draw_row)
+        self.steps = QSpinBox()
+        self.steps.setRange(10, 100_000)
+        self.steps.setSingleStep(500)
+        self.steps.setValue(1500)
+        form.addRow("Steps", self.steps)
+        self.train_button, self.stop_button = QPushButton("Train"), QPushButton("Stop")
+        self.train_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.controller.stop)
+        self.stop_button.setEnabled(False)
+        row = QHBoxLayout()
+        row.addWidget(self.train_button)
+        row.addWidget(self.stop_button)
+        form.addRow(row)
+        self.progress, self.distance_label = readout(), readout()
+        self.progress.setText("not trained yet")
+        self.distance_label.setWordWrap(True)
+        form.addRow(self.progress)
+        form.addRow(self.distance_label)
+        self.sample_button = QPushButton("Sample trajectories")
+        self.sample_button.setToolTip(f"DDPM ({TRAJ_STEPS} steps, respaced) from {TRAJ_N} points of N(0, I)")
+        self.sample_button.clicked.connect(self.sample_trajectories)
+        form.addRow(self.sample_button)
+        title = QLabel("<b>Annealed Langevin</b>")
+        form.addRow(title)
+        self.step_size = QDoubleSpinBox()
+        self.step_size.setRange(0.001, 5.0)
+        self.step_size.setDecimals(3)
+        self.step_size.setSingleStep(0.05)
+        self.step_size.setValue(0.5)
+        self.step_size.setToolTip("δ: the step at level t is δ·(1−ᾱ_t)")
+        self.steps_per_level, self.levels = QSpinBox(), QSpinBox()
+        self.steps_per_level.setRange(1, 200)
+        self.steps_per_level.setValue(10)
+        self.levels.setRange(2, 1000)
+        self.levels.setValue(50)
+        form.addRow("Step size δ", self.step_size)
+        form.addRow("Steps per level", self.steps_per_level)
+        form.addRow("Levels", self.levels)
+        self.langevin_button = QPushButton("Run Langevin vs DDPM")
+        self.langevin_button.clicked.connect(self.run_langevin)
+        self.final_button = QPushButton(f"Distances on {FINAL_N:,} points")
+        self.final_button.setToolTip("DDPM and annealed Langevin on 10,000 points each, against the data")
+        self.final_button.clicked.connect(self.measure_final)
+        form.addRow(self.langevin_button)
+        form.addRow(self.final_button)
+        self.readout = readout()
+        self.readout.setWordWrap(True)
+        form.addRow(self.readout)
+
+    def _scrub_row(self, on_change, on_play):
+        slider = QSlider(Qt.Horizontal)
+        slider.setRange(0, 0)
+        slider.valueChanged.connect(on_change)
+        play = QPushButton("▶ Play")
+        play.setCheckable(True)
+        play.toggled.connect(on_play)
+        label = QLabel()
+        label.setMinimumWidth(120)
+        row = QHBoxLayout()
+        row.addWidget(slider, 1)
+        row.addWidget(play)
+        row.addWidget(label)
+        return slider, play, label, row
+
+    def _build_plots(self) -> None:
+        self.right = QVBoxLayout()
+        self.t_slider = QSlider(Qt.Horizontal)
+        self.t_spin = QSpinBox()
+        self.t_slider.valueChanged.connect(self.set_timestep)
+        self.t_spin.valueChanged.connect(self.set_timestep)
+        self.alpha_label = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(QLabel("t"))
+        top.addWidget(self.t_slider, 1)
+        top.addWidget(self.t_spin)
+        top.addWidget(self.alpha_label)
+        self.right.addLayout(top)
+
+        self.forward_plot = PointsPlot("Forward: x<sub>t</sub> of 2,000 data points")
+        self.forward_plot.drawn.connect(self.add_drawn)
+        self.forward_data = self.forward_plot.scatter(DATA_COLOUR, 3)
+        self.forward_points = self.forward_plot.scatter()
+        self.traj_plot = PointsPlot(f"Reverse DDPM trajectories ({TRAJ_N} points)")
+        self.traj_data = self.traj_plot.scatter(DATA_COLOUR, 3)
+        self.traj_paths = self.traj_plot.lines((90, 160, 255, 28), connect="finite")
+        self.traj_now = self.traj_plot.scatter(BRIGHT_COLOUR, 4)
+        self.score_plot = PointsPlot("Score field at t")
+        self.score_points = self.score_plot.scatter(DATA_COLOUR, 2)
+        self.contours = self.score_plot.lines((120, 230, 140, 170), connect="finite")
+        self.true_arrows = self.score_plot.lines(TRUE_COLOUR, 1.2)
+        self.learned_arrows = self.score_plot.lines(LEARNED_COLOUR, 1.2)
+        self.lang_plot = PointsPlot("Annealed Langevin")
+        self.ddpm_plot = PointsPlot("DDPM, same x<sub>T</sub>")
+        self.lang_points = self.lang_plot.scatter(LEARNED_COLOUR)
+        self.ddpm_points = self.ddpm_plot.scatter()
+        for plot in (self.lang_plot, self.ddpm_plot):
+            plot.setMinimumSize(150, 150)
+
+        self.traj_slider, self.traj_play, self.traj_label, traj_row = self._scrub_row(self._show_traj_frame,
+                                                                                      self._toggle_traj_play)
+        self.lang_slider, self.lang_play, self.lang_label, lang_row = self._scrub_row(self._show_lang_frame,
+                                                                                      self._toggle_lang_play)
+        self.traj_timer, self.lang_timer = QTimer(self), QTimer(self)
+        self.traj_timer.setInterval(40)
+        self.lang_timer.setInterval(80)
+        self.traj_timer.timeout.connect(lambda: self._advance(self.traj_slider, self.traj_play))
+        self.lang_timer.timeout.connect(lambda: self._advance(self.lang_slider, self.lang_play))
+        self.lang_text = QLabel()
+        self.lang_text.setTextFormat(Qt.RichText)
+        self.lang_text.setStyleSheet("font-family: monospace; font-size: 11px;")
+
+        def cell(widgets, row, text):
+            box = QVBoxLayout()
+            box.setSpacing(2)
+            box.addLayout(widgets) if isinstance(widgets, QHBoxLayout) else box.addWidget(widgets, 1)
+            if row is not None:
+                box.addLayout(row)
+            box.addWidget(caption(text))
+            return box
+
+        pair = QHBoxLayout()
+        pair.addWidget(self.lang_plot)
+        pair.addWidget(self.ddpm_plot)
+        grid = QGridLayout()
+        grid.addLayout(cell(self.forward_plot, None,
+                            "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn once;"
+                            " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points."), 0, 0)
+        grid.addLayout(cell(self.traj_plot, traj_row,
+                            "x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z from "
+                            "x<sub>T</sub> ~ N(0, I): paths faint, current positions bright"), 0, 1)
+        grid.addLayout(cell(self.score_plot, None,
+                            "<span style='color:#78c8ff'>s<sub>θ</sub>(x,t) = −ε<sub>θ</sub>(x,t)/√(1−ᾱ<sub>t</sub>)"
+                            "</span> on a 20×20 grid, arrows normalised to one length (direction only); gaussians8: "
+                            "<span style='color:#78e68c'>level sets of log p<sub>t</sub></span> and "
+                            "<span style='color:#ffb050'>the true score ∇log p<sub>t</sub></span>"), 1, 0)
+        lang_box = cell(pair, lang_row, "x ← x + (δ<sub>t</sub>/2) s<sub>θ</sub>(x, t) + √δ<sub>t</sub> z,  "
+                                        "δ<sub>t</sub> = δ(1−ᾱ<sub>t</sub>), at each level t; beside DDPM at the "
+                                        "same levels")
+        lang_box.insertWidget(2, self.lang_text)
+        grid.addLayout(lang_box, 1, 1)
+        for i in (0, 1):
+            grid.setRowStretch(i, 1)
+            grid.setColumnStretch(i, 1)
+        self.right.addLayout(grid, 1)
+
+    # ------------------------------------------------------------------ data
+    def set_source(self, name: str) -> None:
+        drawing = name == DRAW
+        self.forward_plot.draw_enabled = drawing
+        self.draw_row.setVisible(drawing)
+        self.forward_plot.setTitle("Draw: drag on this plot to add points" if drawing
+                                   else "Forward: x<sub>t</sub> of 2,000 data points")
+        self.dataset = None if drawing else load_points(name)[0]
+        self._data_changed()
+
+    def add_drawn(self, points: np.ndarray) -> None:
+        self.drawn = np.concatenate([self.drawn, np.asarray(points, np.float32)])
+        self._data_changed()
+
+    def clear_drawing(self) -> None:
+        self.drawn = np.zeros((0, 2), np.float32)
+        self._data_changed()
+
+    def _shown_points(self) -> torch.Tensor:
+        if self.source.currentText() == DRAW:
+            return torch.from_numpy(self.drawn)
+        return self.dataset.points
+
+    def _data_changed(self) -> None:
+        pts = self._shown_points()[:FORWARD_N]
+        self.forward_x0 = pts
+        self.forward_noise = torch.randn(pts.shape, generator=torch.Generator().manual_seed(0))
+        self.drawn_label.setText(f"{len(self.drawn):,} points drawn")
+        data = pts.numpy()
+        for item in (self.forward_data, self.traj_data, self.score_points):
+            item.setData(pos=data)
+        self._refresh_forward()
+
+    def training_dataset(self) -> tuple[PointDataset, str]:
+        """The dataset Train uses and the cfg.dataset naming it (drawn points are standardised and saved)."""
+        if self.source.currentText() != DRAW:
+            return self.dataset, self.dataset.name
+        if len(self.drawn) < MIN_DRAWN:
+            raise ValueError(f"draw at least {MIN_DRAWN} points first (drag on the left plot)")
+        pts = standardise(torch.from_numpy(self.drawn))
+        path = self.runs_root / "drawn" / f"drawn-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        save_points_csv(pts, path)
+        self.message.emit("info", f"Saved {len(pts):,} drawn points (centred and scaled) to {path}")
+        return PointDataset(pts, path.stem), str(path)
+
+    # ------------------------------------------------------------------ timestep and schedule
+    def set_schedule(self, schedule: NoiseSchedule) -> None:
+        self.schedule = schedule
+        T = schedule.timesteps
+        t = min(self.t, T - 1)
+        for w in (self.t_slider, self.t_spin):
+            w.blockSignals(True)
+            w.setRange(0, T - 1)
+            w.setValue(t)
+            w.blockSignals(False)
+        self.t_slider.setPageStep(max(1, T // 20))
+        self.set_timestep(t)
+
+    @property
+    def t(self) -> int:
+        return self.t_slider.value()
+
+    def set_timestep(self, t: int) -> None:
+        t = int(t)
+        for w in (self.t_slider, self.t_spin):
+            if w.value() != t:
+                w.blockSignals(True)
+                w.setValue(t)
+                w.blockSignals(False)
+        self.alpha_label.setText(f"ᾱ<sub>t</sub> = {float(self.schedule.alphas_cumprod[t]):.4f}")
+        self._refresh_forward()
+        self.request_score()
+
+    def forward_points_at(self, t: int) -> torch.Tensor:
+        return q_sample(self.forward_x0, t, self.schedule, self.forward_noise)
+
+    def _refresh_forward(self) -> None:
+        if self.forward_x0 is None:
+            return
+        self.forward_points.setData(pos=self.forward_points_at(self.t).numpy())
+        self.forward_data.setVisible(self.t > 0)
+
+    # ------------------------------------------------------------------ training
+    def start_training(self) -> None:
+        if self.controller.running:
+            return
+        try:
+            dataset, source = self.training_dataset()
+            name = self.schedule.name if self.schedule.name in SCHEDULES else "cosine"
+            # One torch thread: the MLP's matrices are too small to gain from two, and two OpenMP threads on a busy
+            # 2-core machine were measured 24× slower per step (0.87 s against 0.037 s on moons).
+            cfg = TrainConfig.for_dataset(source, **{"threads": 1, "steps": self.steps.value(), "schedule": name,
+                                                     "timesteps": self.schedule.timesteps, **self.train_overrides})
+            self.trainer = Trainer(cfg, None, dataset=dataset)
+        except ValueError as e:
+            self.message.emit("error", str(e))
+            self.progress.setText(f"<span style='color:#ff8080'>{e}</span>")
+            return
+        self.floor = distance_to_data(dataset.points[: cfg.preview_n], dataset)[1]
+        self.progress.setText("starting…")
+        self._clear_results()
+        self.controller.start(self.trainer)
+
+    def _clear_results(self) -> None:
+        """A new run: the previous run's samples and distances no longer apply."""
+        self.trajectory = self.langevin = self.final_distances = None
+        for item in (self.traj_now, self.lang_points, self.ddpm_points):
+            item.setData(pos=np.zeros((0, 2)))
+        self.traj_paths.setData([], [])
+        for label in (self.distance_label, self.lang_text, self.readout, self.traj_label, self.lang_label):
+            label.setText("")
+
+    def _on_steps(self, events: list) -> None:
+        ev = events[-1]
+        self.progress.setText(f"step {ev.step:,} / {ev.total_steps:,}<br>loss {ev.loss:.4f}")
+
+    def _on_preview(self, ev) -> None:
+        if ev.distance is None:
+            return
+        n = len(ev.points) if ev.points is not None else 0
+        self.distance_label.setText(f"step {ev.step:,}: SW distance to data {ev.distance:.4f}<br>"
+                                    f"floor {self.floor:.4f} ({n:,} points, DDPM {ev.sample_steps} steps)")
+        self._take_snapshot()
+
+    def _on_state(self, state: str) -> None:
+        running = state != "idle"
+        self.train_button.setEnabled(not running)
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.source.setEnabled(not running)
+
+    def _on_finished(self, done) -> None:
+        self.progress.setText(self.progress.text() + f"<br>{done.reason}")
+        if done.reason != "failed" and not self._cancel.is_set() and self._take_snapshot():
+            self.sample_trajectories()
+
+    def _take_snapshot(self) -> bool:
+        if self.trainer is None or self.trainer.model is None or self.trainer.step == 0:
+            return False
+        self.set_model(self.trainer.snapshot_model(ema=True), self.trainer.schedule, self.trainer.config.objective)
+        return True
+
+    def set_model(self, model, schedule: NoiseSchedule, objective: str) -> None:
+        """The model the views sample from (a CPU copy; the trainer's snapshot)."""
+        self.model, self.model_schedule, self.objective = model, schedule, objective
+        self.request_score()
+
+    # ------------------------------------------------------------------ background work
+    def _run(self, fn, on_done, name: str, button: QPushButton | None = None) -> None:
+        """Run ``fn`` on a worker; ``button`` stays disabled until it ends."""
+        if self._cancel.is_set():  # shut down: start nothing new
+            return
+
+        def failed(err: str) -> None:
+            if not self._cancel.is_set():
+                self.message.emit("error", err)
+
+        def one_thread():  # as training: small matrices, and the other core stays free for the GUI
+            torch.set_num_threads(1)
+            return fn()
+
+        task = BackgroundTask(one_thread, on_done, failed, self, name=name)
+        self._tasks.add(task)
+        task.finished.connect(lambda: self._tasks.discard(task))
+        if button is not None:
+            button.setEnabled(False)
+            task.finished.connect(lambda: button.setEnabled(True))
+        task.start()
+
+    def _check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def request_score(self) -> None:
+        """Compute the score field at the slider's t; rapid requests coalesce to the latest."""
+        if self.model is None and self.source.currentText() != "gaussians8":
+            return
+        if self._score_busy:
+            self._score_again = True
+            return
+        if self._cancel.is_set():
+            return
+        self._score_busy, self._score_again = True, False
+        model, sched, obj, t = self.model, self.model_schedule, self.objective, self.t
+        alpha_bar = float(self.schedule.alphas_cumprod[t])
+        true = self.source.currentText() == "gaussians8"
+
+        def job():
+            lin = np.linspace(-PLOT_LIMIT + 0.15, PLOT_LIMIT - 0.15, GRID)
+            gx, gy = np.meshgrid(lin, lin, indexing="ij")
+            grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32))
+            out = {"t": t, "grid": grid.numpy(), "score": None, "true": None, "contours": None}
+            if model is not None:
+                out["score"] = score_from_model(model, grid, min(t, sched.timesteps - 1), sched, obj).numpy()
+            if true:
+                out["true"] = gaussians8_score(grid, alpha_bar).numpy()
+                fine = np.linspace(-PLOT_LIMIT, PLOT_LIMIT, 121)
+                fx, fy = np.meshgrid(fine, fine, indexing="ij")
+                logp = gaussians8_log_density(torch.from_numpy(np.stack([fx, fy], -1)), alpha_bar).numpy()
+                levels = logp.max() - np.array([1.0, 2.5, 4.5, 7.0])  # density at e^−1 … e^−7 of its peak
+                out["contours"] = contour_lines(logp, fine, fine, levels)
+            return out
+
+        self._run(job, self._score_done, "diffview-score")
+
+    def _score_done(self, out: dict) -> None:
+        self._score_busy = False
+        self.score_result = out
+        length = 0.8 * (2 * PLOT_LIMIT - 0.3) / (GRID - 1)
+        for item, key in ((self.learned_arrows, "score"), (self.true_arrows, "true")):
+            item.setData(*arrow_segments(out["grid"], out[key], length)) if out[key] is not None else item.setData([], [])
+        self.contours.setData(*out["contours"]) if out["contours"] is not None else self.contours.setData([], [])
+        self.score_points.setData(pos=self.forward_points_at(out["t"]).numpy())
+        self.score_plot.setTitle(f"Score field at t = {out['t']}"
+                                 + ("" if out["score"] is not None else " (true score only: not trained yet)"))
+        if self._score_again:
+            self.request_score()
+
+    def sample_trajectories(self) -> None:
+        if self.model is None:
+            self.message.emit("error", "Train first: the trajectories are sampled from the trained model.")
+            return
+        model, sched, obj = self.model, self.model_schedule, self.objective
+
+        def job():
+            x_T = torch.randn(TRAJ_N, 2, generator=torch.Generator().manual_seed(1))
+            frames, ts = [x_T], []
+            with torch.no_grad():
+                for st in iter_sample(model, x_T.shape, sched, sampler="ddpm", steps=min(TRAJ_STEPS, sched.timesteps),
+                                      objective=obj, x_T=x_T, clip_x0=False, generator=torch.Generator().manual_seed(2)):
+                    self._check()
+                    frames.append(st.x_prev)
+                    ts.append(st.t_prev)
+            return torch.stack(frames).numpy(), ts
+
+        self._run(job, self._trajectories_done, "diffview-trajectories", self.sample_button)
+
+    def _trajectories_done(self, result) -> None:
+        self.trajectory, self.traj_ts = result
+        self.traj_paths.setData(*paths_with_gaps(self.trajectory))
+        self.traj_slider.setRange(0, len(self.trajectory) - 1)
+        self.traj_slider.setValue(len(self.trajectory) - 1)
+        self._show_traj_frame(self.traj_slider.value())
+
+    def _show_traj_frame(self, k: int) -> None:
+        if self.trajectory is None:
+            return
+        self.traj_now.setData(pos=self.trajectory[k])
+        S = len(self.trajectory) - 1
+        where = "x<sub>T</sub>" if k == 0 else "x<sub>0</sub>" if self.traj_ts[k - 1] < 0 else \
+            f"x<sub>t</sub>, t = {self.traj_ts[k - 1]}"
+        self.traj_label.setText(f"step {k} of {S}: {where}")
+
+    def _langevin_job(self, n: int, frames: bool):
+        model, sched, obj = self.model, self.model_schedule, self.objective
+        step, per, levels = self.step_size.value(), self.steps_per_level.value(), self.levels.value()
+        dataset = self.trainer._dataset if self.trainer is not None else self.dataset
+
+        def job():
+            levels_ = min(levels, sched.timesteps)
+            x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(3))
+            lang, ddpm = [x_T], [x_T]
+
+            def score(x, t):
+                self._check()
+                return score_from_model(model, x, t, sched, obj)
+
+            for lvl in iter_annealed_langevin(score, x_T, sched, levels=levels_, steps_per_level=per, step_size=step,
+                                              generator=torch.Generator().manual_seed(4)):
+                lang.append(lvl.x) if frames else None
+                last_lang = lvl.x
+            with torch.no_grad():
+                for st in iter_sample(model, x_T.shape, sched, sampler="ddpm", steps=levels_, objective=obj,
+                                      x_T=x_T.clone(), clip_x0=False, generator=torch.Generator().manual_seed(4)):
+                    self._check()
+                    ddpm.append(st.x_prev) if frames else None
+                    last_ddpm = st.x_prev
+            d_lang, floor, used = distance_to_data(last_lang, dataset)
+            d_ddpm = distance_to_data(last_ddpm, dataset)[0]
+            out = {"ts": timestep_sequence(sched.timesteps, levels_), "lang_d": d_lang, "ddpm_d": d_ddpm,
+                   "floor": floor, "n": used, "levels": levels_, "per": per, "step": step}
+            if frames:
+                out["lang"], out["ddpm"] = torch.stack(lang).numpy(), torch.stack(ddpm).numpy()
+            return out
+
+        return job
+
+    def run_langevin(self) -> None:
+        if self.model is None:
+            self.message.emit("error", "Train first: Langevin dynamics follows the learned score.")
+            return
+        self.lang_text.setText("running…")
+        self._run(self._langevin_job(FORWARD_N, True), self._langevin_done, "diffview-langevin", self.langevin_button)
+
+    def _langevin_done(self, out: dict) -> None:
+        self.langevin = out
+        self.lang_slider.setRange(0, out["levels"])
+        self.lang_slider.setValue(out["levels"])
+        self._show_lang_frame(out["levels"])
+        self.lang_text.setText(f"SW distance to data ({out['n']:,} points): <span style='color:#78c8ff'>Langevin "
+                               f"{out['lang_d']:.4f}</span> · DDPM {out['ddpm_d']:.4f} · floor {out['floor']:.4f}")
+
+    def _show_lang_frame(self, k: int) -> None:
+        if self.langevin is None:
+            return
+        self.lang_points.setData(pos=self.langevin["lang"][k])
+        self.ddpm_points.setData(pos=self.langevin["ddpm"][k])
+        L = self.langevin["levels"]
+        where = "x<sub>T</sub>" if k == 0 else f"t = {self.langevin['ts'][k - 1]}"
+        self.lang_label.setText(f"level {k} of {L}, {where}")
+
+    def measure_final(self) -> None:
+        if self.model is None:
+            self.message.emit("error", "Train first: the distances are of the trained model's samples.")
+            return
+        self.readout.setText(f"sampling {FINAL_N:,} points with DDPM and Langevin…")
+        self._run(self._langevin_job(FINAL_N, False), self._final_done, "diffview-distances", self.final_button)
+
+    def _final_done(self, out: dict) -> None:
+        self.final_distances = out
+        self.readout.setText(f"SW distance to data:<br>DDPM {out['ddpm_d']:.4f} · Langevin {out['lang_d']:.4f}<br>"
+                             f"floor {out['floor']:.4f} ({out['n']:,} points; {out['levels']} levels, "
+                             f"{out['per']} steps each, δ = {out['step']:g})")
+
+    # ------------------------------------------------------------------ playback and shutdown
+    def _toggle_traj_play(self, on: bool) -> None:
+        self._toggle(on, self.traj_slider, self.traj_play, self.traj_timer)
+
+    def _toggle_lang_play(self, on: bool) -> None:
+        self._toggle(on, self.lang_slider, self.lang_play, self.lang_timer)
+
+    @staticmethod
+    def _toggle(on: bool, slider: QSlider, button: QPushButton, timer: QTimer) -> None:
+        button.setText("⏸ Pause" if on else "▶ Play")
+        if on:
+            if slider.value() >= slider.maximum():
+                slider.setValue(0)
+            timer.start()
+        else:
+            timer.stop()
+
+    @staticmethod
+    def _advance(slider: QSlider, button: QPushButton) -> None:
+        if slider.value() >= slider.maximum():
+            button.setChecked(False)
+        else:
+            slider.setValue(slider.value() + 1)
+
+    def shutdown(self, ms: int = 60_000) -> None:
+        """Stop training and cancel the workers, and wait for them (closing the window). Nothing new starts after.
+
+        Each worker asks its QThread to quit through a queued call to this (the GUI) thread, which is blocked
+        here; so the threads are told to quit directly, and end as soon as their work returns."""
+        self._cancel.set()
+        self.traj_timer.stop()
+        self.lang_timer.stop()
+        self.controller.stop()
+        threads = [self.controller._thread] + [task.thread for task in list(self._tasks)]
+        for thread in threads:
+            if thread is not None:
+                thread.quit()
+                thread.wait(ms)

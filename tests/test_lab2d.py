@@ -1,0 +1,210 @@
+"""The "2D diffusion" tab, offscreen (pytest-qt): forward, training, score field, drawing, Langevin vs DDPM."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
+
+from diffview.core.analysis import score_from_model  # noqa: E402
+from diffview.core.diffusion import q_sample, timestep_sequence  # noqa: E402
+from diffview.core.mlp import build_mlp  # noqa: E402
+from diffview.core.points import read_points_csv, standardise  # noqa: E402
+from diffview.core.schedule import make_schedule  # noqa: E402
+from diffview.gui.lab2d_view import DRAW, Lab2DView  # noqa: E402
+from diffview.gui.threads import running_threads  # noqa: E402
+
+TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
+            warmup_steps=5, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    yield
+    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
+
+
+@pytest.fixture
+def view(qtbot, tmp_path):
+    v = Lab2DView(runs_root=tmp_path)
+    qtbot.addWidget(v)
+    v.resize(1200, 760)
+    v.show()
+    v.set_schedule(make_schedule("cosine", 100))
+    v.train_overrides = dict(TINY)
+    yield v
+    v.shutdown()
+    qtbot.wait(20)
+
+
+def idle(qtbot, v, timeout=30_000):
+    qtbot.waitUntil(lambda: not v.controller.running and not v._tasks and not v._score_busy, timeout=timeout)
+
+
+def random_model(seed=0):
+    torch.manual_seed(seed)
+    model = build_mlp("mlp-tiny")
+    torch.nn.init.normal_(model.out.weight, std=0.5)
+    torch.nn.init.normal_(model.out.bias, std=0.5)
+    return model.eval()
+
+
+def test_forward_plot_is_q_sample_of_the_data_with_the_stored_noise(view):
+    view.source.setCurrentText("circles")
+    view.t_slider.setValue(37)
+    assert view.t_spin.value() == 37
+    x, y = view.forward_points.getData()
+    expected = q_sample(view.dataset.points[:2000], 37, view.schedule, view.forward_noise).numpy()
+    np.testing.assert_allclose(np.stack([x, y], 1), expected, rtol=1e-6, atol=1e-6)
+    assert len(x) == 2000 and view.forward_noise.shape == (2000, 2)
+    view.set_schedule(make_schedule("linear", 50))  # the main window's schedule, with another T
+    assert view.t_slider.maximum() == 49 and view.t == 37
+    x, _ = view.forward_points.getData()
+    np.testing.assert_allclose(x, q_sample(view.dataset.points[:2000], 37, view.schedule, view.forward_noise)[:, 0])
+
+
+def test_tiny_training_reports_distances_and_stops_its_thread(qtbot, view):
+    previews = []
+    view.controller.preview.connect(previews.append)
+    view.train_button.click()
+    assert view.controller.running and not view.train_button.isEnabled()
+    idle(qtbot, view)
+    assert [p.step for p in previews] == [20, 40] and all(p.distance > 0 for p in previews)
+    assert "step 40" in view.distance_label.text() and f"{previews[-1].distance:.4f}" in view.distance_label.text()
+    assert "floor" in view.distance_label.text() and view.floor > 0
+    assert "finished" in view.progress.text() and view.train_button.isEnabled()
+    assert view.trainer.config.timesteps == 100 and view.trainer.config.model == "mlp-tiny"
+    # training ends by sampling reverse trajectories from the snapshot: x_T, then one frame per step
+    assert view.model is not None and view.trajectory.shape == (101, 300, 2)
+    x, _ = view.traj_paths.getData()
+    assert len(x) == 300 * 102  # 101 positions and a gap per path
+    assert running_threads() == []
+
+
+def test_score_arrows_point_along_the_models_score(qtbot, view):
+    model = random_model()
+    view.set_model(model, view.schedule, "v")
+    view.t_slider.setValue(60)
+    idle(qtbot, view)
+    out = view.score_result
+    assert out["t"] == 60
+    grid = torch.from_numpy(out["grid"])
+    expected = score_from_model(model, grid, 60, view.schedule, "v").numpy()
+    np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-6)
+    x, y = view.learned_arrows.getData()
+    shaft = np.stack([x[1::6] - x[0::6], y[1::6] - y[0::6]], 1)
+    np.testing.assert_allclose(shaft / np.linalg.norm(shaft, axis=1, keepdims=True),
+                               expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(np.stack([x[0::6], y[0::6]], 1), out["grid"], atol=1e-6)
+    assert out["true"] is None  # moons has no closed-form density
+
+
+def test_rapid_slider_moves_coalesce_and_gaussians8_draws_level_sets(qtbot, view):
+    view.source.setCurrentText("gaussians8")
+    view.set_model(random_model(), view.schedule, "v")
+    for t in range(10, 30):
+        view.t_slider.setValue(t)
+    idle(qtbot, view)
+    assert view.score_result["t"] == 29
+    alpha_bar = float(view.schedule.alphas_cumprod[29])
+    from diffview.core.toy2d import gaussians8_score
+    np.testing.assert_allclose(view.score_result["true"],
+                               gaussians8_score(torch.from_numpy(view.score_result["grid"]), alpha_bar).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    cx, _ = view.contours.getData()
+    assert len(cx) > 50 and np.isnan(cx).any()
+
+
+def test_drawn_points_are_trained_on(qtbot, view, tmp_path):
+    view.source.setCurrentText(DRAW)
+    assert view.forward_plot.draw_enabled and view.dataset is None
+    plot = view.forward_plot
+    centre = plot.mapFromScene(plot.plotItem.vb.mapViewToScene(__import__("pyqtgraph").Point(0.0, 0.0)))
+    qtbot.mousePress(plot.viewport(), Qt.LeftButton, pos=centre)
+    for dx in range(1, 12):
+        qtbot.mouseMove(plot.viewport(), QPoint(centre.x() + 4 * dx, centre.y() - 2 * dx))
+    qtbot.mouseRelease(plot.viewport(), Qt.LeftButton, pos=QPoint(centre.x() + 48, centre.y() - 24))
+    n = len(view.drawn)
+    assert n >= 24 and f"{n:,} points drawn" in view.drawn_label.text()
+    assert abs(view.drawn[:4].mean(0)).max() < 0.3  # sprayed around the press, in plot coordinates
+    assert (np.diff(view.drawn[::4, 0]) > 0).sum() > 5  # the drag moved to the right
+    view.train_button.click()
+    idle(qtbot, view)
+    data = view.trainer._dataset.points
+    np.testing.assert_allclose(data.numpy(), standardise(torch.from_numpy(view.drawn)).numpy(), atol=1e-6)
+    csv = view.trainer.config.dataset
+    assert csv.startswith(str(tmp_path)) and csv.endswith(".csv")
+    np.testing.assert_allclose(read_points_csv(csv)[0].numpy(), data.numpy(), atol=1e-4)
+    assert view.distance_label.text() and view.trajectory is not None
+    view.clear_button.click()
+    assert len(view.drawn) == 0 and "0 points drawn" in view.drawn_label.text()
+
+
+def test_too_few_drawn_points_is_a_message_not_a_crash(qtbot, view):
+    view.source.setCurrentText(DRAW)
+    messages = []
+    view.message.connect(lambda level, text: messages.append((level, text)))
+    view.train_button.click()
+    assert not view.controller.running and messages and messages[0][0] == "error" and "at least" in messages[0][1]
+
+
+def test_langevin_and_ddpm_from_the_same_start_run_to_the_end(qtbot, view):
+    view.set_model(random_model(), view.schedule, "v")
+    view.levels.setValue(8)
+    view.steps_per_level.setValue(3)
+    view.step_size.setValue(0.2)
+    view.langevin_button.click()
+    idle(qtbot, view)
+    out = view.langevin
+    assert out["lang"].shape == out["ddpm"].shape == (9, 2000, 2)
+    np.testing.assert_array_equal(out["lang"][0], out["ddpm"][0])  # the same x_T
+    assert not np.allclose(out["lang"][-1], out["ddpm"][-1])
+    assert out["ts"] == timestep_sequence(100, 8)  # Langevin's levels are the DDPM steps' timesteps
+    assert view.lang_slider.maximum() == 8 and "level 8 of 8" in view.lang_label.text()
+    text = view.lang_text.text()
+    assert f"{out['lang_d']:.4f}" in text and f"{out['ddpm_d']:.4f}" in text and f"{out['floor']:.4f}" in text
+    x, _ = view.lang_points.getData()
+    np.testing.assert_array_equal(x, out["lang"][-1][:, 0])
+    view.lang_slider.setValue(0)
+    np.testing.assert_array_equal(view.ddpm_points.getData()[0], out["ddpm"][0][:, 0])
+    view.final_button.click()
+    idle(qtbot, view, timeout=60_000)
+    final = view.final_distances
+    assert final["n"] == 10_000 and final["floor"] < out["floor"]
+    assert f"DDPM {final['ddpm_d']:.4f} · Langevin {final['lang_d']:.4f}" in view.readout.text()
+
+
+def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    from diffview.gui.main_window import MainWindow
+
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert names.index("2D diffusion") == names.index("Sampling") + 1
+    w.settings.timesteps.setValue(200)
+    assert w.lab2d_view.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
+    w.lab2d_view.train_overrides = dict(TINY, steps=100_000)
+    w.lab2d_view.train_button.click()
+    qtbot.waitUntil(lambda: w.lab2d_view.trainer.step > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: not w._tasks, timeout=60_000)  # the main window's digits
+    w.close()  # stops the 2D run and waits for it
+    assert running_threads() == []
+    qtbot.wait(50)  # the controller's finished signal arrives; nothing new starts after closing
+    assert not w.lab2d_view.controller.running and not w.lab2d_view._tasks
+
+
+def test_a_new_run_clears_the_previous_runs_samples(qtbot, view):
+    view.set_model(random_model(), view.schedule, "v")
+    view.levels.setValue(4)
+    view.steps_per_level.setValue(2)
+    view.langevin_button.click()
+    idle(qtbot, view)
+    assert view.langevin is not None and view.lang_text.text()
+    view.train_overrides = dict(TINY, steps=100_000)
+    view.train_button.click()
+    assert view.langevin is None and view.lang_text.text() == "" and len(view.lang_points.getData()[0]) == 0
+    view.stop_button.click()
+    idle(qtbot, view)
