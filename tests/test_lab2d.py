@@ -161,7 +161,7 @@ def test_langevin_and_ddpm_from_the_same_start_run_to_the_end(qtbot, view):
     assert out["lang"].shape == out["ddpm"].shape == (9, 2000, 2)
     np.testing.assert_array_equal(out["lang"][0], out["ddpm"][0])  # the same x_T
     assert not np.allclose(out["lang"][-1], out["ddpm"][-1])
-    assert out["ts"] == timestep_sequence(100, 8)  # Langevin's levels are the DDPM steps' timesteps
+    assert out["ts"] == timestep_sequence(100, 8, "linspace") and out["ts"][-1] == 0  # both samplers visit these
     assert view.lang_slider.maximum() == 8 and "level 8 of 8" in view.lang_label.text()
     text = view.lang_text.text()
     assert f"{out['lang_d']:.4f}" in text and f"{out['ddpm_d']:.4f}" in text and f"{out['floor']:.4f}" in text

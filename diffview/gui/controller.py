@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.training import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, Trainer, WarningEvent
 from .threads import new_thread
@@ -91,7 +91,7 @@ class TrainingController(QObject):
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.batch.connect(self._on_batch)
-        self._worker.finished.connect(self._thread.quit)
+        self._worker.finished.connect(self._thread.quit, Qt.DirectConnection)  # see tasks.BackgroundTask
         self._thread.finished.connect(self._on_thread_finished)
         self._set_state("running")
         self._thread.start()

@@ -17,19 +17,45 @@ from pathlib import Path
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..core.analysis import iter_annealed_langevin, score_from_model
 from ..core.config import TrainConfig
-from ..core.diffusion import iter_sample, q_sample, timestep_sequence
-from ..core.points import PLOT_LIMIT, PointDataset, distance_to_data, load_points, save_points_csv, standardise
+from ..core.diffusion import q_sample
+from ..core.lab2d import langevin_vs_ddpm, reverse_trajectories, score_field, score_grid
+from ..core.points import (
+    PLOT_LIMIT,
+    PointDataset,
+    distance_to_data,
+    load_points,
+    save_points_csv,
+    standardise,
+)
 from ..core.schedule import SCHEDULES, NoiseSchedule, make_schedule
-from ..core.toy2d import TOY_DATASETS, gaussians8_log_density, gaussians8_score
+from ..core.toy2d import TOY_DATASETS
 from ..core.training import Trainer
 from .controller import TrainingController
-from .points_canvas import (BRIGHT_COLOUR, DATA_COLOUR, LEARNED_COLOUR, TRUE_COLOUR, PointsPlot, arrow_segments,
-                            contour_lines, paths_with_gaps)
+from .points_canvas import (
+    BRIGHT_COLOUR,
+    DATA_COLOUR,
+    LEARNED_COLOUR,
+    TRUE_COLOUR,
+    PointsPlot,
+    arrow_segments,
+    contour_lines,
+    paths_with_gaps,
+)
 from .tasks import BackgroundTask
 from .widgets import caption, readout
 
@@ -432,24 +458,18 @@ class Lab2DView(QWidget):
         if self._cancel.is_set():
             return
         self._score_busy, self._score_again = True, False
-        model, sched, obj, t = self.model, self.model_schedule, self.objective, self.t
-        alpha_bar = float(self.schedule.alphas_cumprod[t])
+        model, obj, t = self.model, self.objective, self.t
+        sched = self.model_schedule if model is not None else self.schedule  # the true density needs only ᾱ_t
         true = self.source.currentText() == "gaussians8"
 
         def job():
-            lin = np.linspace(-PLOT_LIMIT + 0.15, PLOT_LIMIT - 0.15, GRID)
-            gx, gy = np.meshgrid(lin, lin, indexing="ij")
-            grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32))
-            out = {"t": t, "grid": grid.numpy(), "score": None, "true": None, "contours": None}
-            if model is not None:
-                out["score"] = score_from_model(model, grid, min(t, sched.timesteps - 1), sched, obj).numpy()
-            if true:
-                out["true"] = gaussians8_score(grid, alpha_bar).numpy()
-                fine = np.linspace(-PLOT_LIMIT, PLOT_LIMIT, 121)
-                fx, fy = np.meshgrid(fine, fine, indexing="ij")
-                logp = gaussians8_log_density(torch.from_numpy(np.stack([fx, fy], -1)), alpha_bar).numpy()
+            out = score_field(model, sched, obj, t, score_grid(GRID), true_gaussians8=true)
+            if out["logp"] is not None:
+                logp, axis = out["logp"], out["axis"]
                 levels = logp.max() - np.array([1.0, 2.5, 4.5, 7.0])  # density at e^−1 … e^−7 of its peak
-                out["contours"] = contour_lines(logp, fine, fine, levels)
+                out["contours"] = contour_lines(logp, axis, axis, levels)
+            else:
+                out["contours"] = None
             return out
 
         self._run(job, self._score_done, "diffview-score")
@@ -474,15 +494,7 @@ class Lab2DView(QWidget):
         model, sched, obj = self.model, self.model_schedule, self.objective
 
         def job():
-            x_T = torch.randn(TRAJ_N, 2, generator=torch.Generator().manual_seed(1))
-            frames, ts = [x_T], []
-            with torch.no_grad():
-                for st in iter_sample(model, x_T.shape, sched, sampler="ddpm", steps=min(TRAJ_STEPS, sched.timesteps),
-                                      objective=obj, x_T=x_T, clip_x0=False, generator=torch.Generator().manual_seed(2)):
-                    self._check()
-                    frames.append(st.x_prev)
-                    ts.append(st.t_prev)
-            return torch.stack(frames).numpy(), ts
+            return reverse_trajectories(model, sched, obj, n=TRAJ_N, steps=TRAJ_STEPS, check=self._check)
 
         self._run(job, self._trajectories_done, "diffview-trajectories", self.sample_button)
 
@@ -508,31 +520,8 @@ class Lab2DView(QWidget):
         dataset = self.trainer._dataset if self.trainer is not None else self.dataset
 
         def job():
-            levels_ = min(levels, sched.timesteps)
-            x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(3))
-            lang, ddpm = [x_T], [x_T]
-
-            def score(x, t):
-                self._check()
-                return score_from_model(model, x, t, sched, obj)
-
-            for lvl in iter_annealed_langevin(score, x_T, sched, levels=levels_, steps_per_level=per, step_size=step,
-                                              generator=torch.Generator().manual_seed(4)):
-                lang.append(lvl.x) if frames else None
-                last_lang = lvl.x
-            with torch.no_grad():
-                for st in iter_sample(model, x_T.shape, sched, sampler="ddpm", steps=levels_, objective=obj,
-                                      x_T=x_T.clone(), clip_x0=False, generator=torch.Generator().manual_seed(4)):
-                    self._check()
-                    ddpm.append(st.x_prev) if frames else None
-                    last_ddpm = st.x_prev
-            d_lang, floor, used = distance_to_data(last_lang, dataset)
-            d_ddpm = distance_to_data(last_ddpm, dataset)[0]
-            out = {"ts": timestep_sequence(sched.timesteps, levels_), "lang_d": d_lang, "ddpm_d": d_ddpm,
-                   "floor": floor, "n": used, "levels": levels_, "per": per, "step": step}
-            if frames:
-                out["lang"], out["ddpm"] = torch.stack(lang).numpy(), torch.stack(ddpm).numpy()
-            return out
+            return langevin_vs_ddpm(model, sched, obj, dataset, n=n, levels=levels, steps_per_level=per,
+                                    step_size=step, frames=frames, check=self._check)
 
         return job
 
@@ -598,16 +587,11 @@ class Lab2DView(QWidget):
             slider.setValue(slider.value() + 1)
 
     def shutdown(self, ms: int = 60_000) -> None:
-        """Stop training and cancel the workers, and wait for them (closing the window). Nothing new starts after.
-
-        Each worker asks its QThread to quit through a queued call to this (the GUI) thread, which is blocked
-        here; so the threads are told to quit directly, and end as soon as their work returns."""
+        """Stop training and cancel the workers, and wait for them (closing the window). Nothing new starts after."""
         self._cancel.set()
         self.traj_timer.stop()
         self.lang_timer.stop()
         self.controller.stop()
-        threads = [self.controller._thread] + [task.thread for task in list(self._tasks)]
-        for thread in threads:
-            if thread is not None:
-                thread.quit()
-                thread.wait(ms)
+        self.controller.wait(ms)
+        for task in list(self._tasks):
+            task.wait(ms)

@@ -209,7 +209,7 @@ class SamplingView(QWidget):
         self._thread.started.connect(self._worker.run)
         self._worker.frames.connect(self._on_frames)
         self._worker.finished.connect(self._on_finished)
-        self._worker.finished.connect(self._thread.quit)
+        self._worker.finished.connect(self._thread.quit, Qt.DirectConnection)  # see tasks.BackgroundTask
         self._thread.finished.connect(self._on_thread_finished)
         self._thread.start()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from .threads import new_thread
 
@@ -44,8 +44,10 @@ class BackgroundTask(QObject):
         # run on the GUI thread; a plain callable connected directly would run on the worker thread.
         self.runner.done.connect(self._done)
         self.runner.failed.connect(self._failed)
-        self.runner.done.connect(self.thread.quit)
-        self.runner.failed.connect(self.thread.quit)
+        # quit() is thread-safe and called directly from the worker: queued, it would wait for the GUI
+        # thread, and a GUI thread blocked in wait() (closing the window) would wait out its timeout.
+        self.runner.done.connect(self.thread.quit, Qt.DirectConnection)
+        self.runner.failed.connect(self.thread.quit, Qt.DirectConnection)
         self.thread.finished.connect(self._cleanup)
 
     def start(self) -> "BackgroundTask":
