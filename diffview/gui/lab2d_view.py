@@ -215,7 +215,7 @@ class Lab2DView(QWidget):
         self.forward_points = self.forward_plot.scatter()
         self.traj_plot = PointsPlot(f"Reverse DDPM trajectories ({TRAJ_N} points)")
         self.traj_data = self.traj_plot.scatter(DATA_COLOUR, 3)
-        self.traj_paths = self.traj_plot.lines((90, 160, 255, 28), connect="finite")
+        self.traj_paths = self.traj_plot.lines((90, 160, 255, 16), connect="finite")
         self.traj_now = self.traj_plot.scatter(BRIGHT_COLOUR, 4)
         self.score_plot = PointsPlot("Score field at t")
         self.score_points = self.score_plot.scatter(DATA_COLOUR, 2)
