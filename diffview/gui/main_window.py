@@ -31,6 +31,7 @@ from ..core.data import load_dataset
 from ..core.runs import is_run_folder, open_run
 from ..core.schedule import SCHEDULES, make_schedule
 from ..core.training import Trainer, describe_device, pick_device
+from .analysis_tabs import add_analysis_tabs
 from .controller import TrainingController
 from .data_view import DataView
 from .forward_view import ForwardView
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.settings.stop_button.clicked.connect(self.controller.stop)
         self.forward_view.timestep_changed.connect(self.schedule_view.set_timestep)
         self.schedule_view.timestep_changed.connect(self.forward_view.set_timestep)
+        self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Memorisation, Noise & denoise
         self._make_menus()
 
         self.update_schedule()
@@ -401,6 +403,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.sampling_view.cancel_and_wait()
+        for view in self.analysis_views:
+            view.cancel_and_wait()
         for task in list(self._tasks):
             task.wait()
         event.accept()
