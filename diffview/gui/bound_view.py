@@ -208,7 +208,7 @@ class BoundView(JobView):
         kl_sum = r.total - r.prior - float(r.terms[0])
         how = (f"{len(r.timesteps)} of {T} timesteps, sum rescaled" if r.subsampled else f"all {T} timesteps")
         self.values.setText(
-            f"L<sub>T</sub> = {r.prior:.5f}<br>L<sub>0</sub> = {r.terms[0]:.4f}<br>"
+            f"L<sub>T</sub> = {r.prior:.3g}<br>L<sub>0</sub> = {r.terms[0]:.4f}<br>"
             f"Σ L<sub>t−1</sub> = {kl_sum:.4f}<br><b>NLL ≤ {r.total:.4f} bits/dim</b><br>({how}; {r.images} images)")
         self.p_vlb.setTitle(f"VLB terms L<sub>t</sub> by timestep (bits/dim): total {r.total:.3f} bits/dim ({how})")
         self.refresh_loss()
