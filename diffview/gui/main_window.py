@@ -31,6 +31,7 @@ from ..core.data import load_dataset
 from ..core.runs import is_run_folder, open_run
 from ..core.schedule import SCHEDULES, make_schedule
 from ..core.training import Trainer, describe_device, pick_device
+from .analysis_tabs import add_analysis_tabs
 from .controller import TrainingController
 from .data_view import DataView
 from .forward_view import ForwardView
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.settings.stop_button.clicked.connect(self.controller.stop)
         self.forward_view.timestep_changed.connect(self.schedule_view.set_timestep)
         self.schedule_view.timestep_changed.connect(self.forward_view.set_timestep)
+        self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Memorisation, Noise & denoise
         self._make_menus()
 
         self.update_schedule()
@@ -155,8 +157,9 @@ class MainWindow(QMainWindow):
         action(train, "&Stop", self.controller.stop, "Ctrl+.")
         action(train, "Sa&mple", self._sample_now, "Ctrl+R")
         view = self.menuBar().addMenu("&View")
-        for i in range(self.tabs.count()):
-            action(view, self.tabs.tabText(i), lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        for i in range(self.tabs.count()):  # Ctrl+1 … Ctrl+9, then Ctrl+0 for the tenth
+            key = f"Ctrl+{(i + 1) % 10}" if i < 10 else None
+            action(view, self.tabs.tabText(i), lambda _=False, i=i: self.tabs.setCurrentIndex(i), key)
         view.addAction(self.log_dock.toggleViewAction())
         help_ = self.menuBar().addMenu("&Help")
         action(help_, "&About diffview", self._about)
@@ -414,6 +417,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.sampling_view.cancel_and_wait()
+        for view in self.analysis_views:
+            view.cancel_and_wait()
         self.lab2d_view.shutdown()
         for task in list(self._tasks):
             task.wait()

@@ -71,9 +71,10 @@ class TrainingView(QWidget):
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(0, 3)
         layout.setColumnStretch(1, 2)
-        layout.addWidget(caption("L<sub>simple</sub> = E<sub>t, x<sub>0</sub>, ε</sub> ‖ε − ε<sub>θ</sub>(x<sub>t</sub>, t)‖²"
-                                 "  (DDPM eq. 14; the target is x<sub>0</sub> or v for those objectives). "
-                                 "Loss by t shows which noise levels the model still finds hard."), 1, 0, 1, 2)
+        layout.addWidget(caption("L = E<sub>t, x<sub>0</sub>, ε</sub> ‖target − f<sub>θ</sub>(x<sub>t</sub>, t)‖², "
+                                 "target ε (DDPM eq. 14), x<sub>0</sub>, or v = √ᾱ<sub>t</sub> ε − √(1−ᾱ<sub>t</sub>) x<sub>0</sub>"
+                                 " (Salimans &amp; Ho 2022). Loss by t shows which noise levels the model still finds hard;"
+                                 " the Bound tab puts the VLB terms beside it."), 1, 0, 1, 2)
         self.reset(1000)
 
     def reset(self, timesteps: int) -> None:
@@ -114,16 +115,20 @@ class TrainingView(QWidget):
         self.raw.setData(steps, np.asarray(self.losses))
         self.smooth.setData(steps, np.asarray(self.smoothed))
         self.lr_curve.setData(steps, np.asarray(self.lrs))
-        width = self.timesteps / T_BINS
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(self.bin_count > 0, self.bin_sum / np.maximum(self.bin_count, 1), 0.0)
-        self.bars.setOpts(x=(np.arange(T_BINS) + 0.5) * width, height=means, width=width * 0.9)
+        x, means, width = self.loss_by_t()
+        self.bars.setOpts(x=x, height=means, width=width * 0.9)
         ev = self.last
         if ev is not None:
             self.stats.setText(
                 f"step {ev.step:,} / {ev.total_steps:,}   loss {ev.loss:.4f}   "
                 f"lr {ev.lr:.2e}   {ev.images_per_sec:,.0f} images/s   "
                 f"elapsed {_hms(ev.elapsed)}   ETA {_hms(ev.eta)}")
+
+    def loss_by_t(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(bin centres, mean loss per bin, bin width) of the loss by timestep, as plotted."""
+        width = self.timesteps / T_BINS
+        means = np.where(self.bin_count > 0, self.bin_sum / np.maximum(self.bin_count, 1), 0.0)
+        return (np.arange(T_BINS) + 0.5) * width, means, width
 
     def add_preview(self, ev: PreviewEvent) -> None:
         self.previews.append(ev)

@@ -1,0 +1,161 @@
+"""One cancellable computation off the GUI thread, with progress items on the way and a result at the end.
+
+``Job(fn, name)`` runs ``fn(emit, cancelled)`` on a worker QThread: ``emit(x)`` sends x to the
+``item`` signal (delivered on the GUI thread), ``cancelled()`` is True once ``cancel()`` was called.
+``done(result, error)`` fires on the GUI thread after the thread has stopped, so a finished job
+never leaves a thread running. The analysis views (bound, samplers, memorisation, SDEdit) use it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import torch
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtWidgets import QWidget
+
+from .threads import new_thread
+
+
+def analysis_threads() -> int:
+    """Torch threads for an analysis job: half the CPUs this process may use, at least one."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // 2)
+
+
+class _Worker(QObject):
+    item = Signal(object)
+    finished = Signal(object, str)
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.cancelled = False
+
+    @Slot()
+    def run(self) -> None:
+        # A new thread gets OpenMP's default team (every core); beside a training thread that doubles the
+        # threads on the cores, and spinning teams then ran 30 times slower on a shared 2-core machine.
+        torch.set_num_threads(analysis_threads())
+        try:
+            result = self.fn(self.item.emit, lambda: self.cancelled)
+        except Exception as e:  # shown to the user as text, never a traceback
+            self.finished.emit(None, str(e) or type(e).__name__)
+        else:
+            self.finished.emit(result, "")
+        finally:
+            # Quit from this thread itself: a queued quit would never arrive while the GUI thread
+            # blocks in wait() (closing the window mid-computation).
+            QThread.currentThread().quit()
+
+
+class Job(QObject):
+    item = Signal(object)
+    done = Signal(object, str)  # (result or None, "" or an error message)
+
+    def __init__(self, fn: Callable[[Callable[[Any], None], Callable[[], bool]], Any], name: str, parent=None):
+        super().__init__(parent)
+        self.thread = new_thread(name)
+        self.worker = _Worker(fn)
+        self.worker.moveToThread(self.thread)
+        self._result: tuple = (None, "")
+        self.thread.started.connect(self.worker.run)
+        self.worker.item.connect(self._item)
+        self.worker.finished.connect(self._finished)
+        self.thread.finished.connect(self._cleanup)
+
+    def start(self) -> "Job":
+        self.thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self.worker.cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self.worker.cancelled
+
+    def wait(self, ms: int = 60_000) -> bool:
+        return self.thread.wait(ms)
+
+    @Slot(object)
+    def _item(self, x) -> None:
+        if not self.worker.cancelled:
+            self.item.emit(x)
+
+    @Slot(object, str)
+    def _finished(self, result, error: str) -> None:
+        self._result = (result, error)
+
+    @Slot()
+    def _cleanup(self) -> None:
+        self.worker.deleteLater()
+        self.thread.deleteLater()
+        self.done.emit(*self._result)
+
+
+def float_images(images) -> "torch.Tensor":  # noqa: F821
+    """uint8 images [N, C, H, W] (array or tensor) as float32 in [−1, 1], exactly as the dataset makes them."""
+    import torch
+
+    from ..core.data import ImageDataset
+
+    return ImageDataset.to_float(torch.as_tensor(images))
+
+
+class JobView(QWidget):
+    """A tab that runs one Job at a time on the current model; ``cancel_and_wait`` on close."""
+
+    message = Signal(str, str)
+    NO_MODEL = "No model yet: train for at least one step (Ctrl+T) or open a run folder (File ▸ Open Run)."
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model_source = None  # callable(ema=True) -> (model, schedule, objective, channels, size, label) | None
+        self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
+        self._job: Job | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def current_model(self):
+        """The model source's tuple, or None (and the reason in the view's status)."""
+        source = self.model_source(ema=True) if self.model_source is not None else None
+        if source is None:
+            self.set_status(self.NO_MODEL)
+        return source
+
+    def current_dataset(self):
+        return self.data_source() if self.data_source is not None else (None, None)
+
+    def set_status(self, text: str) -> None:  # each view has a status label
+        self.status.setText(text)
+
+    def run_job(self, fn, name: str, on_item=None, on_done=None) -> Job:
+        job = Job(fn, name, self)
+        if on_item is not None:
+            job.item.connect(on_item)
+
+        def finished(result, error):
+            self._job = None
+            if error:
+                self.set_status(error)
+                self.message.emit("error", error)
+            if on_done is not None:
+                on_done(result, error, job.cancelled)
+
+        job.done.connect(finished)
+        self._job = job
+        return job.start()
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def cancel_and_wait(self, ms: int = 30_000) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job.wait(ms)

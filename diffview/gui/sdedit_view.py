@@ -1,0 +1,250 @@
+"""Noise and denoise (SDEdit, Meng et al. 2022): take a training image or any image file, noise it to
+t, denoise from there with the current model, and see what survives at each t (``analysis.iter_sdedit``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.analysis import iter_sdedit
+from ..core.export import to_uint8
+from ..core.imagefiles import SkipFile, decode_image, to_channels
+from .jobs import JobView, float_images
+from .widgets import ImageGrid, caption
+
+STRIP = 8
+
+
+def strip_timesteps(T: int, n: int = STRIP) -> list[int]:
+    """n values of the paper's t from 0 (untouched) to T (pure noise)."""
+    return sorted(set(np.round(np.linspace(0, T, n)).astype(int).tolist()))
+
+
+class SDEditView(JobView):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.schedule_source = None  # callable() -> the app's NoiseSchedule (for the slider before a model exists)
+        self.original: np.ndarray | None = None  # uint8 [1, C, S, S]
+        self.source_label = ""
+        self.noised: np.ndarray | None = None
+        self.result: np.ndarray | None = None
+        self.result_t: int | None = None
+        self.strip_ts: list[int] = []
+        self.strip: list[tuple[np.ndarray, np.ndarray]] = []  # (x_t, result) uint8 per strip t
+
+        self.index = QSpinBox()
+        self.index.setRange(0, 0)
+        self.index.valueChanged.connect(self.use_training_image)
+        self.open_button = QPushButton("Open image…")
+        self.open_button.clicked.connect(self._open_dialog)
+        self.t_slider = QSlider(Qt.Horizontal)
+        self.t_spin = QSpinBox()
+        for w in (self.t_slider, self.t_spin):
+            w.setRange(0, 1000)
+        self.t_slider.setValue(500)
+        self.t_slider.valueChanged.connect(self.t_spin.setValue)
+        self.t_spin.valueChanged.connect(self.t_slider.setValue)
+        self.t_spin.setValue(500)
+        self.sampler = QComboBox()
+        self.sampler.addItems(["DDIM", "DDPM"])
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 10_000)
+        self.steps.setValue(50)
+        self.steps.setToolTip("At most t steps are taken from t down to 0")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.with_strip = QCheckBox(f"and the strip of {STRIP} t values")
+        self.with_strip.setChecked(True)
+        self.button = QPushButton("Noise and denoise")
+        self.button.clicked.connect(self._clicked)
+        self.status = QLabel("Pick an image and a t, then press Noise and denoise.")
+        self.status.setWordWrap(True)
+        t_row = QHBoxLayout()
+        t_row.addWidget(self.t_slider, 1)
+        t_row.addWidget(self.t_spin)
+        form = QFormLayout()
+        form.addRow("Training image #", self.index)
+        form.addRow(self.open_button)
+        form.addRow("Noise to t", t_row)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Seed", self.seed)
+        form.addRow(self.with_strip)
+        form.addRow(self.button)
+        form.addRow(self.status)
+        controls = QWidget()
+        controls.setLayout(form)
+        controls.setMaximumWidth(320)
+
+        self.original_grid = ImageGrid("original x<sub>0</sub>")
+        self.noised_grid = ImageGrid("x<sub>t</sub>")
+        self.result_grid = ImageGrid("denoised from t")
+        self.strip_grid = ImageGrid("what survives: x<sub>t</sub> (top) and the denoised result (bottom) at each t")
+        top = QHBoxLayout()
+        for g in (self.original_grid, self.noised_grid, self.result_grid):
+            top.addWidget(g)
+        right = QVBoxLayout()
+        right.addLayout(top, 3)
+        right.addWidget(self.strip_grid, 2)
+        right.addWidget(caption(
+            "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, then denoise from t with the reverse "
+            "process (SDEdit, Meng et al. 2022): t = 0 leaves the image untouched, t = T starts from pure noise"))
+        layout = QHBoxLayout(self)
+        layout.addWidget(controls)
+        layout.addLayout(right, 1)
+
+    # ------------------------------------------------------------------ the image
+    def set_timesteps(self, T: int) -> None:
+        for w in (self.t_slider, self.t_spin):
+            w.setMaximum(T)
+        self.steps.setMaximum(T)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        schedule = self.schedule_source() if self.schedule_source is not None else None
+        if schedule is not None:
+            self.set_timesteps(schedule.timesteps)
+        dataset, _ = self.current_dataset()
+        if dataset is not None:
+            self.index.setMaximum(len(dataset) - 1)
+            if self.original is None or self.source_label.startswith("training"):
+                self.use_training_image(self.index.value())
+
+    def use_training_image(self, i: int) -> None:
+        dataset, _ = self.current_dataset()
+        if dataset is None or not 0 <= i < len(dataset):
+            return
+        self.original = dataset._uint8(torch.tensor([i])).numpy()
+        self._set_original(f"training image #{i}")
+
+    def load_image_file(self, path: str) -> bool:
+        """Any image file, decoded like the training images, at the dataset's size and channels."""
+        dataset, _ = self.current_dataset()
+        source = None if dataset is not None else self.current_model()
+        if dataset is None and source is None:
+            return False
+        channels, size = (dataset.channels, dataset.image_size) if dataset is not None else source[3:5]
+        try:
+            arr = decode_image(path, size)
+        except SkipFile as e:
+            self.set_status(f"Cannot use {path}: {e.reason}")
+            return False
+        self.original = np.ascontiguousarray(to_channels(arr, channels))[None]
+        from pathlib import Path
+
+        self._set_original(f"the file {Path(path).name}")
+        return True
+
+    def _set_original(self, label: str) -> None:
+        self.source_label = label
+        self.original_grid.set_images(self.original)
+        self.original_grid.set_title(f"original x<sub>0</sub>: {label}")
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)")
+        if path:
+            self.load_image_file(path)
+
+    # ------------------------------------------------------------------ running
+    def _clicked(self) -> None:
+        if self.busy:
+            self.cancel()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        if self.busy:
+            return False
+        if self.original is None:
+            self.use_training_image(self.index.value())
+        if self.original is None:
+            self.set_status("No image: load a dataset or open an image file.")
+            return False
+        source = self.current_model()
+        if source is None:
+            return False
+        model, schedule, objective, channels, size, label = source
+        if self.original.shape[1:] != (channels, size, size):
+            self.set_status(f"The model takes {channels}×{size}×{size} images; this one is "
+                            f"{'×'.join(map(str, self.original.shape[1:]))}.")
+            return False
+        T = schedule.timesteps
+        self.set_timesteps(T)
+        t = self.t_spin.value()
+        ts = strip_timesteps(T) if self.with_strip.isChecked() else []
+        x0 = float_images(self.original)
+        kw = dict(objective=objective, sampler=self.sampler.currentText().lower(), steps=self.steps.value())
+        seed = self.seed.value()
+
+        def one(t, cancelled):
+            g = torch.Generator().manual_seed(seed)
+            x_t = out = x0
+            for i, st in enumerate(iter_sdedit(model, x0, t, schedule, generator=g, **kw)):
+                if cancelled():
+                    return None
+                if i == 0:
+                    x_t = st.x_t
+                out = st.x_prev
+            return to_uint8(x_t), to_uint8(out)
+
+        def work(emit, cancelled):
+            model.eval()
+            with torch.no_grad():
+                main = one(t, cancelled)
+                if main is None:
+                    return None
+                emit(("main", t, *main))
+                for s in ts:
+                    pair = one(s, cancelled)
+                    if pair is None:
+                        return None
+                    emit(("strip", s, *pair))
+            return True
+
+        self.strip_ts, self.strip = ts, []
+        self.button.setText("Cancel")
+        self.set_status(f"Noising {self.source_label} to t = {t} and denoising with {label}…")
+        self.run_job(work, "diffview-sdedit", self._on_item, self._on_done)
+        return True
+
+    @Slot(object)
+    def _on_item(self, item) -> None:
+        kind, t, x_t, out = item
+        if kind == "main":
+            self.noised, self.result, self.result_t = x_t, out, t
+            self.noised_grid.set_images(x_t)
+            self.noised_grid.set_title(f"x<sub>t</sub>, t = {t}")
+            self.result_grid.set_images(out)
+            self.result_grid.set_title(f"denoised from t = {t}")
+        else:
+            self.strip.append((x_t, out))
+            row = np.concatenate([np.concatenate([a for a, _ in self.strip]),
+                                  np.concatenate([b for _, b in self.strip])])
+            self.strip_grid.set_images(row, nrow=len(self.strip))
+            self.strip_grid.set_title("what survives: x<sub>t</sub> (top) and denoised (bottom) at t = "
+                                      + ", ".join(str(s) for s in self.strip_ts[:len(self.strip)]))
+
+    def _on_done(self, result, error: str, cancelled: bool) -> None:
+        self.button.setText("Noise and denoise")
+        if error:
+            return
+        if result is None:
+            self.set_status("Cancelled.")
+            return
+        self.set_status(f"Done: {self.source_label} noised to t = {self.result_t} and denoised "
+                        f"({self.sampler.currentText()}, at most {self.steps.value()} steps).")

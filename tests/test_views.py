@@ -1,0 +1,285 @@
+"""The analysis tabs (Bound, Samplers, Memorisation, Noise & denoise), offscreen with a tiny UNet."""
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from diffview.core.analysis import vlb_by_timestep  # noqa: E402
+from diffview.core.data import ImageDataset  # noqa: E402
+from diffview.core.imagefiles import decode_image, to_channels  # noqa: E402
+from diffview.core.schedule import make_schedule  # noqa: E402
+from diffview.core.unet import build_unet  # noqa: E402
+from diffview.gui.bound_view import BoundView, evaluation_images  # noqa: E402
+from diffview.gui.compare_view import CompareView, parse_etas  # noqa: E402
+from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.memorise_view import MemoriseView  # noqa: E402
+from diffview.gui.sdedit_view import SDEditView, strip_timesteps  # noqa: E402
+from diffview.gui.threads import running_threads  # noqa: E402
+from helpers import write_image_folder  # noqa: E402
+
+T = 50
+FOLDER = SimpleNamespace(source="/some/folder")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    yield
+    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_unet("tiny", 1, 8).eval()
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return make_schedule("cosine", T)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    g = torch.Generator().manual_seed(1)
+    return ImageDataset(torch.randint(0, 256, (40, 1, 8, 8), generator=g, dtype=torch.uint8))
+
+
+def wire(view, model, schedule, dataset, report=FOLDER):
+    view.model_source = lambda ema=True: (model, schedule, "eps", 1, 8, "a tiny test model")
+    view.data_source = lambda: (dataset, report)
+    return view
+
+
+def finish(qtbot, view, timeout=60_000):
+    qtbot.waitUntil(lambda: not view.busy, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- the bound
+def test_bound_view_numbers_equal_the_core(qtbot, model, schedule, dataset):
+    view = wire(BoundView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.images.setValue(16)
+    view.k.setValue(10)
+    assert view.compute()
+    finish(qtbot, view)
+    r = view.result
+    assert r is not None and r.subsampled and len(r.timesteps) == 10
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(view.seed))[:16]
+    torch.testing.assert_close(view.x0, dataset.get_batch(idx))
+    core = vlb_by_timestep(model, view.x0, schedule, objective="eps", timesteps=10, seed=view.seed)
+    np.testing.assert_array_equal(r.timesteps, core.timesteps)
+    np.testing.assert_allclose(r.terms, core.terms, rtol=1e-9)
+    assert r.prior == pytest.approx(core.prior) and r.total == pytest.approx(core.total, rel=1e-9)
+    np.testing.assert_allclose(view.curve.yData, core.terms[1:], rtol=1e-9)  # what the plot shows
+    text = view.values.text()
+    assert f"{core.total:.4f} bits/dim" in text and "10 of 50 timesteps, sum rescaled" in text
+    assert "TRAINING images" in view.status.text()  # a folder has no held-out split, and the view says so
+    assert view.progress.value() == view.progress.maximum() == 10
+
+
+def test_bound_view_all_timesteps_and_cancel(qtbot, model, schedule, dataset):
+    view = wire(BoundView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.images.setValue(4)
+    view.all_t.setChecked(True)
+    view.compute()
+    finish(qtbot, view)
+    assert not view.result.subsampled and len(view.result.terms) == T and "all 50 timesteps" in view.values.text()
+    done = view.result
+    view.compute()
+    view._clicked()  # Cancel
+    finish(qtbot, view)
+    assert view.result is done and view.status.text() == "Cancelled."
+
+
+def test_bound_view_runs_every_n_training_steps(qtbot, model, schedule, dataset):
+    view = wire(BoundView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.images.setValue(2)
+    view.k.setValue(3)
+    view.every.setValue(10)
+    view.auto.setChecked(True)
+    view.on_training_steps([SimpleNamespace(step=5)])
+    assert not view.busy
+    view.on_training_steps([SimpleNamespace(step=12)])
+    assert view.busy
+    finish(qtbot, view)
+    assert view.result is not None
+
+
+def test_held_out_images_of_a_builtin_are_another_draw():
+    x0, note = evaluation_images(None, SimpleNamespace(source="builtin:digits"), 1, 8, 8)
+    assert x0.shape == (8, 1, 8, 8) and "held-out" in note and x0.min() >= -1 and x0.max() <= 1
+
+
+# ----------------------------------------------------------------------------- samplers
+class Recorder(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, []
+
+    def forward(self, x, t):
+        self.calls.append((x.clone(), int(t[0])))
+        return self.inner(x, t)
+
+
+def test_compare_view_runs_every_sampler_from_the_same_x_T(qtbot, model, schedule, dataset):
+    rec = Recorder(model)
+    view = wire(CompareView(), rec, schedule, dataset)
+    qtbot.addWidget(view)
+    view.n.setValue(4)
+    view.k.setValue(5)
+    view.few.setValue(2)
+    view.etas.setText("0, 0.5, 1")
+    assert view.start()
+    finish(qtbot, view)
+    labels = [s.label for s in view.specs]
+    assert labels == ["DDPM, 50 steps", "DDPM respaced, 5 steps", "DDIM η=0, 5 steps", "DDIM η=0.5, 5 steps",
+                      "DDIM η=1, 5 steps", "DDIM η=0, 2 steps"]
+    assert [r.spec for r in view.results] == view.specs
+    # the first call of each run is where t jumps back up: every one saw x_T itself
+    firsts = [x for i, (x, t) in enumerate(rec.calls) if i == 0 or t > rec.calls[i - 1][1]]
+    assert len(firsts) == len(view.specs)
+    for x in firsts:
+        torch.testing.assert_close(x, view.x_T, rtol=0, atol=0)
+    assert view.x_T.shape == (4, 1, 8, 8)
+    for grid, r in zip(view.grids, view.results):
+        assert grid.current_array() is not None and f"{r.seconds:.2f} s" in grid.title.text
+    assert parse_etas(" 1 ; 0.25") == [1.0, 0.25]
+    with pytest.raises(ValueError):
+        parse_etas("2")
+
+
+def test_compare_view_exports_the_grids(qtbot, model, schedule, dataset, tmp_path):
+    view = wire(CompareView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.n.setValue(1)
+    view.k.setValue(2)
+    view.few.setValue(0)
+    view.ddpm_full.setChecked(False)
+    view.etas.setText("0")
+    view.start()
+    finish(qtbot, view)
+    assert len(view.results) == 2
+    out = view.export_to(str(tmp_path / "s.png"))
+    assert "DDIM η=0, 2 steps" in Image.open(out).text["samplers"]
+
+
+# ----------------------------------------------------------------------------- memorisation
+def test_memorisation_finds_a_copy_at_distance_zero_and_sorts(qtbot, model, schedule, dataset):
+    view = wire(MemoriseView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    g = torch.Generator().manual_seed(99)
+    fresh = torch.randint(0, 256, (2, 1, 8, 8), generator=g, dtype=torch.uint8)
+    samples = torch.cat([fresh[:1], dataset.images[3:4], fresh[1:]]).numpy()
+    assert view.analyse(samples)
+    finish(qtbot, view)
+    nb = view.neighbours
+    assert nb.distance[1] == 0 and nb.index[1] == 3 and nb.near_copy[1]
+    assert not nb.near_copy[0] and not nb.near_copy[2]
+    assert list(view.order)[0] == 1 and np.all(np.diff(nb.distance[view.order]) >= 0)
+    first = view.list.item(0).text()
+    assert first.startswith("NEAR COPY d = 0.00") and "train #3" in first
+    assert view.summary.text().startswith("1 of 3 samples are near-copies")
+    assert view.list.count() == 3
+
+
+def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, dataset):
+    view = wire(MemoriseView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.n.setValue(3)
+    view.steps.setValue(3)
+    assert view.start()
+    finish(qtbot, view)
+    assert view.samples.shape == (3, 1, 8, 8) and view.list.count() == 3
+    view.samples_source = lambda: None
+    view._use_last()
+    assert "no samples yet" in view.status.text()
+
+
+# ----------------------------------------------------------------------------- noise and denoise
+def test_sdedit_at_t0_is_the_image_unchanged_and_runs_at_t(qtbot, model, schedule, dataset):
+    view = wire(SDEditView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    view.show()  # picks up the dataset's size and the schedule's T
+    view.index.setValue(5)
+    view.t_spin.setValue(0)
+    view.with_strip.setChecked(False)
+    assert view.start()
+    finish(qtbot, view)
+    np.testing.assert_array_equal(view.result, dataset.images[5:6].numpy())
+    np.testing.assert_array_equal(view.noised, dataset.images[5:6].numpy())
+    assert view.result_t == 0
+
+    view.t_spin.setValue(30)
+    view.steps.setValue(5)
+    view.with_strip.setChecked(True)
+    view.start()
+    finish(qtbot, view)
+    assert view.result_t == 30 and view.result.shape == (1, 1, 8, 8)
+    assert not np.array_equal(view.noised, dataset.images[5:6].numpy())
+    assert view.strip_ts == strip_timesteps(T) and view.strip_ts[0] == 0 and view.strip_ts[-1] == T
+    assert len(view.strip) == len(view.strip_ts)
+    np.testing.assert_array_equal(view.strip[0][1], dataset.images[5:6].numpy())  # t = 0 in the strip too
+    assert view.strip_grid.current_array().shape[0] > view.result_grid.current_array().shape[0]
+
+
+def test_sdedit_opens_any_image_file_at_the_dataset_size(qtbot, model, schedule, dataset, tmp_path):
+    view = wire(SDEditView(), model, schedule, dataset)
+    qtbot.addWidget(view)
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(path)
+    assert view.load_image_file(str(path))
+    assert view.original.shape == (1, 1, 8, 8)
+    np.testing.assert_array_equal(view.original[0], to_channels(decode_image(path, 8), 1))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert not view.load_image_file(str(tmp_path / "bad.png")) and "Cannot use" in view.status.text()
+
+
+# ----------------------------------------------------------------------------- the window
+class Slow(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, t):
+        time.sleep(0.02)
+        return self.inner(x, t)
+
+
+def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbot, tmp_path, model, schedule,
+                                                                              dataset):
+    folder = write_image_folder(tmp_path / "imgs", n=4, size=12)
+    w = MainWindow(source=str(folder), runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=30_000)
+    names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    at = names.index("Sampling")
+    assert names[at + 1:at + 5] == ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
+    assert w.bound_view.model_source == w._model_source and w.bound_view.current_model() is None
+    assert "No model yet" in w.bound_view.status.text()
+    for view in w.analysis_views:
+        wire(view, Slow(model), schedule, dataset)
+    w.bound_view.all_t.setChecked(True)
+    w.compare_view.n.setValue(2)
+    w.memorise_view.steps.setValue(50)
+    w.sdedit_view.t_spin.setValue(T)
+    w.sdedit_view.steps.setValue(T)
+    w.sdedit_view.sampler.setCurrentText("DDPM")
+    assert w.bound_view.compute() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
+    qtbot.wait(100)
+    assert len(running_threads()) == 4
+    w.close()
+    assert running_threads() == []
