@@ -20,7 +20,7 @@ from diffview.core.hf import (
     objective_from_scheduler_config,
     schedule_from_scheduler_config,
 )
-from diffview.core.runs import describe_run, is_run_folder, open_run
+from diffview.core.runs import is_run_folder, open_run
 
 T = 50
 
@@ -120,7 +120,7 @@ def test_folders_are_recognised_from_their_json_alone(tmp_path):
     (bare / "scheduler").mkdir()
     (unet / "scheduler_config.json").rename(bare / "scheduler" / "scheduler_config.json")
     assert is_diffusers_folder(bare) and not is_diffusers_folder(unet)
-    sd = fake_folder(tmp_path / "sd" / "unet", unet_class="UNet2DConditionModel", scheduler=False)
+    fake_folder(tmp_path / "sd" / "unet", unet_class="UNet2DConditionModel", scheduler=False)
     (tmp_path / "sd" / "model_index.json").write_text("{}")
     (tmp_path / "sd" / "scheduler").mkdir()
     (tmp_path / "sd" / "scheduler" / "scheduler_config.json").write_text('{"_class_name": "PNDMScheduler"}')

@@ -183,7 +183,7 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     w = MainWindow(runs_root=tmp_path / "runs")
     qtbot.addWidget(w)
     names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert names.index("2D diffusion") == names.index("Sampling") + 1
+    assert names[-1] == "2D diffusion" and names.index("Bound") == names.index("Sampling") + 1
     w.settings.timesteps.setValue(200)
     assert w.lab2d_view.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
     w.lab2d_view.train_overrides = dict(TINY, steps=100_000)

@@ -12,14 +12,11 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
-    QLabel,
     QPushButton,
-    QSlider,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -28,7 +25,7 @@ from ..core.data import ImageDataset
 from ..core.diffusion import q_sample
 from ..core.export import to_uint8
 from ..core.schedule import NoiseSchedule
-from .widgets import ImageGrid, caption, readout
+from .widgets import ImageGrid, TimestepControl, caption, readout
 
 GRID_IMAGES = 64
 STRIP_STEPS = 10
@@ -56,10 +53,8 @@ class ForwardView(QWidget):
         self.hist.plot(xs, np.exp(-xs**2 / 2) / math.sqrt(2 * math.pi), pen=pg.mkPen("#ffb050", width=2))
         self.values = readout()
 
-        self.slider = QSlider(Qt.Horizontal)
-        self.slider.setToolTip("Timestep t (0-based): drag, or use the arrow keys")
-        self.spin = QSpinBox()
-        self.spin.setToolTip("Timestep t")
+        self.timestep = TimestepControl()
+        self.slider, self.spin = self.timestep.slider, self.timestep.spin
         self.play = QPushButton("▶ Play")
         self.play.setCheckable(True)
         self.play.setToolTip("Animate t from 0 to T−1")
@@ -67,13 +62,10 @@ class ForwardView(QWidget):
         self.timer.setInterval(30)
         self.timer.timeout.connect(self._advance)
         self.play.toggled.connect(self._toggle_play)
-        self.slider.valueChanged.connect(self.set_timestep)
-        self.spin.valueChanged.connect(self.set_timestep)
+        self.timestep.changed.connect(self._timestep_moved)
 
         controls = QHBoxLayout()
-        controls.addWidget(QLabel("t"))
-        controls.addWidget(self.slider, 1)
-        controls.addWidget(self.spin)
+        controls.addWidget(self.timestep, 1)
         controls.addWidget(self.play)
 
         side = QVBoxLayout()
@@ -106,24 +98,14 @@ class ForwardView(QWidget):
 
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule
-        T = schedule.timesteps
-        t = min(self.t, T - 1)
-        for w in (self.slider, self.spin):
-            w.blockSignals(True)
-            w.setRange(0, T - 1)
-            w.setValue(t)
-            w.blockSignals(False)
-        self.slider.setPageStep(max(1, T // 20))
+        self.timestep.set_maximum(schedule.timesteps - 1)
         self._refresh_strip()
         self._refresh()
 
     def set_timestep(self, t: int) -> None:
-        t = int(t)
-        for w in (self.slider, self.spin):
-            if w.value() != t:
-                w.blockSignals(True)
-                w.setValue(t)
-                w.blockSignals(False)
+        self.timestep.setValue(t)
+
+    def _timestep_moved(self, t: int) -> None:
         self._refresh()
         self.timestep_changed.emit(t)
 

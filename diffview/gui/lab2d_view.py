@@ -57,7 +57,7 @@ from .points_canvas import (
     paths_with_gaps,
 )
 from .tasks import BackgroundTask
-from .widgets import caption, readout
+from .widgets import TimestepControl, caption, readout
 
 DRAW = "Draw your own"
 FORWARD_N = 2000  # points in the forward and Langevin plots
@@ -197,15 +197,12 @@ class Lab2DView(QWidget):
 
     def _build_plots(self) -> None:
         self.right = QVBoxLayout()
-        self.t_slider = QSlider(Qt.Horizontal)
-        self.t_spin = QSpinBox()
-        self.t_slider.valueChanged.connect(self.set_timestep)
-        self.t_spin.valueChanged.connect(self.set_timestep)
+        self.timestep = TimestepControl()
+        self.t_slider, self.t_spin = self.timestep.slider, self.timestep.spin
+        self.timestep.changed.connect(self._timestep_moved)
         self.alpha_label = QLabel()
         top = QHBoxLayout()
-        top.addWidget(QLabel("t"))
-        top.addWidget(self.t_slider, 1)
-        top.addWidget(self.t_spin)
+        top.addWidget(self.timestep, 1)
         top.addWidget(self.alpha_label)
         self.right.addLayout(top)
 
@@ -324,14 +321,7 @@ class Lab2DView(QWidget):
     # ------------------------------------------------------------------ timestep and schedule
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule
-        T = schedule.timesteps
-        t = min(self.t, T - 1)
-        for w in (self.t_slider, self.t_spin):
-            w.blockSignals(True)
-            w.setRange(0, T - 1)
-            w.setValue(t)
-            w.blockSignals(False)
-        self.t_slider.setPageStep(max(1, T // 20))
+        t = self.timestep.set_maximum(schedule.timesteps - 1)
         self.set_timestep(t)
 
     @property
@@ -339,12 +329,9 @@ class Lab2DView(QWidget):
         return self.t_slider.value()
 
     def set_timestep(self, t: int) -> None:
-        t = int(t)
-        for w in (self.t_slider, self.t_spin):
-            if w.value() != t:
-                w.blockSignals(True)
-                w.setValue(t)
-                w.blockSignals(False)
+        self.timestep.setValue(t)
+
+    def _timestep_moved(self, t: int) -> None:
         self.alpha_label.setText(f"ᾱ<sub>t</sub> = {float(self.schedule.alphas_cumprod[t]):.4f}")
         self._refresh_forward()
         self.request_score()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -24,7 +23,7 @@ from ..core.analysis import iter_sdedit
 from ..core.export import to_uint8
 from ..core.imagefiles import SkipFile, decode_image, to_channels
 from .jobs import JobView, float_images
-from .widgets import ImageGrid, caption
+from .widgets import ImageGrid, TimestepControl, caption
 
 STRIP = 8
 
@@ -51,14 +50,10 @@ class SDEditView(JobView):
         self.index.valueChanged.connect(self.use_training_image)
         self.open_button = QPushButton("Open image…")
         self.open_button.clicked.connect(self._open_dialog)
-        self.t_slider = QSlider(Qt.Horizontal)
-        self.t_spin = QSpinBox()
-        for w in (self.t_slider, self.t_spin):
-            w.setRange(0, 1000)
-        self.t_slider.setValue(500)
-        self.t_slider.valueChanged.connect(self.t_spin.setValue)
-        self.t_spin.valueChanged.connect(self.t_slider.setValue)
-        self.t_spin.setValue(500)
+        self.timestep = TimestepControl(1000)  # the paper's t: 0 = untouched … T = pure noise
+        self.timestep.slider.setToolTip("t: 0 leaves the image untouched, T starts from pure noise")
+        self.t_slider, self.t_spin = self.timestep.slider, self.timestep.spin
+        self.timestep.setValue(500)
         self.sampler = QComboBox()
         self.sampler.addItems(["DDIM", "DDPM"])
         self.steps = QSpinBox()
@@ -73,13 +68,10 @@ class SDEditView(JobView):
         self.button.clicked.connect(self._clicked)
         self.status = QLabel("Pick an image and a t, then press Noise and denoise.")
         self.status.setWordWrap(True)
-        t_row = QHBoxLayout()
-        t_row.addWidget(self.t_slider, 1)
-        t_row.addWidget(self.t_spin)
         form = QFormLayout()
         form.addRow("Training image #", self.index)
         form.addRow(self.open_button)
-        form.addRow("Noise to t", t_row)
+        form.addRow("Noise to", self.timestep)
         form.addRow("Sampler", self.sampler)
         form.addRow("Steps", self.steps)
         form.addRow("Seed", self.seed)
@@ -109,8 +101,7 @@ class SDEditView(JobView):
 
     # ------------------------------------------------------------------ the image
     def set_timesteps(self, T: int) -> None:
-        for w in (self.t_slider, self.t_spin):
-            w.setMaximum(T)
+        self.timestep.set_maximum(T)
         self.steps.setMaximum(T)
 
     def showEvent(self, event) -> None:

@@ -1,11 +1,18 @@
-"""Small building blocks the views share: an image grid item, a labelled readout, a caption."""
+"""Small building blocks the views share: an image grid item, a labelled readout, a caption, a timestep control."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
 
 from ..core.export import make_grid
 
@@ -58,3 +65,51 @@ def readout() -> QLabel:
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px;")
     return label
+
+
+class TimestepControl(QWidget):
+    """"t" with a slider and a spin box that move together over 0..maximum; ``changed`` carries t."""
+
+    changed = Signal(int)
+
+    def __init__(self, maximum: int = 999, label: str = "t", parent=None):
+        super().__init__(parent)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setToolTip("Timestep t (0-based): drag, or use the arrow keys")
+        self.spin = QSpinBox()
+        self.spin.setToolTip("Timestep t")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel(label))
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        self.set_maximum(maximum)
+        self.slider.valueChanged.connect(self.setValue)
+        self.spin.valueChanged.connect(self.setValue)
+
+    def value(self) -> int:
+        return self.slider.value()
+
+    def maximum(self) -> int:
+        return self.slider.maximum()
+
+    def setValue(self, t: int) -> None:  # noqa: N802 (Qt's naming, so it connects like a Qt setter)
+        """Move both to t (clamped) and emit ``changed``."""
+        t = max(0, min(int(t), self.maximum()))
+        for w in (self.slider, self.spin):
+            if w.value() != t:
+                w.blockSignals(True)
+                w.setValue(t)
+                w.blockSignals(False)
+        self.changed.emit(t)
+
+    def set_maximum(self, maximum: int) -> int:
+        """A new range 0..maximum without emitting; returns t, clamped into it."""
+        t = min(self.slider.value(), maximum)
+        for w in (self.slider, self.spin):
+            w.blockSignals(True)
+            w.setRange(0, maximum)
+            w.setValue(t)
+            w.blockSignals(False)
+        self.slider.setPageStep(max(1, (maximum + 1) // 20))
+        return t
