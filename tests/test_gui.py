@@ -230,7 +230,7 @@ def train():
     if w.dataset is None:
         QTimer.singleShot(50, train); return
     w.settings.model.setCurrentText("tiny"); w.settings.batch.setValue(8); w.start_training()
-    QTimer.singleShot(2500, w.close)
+    w.controller.steps.connect(lambda _: QTimer.singleShot(200, w.close))  # close mid-training, once it trains
 QTimer.singleShot(0, train)
 code = app.exec()
 print("exit", code, "step", w.trainer.step if w.trainer else None)
