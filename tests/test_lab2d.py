@@ -184,6 +184,12 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     qtbot.addWidget(w)
     names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert names[-1] == "2D diffusion" and names.index("Bound") == names.index("Sampling") + 1
+    w.show()
+    w.tabs.setCurrentWidget(w.lab2d_view)  # the Settings panel keeps only what the 2D tab uses
+    assert not w.settings.boxes["Data"].isVisible() and not w.settings.train_button.isVisible()
+    assert w.settings.boxes["Diffusion"].isVisible() and w.settings.points_note.isVisible()
+    w.tabs.setCurrentWidget(w.forward_view)
+    assert w.settings.boxes["Data"].isVisible() and w.settings.train_button.isVisible()
     w.settings.timesteps.setValue(200)
     assert w.lab2d_view.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
     w.lab2d_view.train_overrides = dict(TINY, steps=100_000)

@@ -125,6 +125,8 @@ class MainWindow(QMainWindow):
         self.forward_view.timestep_changed.connect(self.schedule_view.set_timestep)
         self.schedule_view.timestep_changed.connect(self.forward_view.set_timestep)
         self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Memorisation, Noise & denoise
+        self.tabs.currentChanged.connect(
+            lambda _: self.settings.show_for_points(self.tabs.currentWidget() is self.lab2d_view))
         self._make_menus()
 
         self.update_schedule()

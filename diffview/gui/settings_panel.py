@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -94,17 +95,33 @@ class SettingsPanel(QWidget):
         self.pause_button.setToolTip("Pause or resume (Ctrl+P)")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop after this step and save a checkpoint (Ctrl+.)")
-        buttons = QHBoxLayout()
+        self.buttons = QWidget()
+        buttons = QHBoxLayout(self.buttons)
+        buttons.setContentsMargins(0, 0, 0, 0)
         for b in (self.train_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
+        self.points_note = QLabel("The 2D diffusion tab has its own data, model and Train button; the schedule "
+                                  "and T above apply to it.")
+        self.points_note.setWordWrap(True)
+        self.points_note.hide()
         layout = QVBoxLayout(self)
+        self.boxes = {}
         for title, form in (("Data", data), ("Diffusion", diffusion), ("Training", training)):
-            box = QGroupBox(title)
+            box = self.boxes[title] = QGroupBox(title)
             box.setLayout(form)
             layout.addWidget(box)
-        layout.addLayout(buttons)
+        self._diffusion_form = diffusion
+        layout.addWidget(self.points_note)
+        layout.addWidget(self.buttons)
         layout.addStretch(1)
         self.set_state("idle")
+
+    def show_for_points(self, on: bool) -> None:
+        """Only what the 2D tab uses (the schedule and T) while it is shown; everything otherwise."""
+        for w in (self.boxes["Data"], self.boxes["Training"], self.buttons):
+            w.setVisible(not on)
+        self._diffusion_form.setRowVisible(self.objective, not on)
+        self.points_note.setVisible(on)
 
     def _dataset_activated(self, index: int) -> None:
         text = self.dataset.itemText(index)
