@@ -190,6 +190,11 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     assert w.settings.boxes["Diffusion"].isVisible() and w.settings.points_note.isVisible()
     w.tabs.setCurrentWidget(w.forward_view)
     assert w.settings.boxes["Data"].isVisible() and w.settings.train_button.isVisible()
+    w.forward_view.slider.setValue(123)  # one t for images and points, moved from either side
+    assert w.lab2d_view.t == 123 and w.lab2d_view.t_spin.value() == 123
+    assert round(w.schedule_view.markers[0].value()) == 123
+    w.lab2d_view.t_slider.setValue(45)
+    assert w.forward_view.t == 45 and w.forward_view.spin.value() == 45
     w.settings.timesteps.setValue(200)
     assert w.lab2d_view.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
     w.lab2d_view.train_overrides = dict(TINY, steps=100_000)
@@ -214,3 +219,27 @@ def test_a_new_run_clears_the_previous_runs_samples(qtbot, view):
     assert view.langevin is None and view.lang_text.text() == "" and len(view.lang_points.getData()[0]) == 0
     view.stop_button.click()
     idle(qtbot, view)
+
+
+def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkeypatch):
+    import diffview.gui.lab2d_view as lab
+
+    from diffview.core.analysis import default_sampler_specs
+    from diffview.core.diffusion import sample
+    from diffview.core.points import distance_to_data
+
+    monkeypatch.setattr(lab, "FINAL_N", 500)  # small, for speed; the view's own number otherwise
+    model = random_model()
+    view.set_model(model, view.schedule, "v")
+    view.compare_button.click()
+    idle(qtbot, view, timeout=60_000)
+    out = view.sampler_table
+    specs = default_sampler_specs(100)
+    assert [row[0] for row in out["rows"]] == [s.label for s in specs] and out["n"] == 500
+    ddim = specs[2]  # DDIM η=0: deterministic, so recomputable from the same x_T
+    x_T = torch.randn(500, 2, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        x = sample(model, x_T.shape, view.schedule, sampler="ddim", steps=ddim.steps, eta=0.0, objective="v",
+                   clip_x0=False, x_T=x_T)
+    assert out["rows"][2][1] == distance_to_data(x, view.dataset)[0]
+    assert f"{out['rows'][2][1]:.4f}" in view.readout.text() and f"floor {out['floor']:.4f}" in view.readout.text()

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .analysis import iter_annealed_langevin, score_from_model
+from .analysis import compare_samplers, default_sampler_specs, iter_annealed_langevin, score_from_model
 from .diffusion import iter_sample, timestep_sequence
 from .points import PLOT_LIMIT, PointDataset, distance_to_data
 from .schedule import NoiseSchedule
@@ -100,4 +100,22 @@ def langevin_vs_ddpm(model, schedule: NoiseSchedule, objective: str, dataset: Po
     return out
 
 
-__all__ = ["langevin_vs_ddpm", "reverse_trajectories", "score_field", "score_grid"]
+def sampler_distances(model, schedule: NoiseSchedule, objective: str, dataset: PointDataset, *, n: int = 10_000,
+                      seed: int = 5, check: Check = _no_check) -> dict:
+    """Every sampler of :func:`~.analysis.default_sampler_specs` from one x_T of n points: each one's
+    distance to the data and wall time, and the floor."""
+    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    rows, floor, used = [], None, n
+
+    def stop() -> bool:
+        check()
+        return False
+
+    for result in compare_samplers(model, x_T, schedule, default_sampler_specs(schedule.timesteps),
+                                   objective=objective, clip_x0=False, seed=seed + 1, stop=stop):
+        distance, floor, used = distance_to_data(result.samples, dataset)
+        rows.append((result.spec.label, distance, result.seconds))
+    return {"rows": rows, "floor": floor, "n": used}
+
+
+__all__ = ["langevin_vs_ddpm", "reverse_trajectories", "sampler_distances", "score_field", "score_grid"]

@@ -86,7 +86,7 @@ class ForwardView(QWidget):
 
     @property
     def t(self) -> int:
-        return self.slider.value()
+        return self.timestep.value()
 
     def set_images(self, images_uint8: np.ndarray) -> None:
         """The training images to noise (uint8 [N, C, H, W]); the first 64 are used."""

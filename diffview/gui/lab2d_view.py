@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from ..core.config import TrainConfig
 from ..core.diffusion import q_sample
-from ..core.lab2d import langevin_vs_ddpm, reverse_trajectories, score_field, score_grid
+from ..core.lab2d import langevin_vs_ddpm, reverse_trajectories, sampler_distances, score_field, score_grid
 from ..core.points import (
     PLOT_LIMIT,
     PointDataset,
@@ -176,6 +176,11 @@ class Lab2DView(QWidget):
         self.final_button.clicked.connect(self.measure_final)
         form.addRow(self.langevin_button)
         form.addRow(self.final_button)
+        self.compare_button = QPushButton(f"Compare samplers on {FINAL_N:,} points")
+        self.compare_button.setToolTip("DDPM with T steps and respaced, DDIM at η = 0 and 1, from one x_T: each "
+                                       "one's distance to the data and wall time")
+        self.compare_button.clicked.connect(self.compare_samplers)
+        form.addRow(self.compare_button)
         self.readout = readout()
         self.readout.setWordWrap(True)
         form.addRow(self.readout)
@@ -321,12 +326,11 @@ class Lab2DView(QWidget):
     # ------------------------------------------------------------------ timestep and schedule
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule
-        t = self.timestep.set_maximum(schedule.timesteps - 1)
-        self.set_timestep(t)
+        self._timestep_moved(self.timestep.set_maximum(schedule.timesteps - 1))
 
     @property
     def t(self) -> int:
-        return self.t_slider.value()
+        return self.timestep.value()
 
     def set_timestep(self, t: int) -> None:
         self.timestep.setValue(t)
@@ -548,6 +552,22 @@ class Lab2DView(QWidget):
         self.readout.setText(f"SW distance to data:<br>DDPM {out['ddpm_d']:.4f} · Langevin {out['lang_d']:.4f}<br>"
                              f"floor {out['floor']:.4f} ({out['n']:,} points; {out['levels']} levels, "
                              f"{out['per']} steps each, δ = {out['step']:g})")
+
+    def compare_samplers(self) -> None:
+        if self.model is None:
+            self.message.emit("error", "Train first: the samplers draw from the trained model.")
+            return
+        model, sched, obj = self.model, self.model_schedule, self.objective
+        dataset = self.trainer._dataset if self.trainer is not None else self.dataset
+        self.readout.setText(f"running every sampler on {FINAL_N:,} points…")
+        self._run(lambda: sampler_distances(model, sched, obj, dataset, n=FINAL_N, check=self._check),
+                  self._compare_done, "diffview-samplers", self.compare_button)
+
+    def _compare_done(self, out: dict) -> None:
+        self.sampler_table = out
+        rows = "<br>".join(f"{label}: {d:.4f} ({seconds:.1f} s)" for label, d, seconds in out["rows"])
+        self.readout.setText(f"SW distance to data, one x<sub>T</sub>:<br>{rows}<br>floor {out['floor']:.4f} "
+                             f"({out['n']:,} points)")
 
     # ------------------------------------------------------------------ playback and shutdown
     def _toggle_traj_play(self, on: bool) -> None:

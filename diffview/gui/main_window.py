@@ -124,6 +124,9 @@ class MainWindow(QMainWindow):
         self.settings.stop_button.clicked.connect(self.controller.stop)
         self.forward_view.timestep_changed.connect(self.schedule_view.set_timestep)
         self.schedule_view.timestep_changed.connect(self.forward_view.set_timestep)
+        # One t for the forward process on images and on points: either slider moves the other.
+        self.forward_view.timestep_changed.connect(self.lab2d_view.set_timestep)
+        self.lab2d_view.timestep.changed.connect(self.forward_view.set_timestep)
         self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Memorisation, Noise & denoise
         self.tabs.currentChanged.connect(
             lambda _: self.settings.show_for_points(self.tabs.currentWidget() is self.lab2d_view))

@@ -68,7 +68,8 @@ def readout() -> QLabel:
 
 
 class TimestepControl(QWidget):
-    """"t" with a slider and a spin box that move together over 0..maximum; ``changed`` carries t."""
+    """"t" with a slider and a spin box that move together over 0..maximum; ``changed`` carries a new t
+    (only when t changes, so two controls may follow each other without echoing back and forth)."""
 
     changed = Signal(int)
 
@@ -83,19 +84,23 @@ class TimestepControl(QWidget):
         layout.addWidget(QLabel(label))
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.spin)
+        self._value = 0
         self.set_maximum(maximum)
         self.slider.valueChanged.connect(self.setValue)
         self.spin.valueChanged.connect(self.setValue)
 
     def value(self) -> int:
-        return self.slider.value()
+        return self._value
 
     def maximum(self) -> int:
         return self.slider.maximum()
 
     def setValue(self, t: int) -> None:  # noqa: N802 (Qt's naming, so it connects like a Qt setter)
-        """Move both to t (clamped) and emit ``changed``."""
+        """Move both to t (clamped) and emit ``changed`` if t changed."""
         t = max(0, min(int(t), self.maximum()))
+        if t == self._value:
+            return
+        self._value = t
         for w in (self.slider, self.spin):
             if w.value() != t:
                 w.blockSignals(True)
@@ -105,7 +110,7 @@ class TimestepControl(QWidget):
 
     def set_maximum(self, maximum: int) -> int:
         """A new range 0..maximum without emitting; returns t, clamped into it."""
-        t = min(self.slider.value(), maximum)
+        t = self._value = min(self._value, maximum)
         for w in (self.slider, self.spin):
             w.blockSignals(True)
             w.setRange(0, maximum)
