@@ -71,7 +71,7 @@ def test_bound_view_numbers_equal_the_core(qtbot, model, schedule, dataset):
     qtbot.addWidget(view)
     view.images.setValue(16)
     view.k.setValue(10)
-    assert view.compute()
+    assert view.start()
     finish(qtbot, view)
     r = view.result
     assert r is not None and r.subsampled and len(r.timesteps) == 10
@@ -93,12 +93,12 @@ def test_bound_view_all_timesteps_and_cancel(qtbot, model, schedule, dataset):
     qtbot.addWidget(view)
     view.images.setValue(4)
     view.all_t.setChecked(True)
-    view.compute()
+    view.start()
     finish(qtbot, view)
     assert not view.result.subsampled and len(view.result.terms) == T and "all 50 timesteps" in view.values.text()
     done = view.result
-    view.compute()
-    view._clicked()  # Cancel
+    view.start()
+    view.start_or_cancel()  # Cancel
     finish(qtbot, view)
     assert view.result is done and view.status.text() == "Cancelled."
 
@@ -278,7 +278,7 @@ def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbo
     w.sdedit_view.t_spin.setValue(T)
     w.sdedit_view.steps.setValue(T)
     w.sdedit_view.sampler.setCurrentText("DDPM")
-    assert w.bound_view.compute() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
+    assert w.bound_view.start() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
     qtbot.wait(100)
     assert len(running_threads()) == 4
     w.close()

@@ -78,7 +78,7 @@ class BoundView(JobView):
         self.k.setToolTip("L_0 and k − 1 evenly spaced L_t; their sum is rescaled to all T − 1 terms")
         self.all_t.toggled.connect(lambda on: self.k.setEnabled(not on))
         self.button = QPushButton("Compute the bound")
-        self.button.clicked.connect(self._clicked)
+        self.button.clicked.connect(self.start_or_cancel)
         self.auto = QCheckBox("every N steps while training")
         self.every = QSpinBox()
         self.every.setRange(10, 10_000_000)
@@ -141,14 +141,7 @@ class BoundView(JobView):
         layout.addLayout(right, 1)
 
     # ------------------------------------------------------------------ computing
-    def _clicked(self) -> None:
-        if self.busy:
-            self.cancel()
-            self.set_status("Cancelling…")
-        else:
-            self.compute()
-
-    def compute(self) -> bool:
+    def start(self) -> bool:
         """Start computing the bound of the current model; False if there is none or one is running."""
         if self.busy:
             return False
@@ -238,7 +231,7 @@ class BoundView(JobView):
             self._next_auto = (step // self.every.value() + 1) * self.every.value()
         if self.auto.isChecked() and step >= self._next_auto and not self.busy:
             self._next_auto = (step // self.every.value() + 1) * self.every.value()
-            self.compute()
+            self.start()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -54,6 +54,8 @@ def sampler_specs(T: int, k: int, etas: list[float], ddpm_full: bool = True, few
 
 
 class CompareView(JobView):
+    CANCELLING = "Cancelling after this sampler…"
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.x_T: torch.Tensor | None = None
@@ -78,7 +80,7 @@ class CompareView(JobView):
         self.few.setValue(10)
         self.few.setToolTip("Also DDIM η=0 with this few steps (0: off)")
         self.button = QPushButton("Run samplers")
-        self.button.clicked.connect(self._clicked)
+        self.button.clicked.connect(self.start_or_cancel)
         self.export = QPushButton("Export side by side (PNG)…")
         self.export.setEnabled(False)
         self.export.clicked.connect(self._export)
@@ -109,13 +111,6 @@ class CompareView(JobView):
         layout = QHBoxLayout(self)
         layout.addWidget(controls)
         layout.addLayout(right, 1)
-
-    def _clicked(self) -> None:
-        if self.busy:
-            self.cancel()
-            self.set_status("Cancelling after this sampler…")
-        else:
-            self.start()
 
     def start(self) -> bool:
         if self.busy:

@@ -110,6 +110,7 @@ class JobView(QWidget):
 
     message = Signal(str, str)
     NO_MODEL = "No model yet: train for at least one step (Ctrl+T) or open a run folder (File ▸ Open Run)."
+    CANCELLING = "Cancelling…"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -150,6 +151,18 @@ class JobView(QWidget):
         job.done.connect(finished)
         self._job = job
         return job.start()
+
+    def start(self) -> bool:
+        """Start the view's computation; False if it cannot (no model, busy, bad input: the status says)."""
+        raise NotImplementedError
+
+    def start_or_cancel(self) -> None:
+        """What the view's Run / Cancel button does."""
+        if self.busy:
+            self.cancel()
+            self.set_status(self.CANCELLING)
+        else:
+            self.start()
 
     def cancel(self) -> None:
         if self._job is not None:

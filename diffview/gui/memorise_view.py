@@ -81,7 +81,7 @@ class MemoriseView(JobView):
         self.seed.setRange(0, 2**31 - 1)
         self.generate = QPushButton("Generate and search")
         self.generate.setToolTip("Sample N images (DDIM η=0) and find each one's nearest training image")
-        self.generate.clicked.connect(self._generate_clicked)
+        self.generate.clicked.connect(self.start_or_cancel)
         self.use_last = QPushButton("Search the Sampling tab's samples")
         self.use_last.clicked.connect(self._use_last)
         self.status = QLabel("Generate samples, then see how close each is to the training set.")
@@ -124,12 +124,6 @@ class MemoriseView(JobView):
     def _busy_buttons(self, busy: bool) -> None:
         self.generate.setText("Cancel" if busy else "Generate and search")
         self.use_last.setEnabled(not busy)
-
-    def _generate_clicked(self) -> None:
-        if self.busy:
-            self.cancel()
-        else:
-            self.start()
 
     def _use_last(self) -> None:
         samples = self.samples_source() if self.samples_source is not None else None

@@ -65,7 +65,7 @@ class SDEditView(JobView):
         self.with_strip = QCheckBox(f"and the strip of {STRIP} t values")
         self.with_strip.setChecked(True)
         self.button = QPushButton("Noise and denoise")
-        self.button.clicked.connect(self._clicked)
+        self.button.clicked.connect(self.start_or_cancel)
         self.status = QLabel("Pick an image and a t, then press Noise and denoise.")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -152,12 +152,6 @@ class SDEditView(JobView):
             self.load_image_file(path)
 
     # ------------------------------------------------------------------ running
-    def _clicked(self) -> None:
-        if self.busy:
-            self.cancel()
-        else:
-            self.start()
-
     def start(self) -> bool:
         if self.busy:
             return False
