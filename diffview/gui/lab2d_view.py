@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -57,7 +56,7 @@ from .points_canvas import (
     paths_with_gaps,
 )
 from .tasks import BackgroundTask
-from .widgets import TimestepControl, caption, readout
+from .widgets import FramePlayer, TimestepControl, caption, readout
 
 DRAW = "Draw your own"
 FORWARD_N = 2000  # points in the forward and Langevin plots
@@ -185,21 +184,6 @@ class Lab2DView(QWidget):
         self.readout.setWordWrap(True)
         form.addRow(self.readout)
 
-    def _scrub_row(self, on_change, on_play):
-        slider = QSlider(Qt.Horizontal)
-        slider.setRange(0, 0)
-        slider.valueChanged.connect(on_change)
-        play = QPushButton("▶ Play")
-        play.setCheckable(True)
-        play.toggled.connect(on_play)
-        label = QLabel()
-        label.setMinimumWidth(120)
-        row = QHBoxLayout()
-        row.addWidget(slider, 1)
-        row.addWidget(play)
-        row.addWidget(label)
-        return slider, play, label, row
-
     def _build_plots(self) -> None:
         self.right = QVBoxLayout()
         self.timestep = TimestepControl()
@@ -231,15 +215,11 @@ class Lab2DView(QWidget):
         for plot in (self.lang_plot, self.ddpm_plot):
             plot.setMinimumSize(150, 150)
 
-        self.traj_slider, self.traj_play, self.traj_label, traj_row = self._scrub_row(self._show_traj_frame,
-                                                                                      self._toggle_traj_play)
-        self.lang_slider, self.lang_play, self.lang_label, lang_row = self._scrub_row(self._show_lang_frame,
-                                                                                      self._toggle_lang_play)
-        self.traj_timer, self.lang_timer = QTimer(self), QTimer(self)
-        self.traj_timer.setInterval(40)
-        self.lang_timer.setInterval(80)
-        self.traj_timer.timeout.connect(lambda: self._advance(self.traj_slider, self.traj_play))
-        self.lang_timer.timeout.connect(lambda: self._advance(self.lang_slider, self.lang_play))
+        self.traj_player, self.lang_player = FramePlayer(40), FramePlayer(80)
+        self.traj_player.frame.connect(self._show_traj_frame)
+        self.lang_player.frame.connect(self._show_lang_frame)
+        self.traj_slider, self.traj_label = self.traj_player.slider, self.traj_player.label
+        self.lang_slider, self.lang_label = self.lang_player.slider, self.lang_player.label
         self.lang_text = QLabel()
         self.lang_text.setTextFormat(Qt.RichText)
         self.lang_text.setStyleSheet("font-family: monospace; font-size: 11px;")
@@ -249,7 +229,7 @@ class Lab2DView(QWidget):
             box.setSpacing(2)
             box.addLayout(widgets) if isinstance(widgets, QHBoxLayout) else box.addWidget(widgets, 1)
             if row is not None:
-                box.addLayout(row)
+                box.addWidget(row)
             box.addWidget(caption(text))
             return box
 
@@ -260,7 +240,7 @@ class Lab2DView(QWidget):
         grid.addLayout(cell(self.forward_plot, None,
                             "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn once;"
                             " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points."), 0, 0)
-        grid.addLayout(cell(self.traj_plot, traj_row,
+        grid.addLayout(cell(self.traj_plot, self.traj_player,
                             "x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z from "
                             "x<sub>T</sub> ~ N(0, I): paths faint, current positions bright"), 0, 1)
         grid.addLayout(cell(self.score_plot, None,
@@ -268,7 +248,7 @@ class Lab2DView(QWidget):
                             "</span> on a 20×20 grid, arrows normalised to one length (direction only); gaussians8: "
                             "<span style='color:#78e68c'>level sets of log p<sub>t</sub></span> and "
                             "<span style='color:#ffb050'>the true score ∇log p<sub>t</sub></span>"), 1, 0)
-        lang_box = cell(pair, lang_row, "x ← x + (δ<sub>t</sub>/2) s<sub>θ</sub>(x, t) + √δ<sub>t</sub> z,  "
+        lang_box = cell(pair, self.lang_player, "x ← x + (δ<sub>t</sub>/2) s<sub>θ</sub>(x, t) + √δ<sub>t</sub> z,  "
                                         "δ<sub>t</sub> = δ(1−ᾱ<sub>t</sub>), at each level t; beside DDPM at the "
                                         "same levels")
         lang_box.insertWidget(2, self.lang_text)
@@ -492,9 +472,7 @@ class Lab2DView(QWidget):
     def _trajectories_done(self, result) -> None:
         self.trajectory, self.traj_ts = result
         self.traj_paths.setData(*paths_with_gaps(self.trajectory))
-        self.traj_slider.setRange(0, len(self.trajectory) - 1)
-        self.traj_slider.setValue(len(self.trajectory) - 1)
-        self._show_traj_frame(self.traj_slider.value())
+        self.traj_player.set_frames(len(self.trajectory))
 
     def _show_traj_frame(self, k: int) -> None:
         if self.trajectory is None:
@@ -525,9 +503,7 @@ class Lab2DView(QWidget):
 
     def _langevin_done(self, out: dict) -> None:
         self.langevin = out
-        self.lang_slider.setRange(0, out["levels"])
-        self.lang_slider.setValue(out["levels"])
-        self._show_lang_frame(out["levels"])
+        self.lang_player.set_frames(out["levels"] + 1)
         self.lang_text.setText(f"SW distance to data ({out['n']:,} points): <span style='color:#78c8ff'>Langevin "
                                f"{out['lang_d']:.4f}</span> · DDPM {out['ddpm_d']:.4f} · floor {out['floor']:.4f}")
 
@@ -569,35 +545,12 @@ class Lab2DView(QWidget):
         self.readout.setText(f"SW distance to data, one x<sub>T</sub>:<br>{rows}<br>floor {out['floor']:.4f} "
                              f"({out['n']:,} points)")
 
-    # ------------------------------------------------------------------ playback and shutdown
-    def _toggle_traj_play(self, on: bool) -> None:
-        self._toggle(on, self.traj_slider, self.traj_play, self.traj_timer)
-
-    def _toggle_lang_play(self, on: bool) -> None:
-        self._toggle(on, self.lang_slider, self.lang_play, self.lang_timer)
-
-    @staticmethod
-    def _toggle(on: bool, slider: QSlider, button: QPushButton, timer: QTimer) -> None:
-        button.setText("⏸ Pause" if on else "▶ Play")
-        if on:
-            if slider.value() >= slider.maximum():
-                slider.setValue(0)
-            timer.start()
-        else:
-            timer.stop()
-
-    @staticmethod
-    def _advance(slider: QSlider, button: QPushButton) -> None:
-        if slider.value() >= slider.maximum():
-            button.setChecked(False)
-        else:
-            slider.setValue(slider.value() + 1)
-
+    # ------------------------------------------------------------------ shutdown
     def shutdown(self, ms: int = 60_000) -> None:
         """Stop training and cancel the workers, and wait for them (closing the window). Nothing new starts after."""
         self._cancel.set()
-        self.traj_timer.stop()
-        self.lang_timer.stop()
+        self.traj_player.stop()
+        self.lang_player.stop()
         self.controller.stop()
         self.controller.wait(ms)
         for task in list(self._tasks):

@@ -1,18 +1,12 @@
-"""Small building blocks the views share: an image grid item, a labelled readout, a caption, a timestep control."""
+"""Small building blocks the views share: an image grid item, a labelled readout, a caption, a timestep
+control, and a frame player."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QSizePolicy,
-    QSlider,
-    QSpinBox,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox, QWidget
 
 from ..core.export import make_grid
 
@@ -118,3 +112,53 @@ class TimestepControl(QWidget):
             w.blockSignals(False)
         self.slider.setPageStep(max(1, (maximum + 1) // 20))
         return t
+
+
+class FramePlayer(QWidget):
+    """A slider over recorded frames 0..n−1 with Play / Pause and a label; ``frame`` carries the index shown."""
+
+    frame = Signal(int)
+
+    def __init__(self, interval_ms: int = 40, parent=None):
+        super().__init__(parent)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(self.frame)
+        self.play = QPushButton("▶ Play")
+        self.play.setCheckable(True)
+        self.play.toggled.connect(self._toggle)
+        self.label = QLabel()
+        self.label.setMinimumWidth(120)
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._advance)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.play)
+        layout.addWidget(self.label)
+
+    def set_frames(self, n: int) -> None:
+        """n frames, showing the last."""
+        self.slider.setRange(0, max(0, n - 1))
+        self.slider.setValue(n - 1)
+        self.frame.emit(self.slider.value())
+
+    def stop(self) -> None:
+        self.play.setChecked(False)
+        self.timer.stop()
+
+    def _toggle(self, on: bool) -> None:
+        self.play.setText("⏸ Pause" if on else "▶ Play")
+        if on:
+            if self.slider.value() >= self.slider.maximum():
+                self.slider.setValue(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _advance(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play.setChecked(False)
+        else:
+            self.slider.setValue(self.slider.value() + 1)
