@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 from ..core.diffusion import iter_sample
 from ..core.export import make_grid, save_gif, save_grid, save_strip, to_uint8
 from .threads import new_thread
-from .widgets import ImageGrid, caption
+from .widgets import FramePlayer, ImageGrid, caption
 
 EMIT_SECONDS = 0.03
 MAX_FRAMES = 250
@@ -134,28 +133,18 @@ class SamplingView(QWidget):
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
         self.x0_grid = ImageGrid("predicted x<sub>0</sub>: the model's guess of the clean image at this step")
-        self.slider = QSlider(Qt.Horizontal)
-        self.slider.setEnabled(False)
-        self.slider.valueChanged.connect(self._show_frame)
-        self.play = QPushButton("▶ Replay")
-        self.play.setEnabled(False)
-        self.play.setCheckable(True)
-        self.play.toggled.connect(self._toggle_play)
-        self.timer = QTimer(self)
-        self.timer.setInterval(40)
-        self.timer.timeout.connect(self._advance)
-        self.frame_label = QLabel("")
+        self.player = FramePlayer(40, "▶ Replay")
+        self.player.frame.connect(self._show_frame)
+        self.slider, self.play, self.frame_label = self.player.slider, self.player.play, self.player.label
+        for w in (self.slider, self.play):
+            w.setEnabled(False)
 
         grids = QHBoxLayout()
         grids.addWidget(self.xt_grid)
         grids.addWidget(self.x0_grid)
-        scrub = QHBoxLayout()
-        scrub.addWidget(self.slider, 1)
-        scrub.addWidget(self.play)
         right = QVBoxLayout()
         right.addLayout(grids, 1)
-        right.addLayout(scrub)
-        right.addWidget(self.frame_label)
+        right.addWidget(self.player)
         right.addWidget(caption(
             "x̂<sub>0</sub> = (x<sub>t</sub> − √(1−ᾱ<sub>t</sub>) ε<sub>θ</sub>) / √ᾱ<sub>t</sub>;  "
             "DDPM: x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z (Algorithm 2);  "
@@ -197,8 +186,7 @@ class SamplingView(QWidget):
                     "objective": objective, "channels": channels, "size": size}
         self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label}
         self.trajectory = []
-        self.timer.stop()
-        self.play.setChecked(False)
+        self.player.stop()
         for w in (self.slider, self.play, self.export_png, self.export_gif, self.export_strip, self.run_button):
             w.setEnabled(False)
         self.status.setText(f"Sampling {settings['n']} images with {settings['sampler'].upper()}, "
@@ -251,29 +239,13 @@ class SamplingView(QWidget):
         self._thread = self._worker = None
         self.run_button.setEnabled(True)
         if self.trajectory:
-            self.slider.setRange(0, len(self.trajectory) - 1)
-            self.slider.setValue(len(self.trajectory) - 1)
+            self.player.set_frames(len(self.trajectory))
             for w in (self.slider, self.play, self.export_png, self.export_gif, self.export_strip):
                 w.setEnabled(True)
 
     def _show_frame(self, i: int) -> None:
         if 0 <= i < len(self.trajectory):
             self._draw(self.trajectory[i])
-
-    def _toggle_play(self, on: bool) -> None:
-        self.play.setText("⏸ Pause" if on else "▶ Replay")
-        if on:
-            if self.slider.value() >= self.slider.maximum():
-                self.slider.setValue(0)
-            self.timer.start()
-        else:
-            self.timer.stop()
-
-    def _advance(self) -> None:
-        if self.slider.value() >= self.slider.maximum():
-            self.play.setChecked(False)
-        else:
-            self.slider.setValue(self.slider.value() + 1)
 
     # ------------------------------------------------------------------ export
     def metadata(self) -> dict:

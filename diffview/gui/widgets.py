@@ -119,12 +119,13 @@ class FramePlayer(QWidget):
 
     frame = Signal(int)
 
-    def __init__(self, interval_ms: int = 40, parent=None):
+    def __init__(self, interval_ms: int = 40, play_text: str = "▶ Play", parent=None):
         super().__init__(parent)
+        self.play_text = play_text
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.valueChanged.connect(self.frame)
-        self.play = QPushButton("▶ Play")
+        self.play = QPushButton(play_text)
         self.play.setCheckable(True)
         self.play.toggled.connect(self._toggle)
         self.label = QLabel()
@@ -149,7 +150,7 @@ class FramePlayer(QWidget):
         self.timer.stop()
 
     def _toggle(self, on: bool) -> None:
-        self.play.setText("⏸ Pause" if on else "▶ Play")
+        self.play.setText("⏸ Pause" if on else self.play_text)
         if on:
             if self.slider.value() >= self.slider.maximum():
                 self.slider.setValue(0)
