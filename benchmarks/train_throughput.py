@@ -8,10 +8,10 @@ run. Prints images/s, achieved GFLOP/s and the ratio to the matmul peak.
     python benchmarks/train_throughput.py                 # the default CPU model, batch 64, 28×28
     python benchmarks/train_throughput.py --preset base --size 32 --channels 3 --device cuda
     python benchmarks/train_throughput.py --device cuda --sweep        # small and base at 32 and 64 px, RGB
-    python benchmarks/train_throughput.py --device cuda --sweep --compile --channels-last
+    python benchmarks/train_throughput.py --device cuda --sweep --compile
 
-On CUDA the step runs as the Trainer runs it there: bf16 autocast and fused AdamW; the peak is the
-GPU's measured bf16 matmul rate.
+On CUDA the step runs as the Trainer runs it there: bf16 autocast, fused AdamW and channels_last;
+the peak is the GPU's measured bf16 matmul rate.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def measure(args, device: torch.device, defaults: TrainConfig, peak: float | Non
     bf16 = device.type == "cuda"
     schedule = make_schedule(defaults.schedule, defaults.timesteps)
     model = build_unet(args.preset, args.channels, args.size).to(device)
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    channels_last = args.channels_last or device.type == "cuda"  # the Trainer's choice on CUDA
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     net = torch.compile(model) if args.compile else model
     ema = EMA(model, defaults.ema_decay)
@@ -136,7 +137,7 @@ def measure(args, device: torch.device, defaults: TrainConfig, peak: float | Non
     print(f"device            {where}")
     print(f"model             {args.preset} ({model.num_parameters() / 1e6:.2f}M parameters), "
           f"batch {args.batch}, {args.channels}×{args.size}×{args.size}"
-          + (", channels_last" if args.channels_last else "") + (", torch.compile" if args.compile else ""))
+          + (", channels_last" if channels_last else "") + (", torch.compile" if args.compile else ""))
     print(f"FLOPs per step    {flops / 1e9:.1f} GFLOP (forward + backward)")
     print(f"step time         {median * 1000:.1f} ms median of {args.steps} (min {min(times) * 1000:.1f} ms)")
     print(f"throughput        {args.batch / median:.0f} images/s, {1 / median:.2f} steps/s")
