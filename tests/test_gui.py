@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("pytestqt")
@@ -68,6 +69,9 @@ def test_window_opens_on_the_builtin_digits(window):
     assert window.forward_view.grid.item.image is not None
     assert "10,000" in window.data_view.summary.text()
     assert window.tabs.currentWidget() is window.forward_view
+    if not torch.cuda.is_available():  # the training threads, not the GUI thread's one
+        n = os.cpu_count()
+        assert window.device_label.text() == f"CPU, {n} thread{'s' if n != 1 else ''}"
 
 
 def test_forward_slider_shows_q_sample_and_readouts(window):

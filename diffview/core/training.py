@@ -52,12 +52,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, threads: int | None = None) -> str:
+    """"CUDA (name)", "Apple MPS", or "CPU, n threads" (``threads``, else this thread's torch setting)."""
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "Apple MPS"
-    return f"CPU, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}"
+    n = threads or torch.get_num_threads()
+    return f"CPU, {n} thread{'s' if n != 1 else ''}"
 
 
 class EMA:

@@ -6,6 +6,7 @@ views to it; the views only display what they are given.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from pathlib import Path
@@ -179,7 +180,8 @@ class MainWindow(QMainWindow):
 
     def _update_device(self, device: torch.device | None = None) -> None:
         device = device or pick_device("auto")
-        self.device_label.setText(describe_device(device))
+        # Training threads, not the GUI thread's single one (see __init__).
+        self.device_label.setText(describe_device(device, self.settings.config().threads or os.cpu_count()))
 
     def _update_memory(self) -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
