@@ -16,20 +16,18 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..core.analysis import VLBResult, vlb_by_timestep
 from ..core.data import convert_channels
 from ..core.datasets import load_builtin
 from .jobs import JobView, float_images
-from .widgets import caption, readout
+from .widgets import readout
 
 HELD_OUT_SEED = 1  # the app loads built-in datasets with seed 0: another seed draws images never trained on
 
@@ -106,9 +104,6 @@ class BoundView(JobView):
         form.addRow(self.log_y)
         form.addRow(self.status)
         form.addRow(self.values)
-        controls = QWidget()
-        controls.setLayout(form)
-        controls.setMaximumWidth(320)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.p_vlb = self.plots.addPlot(row=0, col=0, title="VLB terms L<sub>t</sub> by timestep (bits/dim)")
@@ -132,13 +127,10 @@ class BoundView(JobView):
 
         right = QVBoxLayout()
         right.addWidget(self.plots, 1)
-        right.addWidget(caption(
+        self.arrange(form, right, 320,
             "L<sub>t−1</sub> = KL(q(x<sub>t−1</sub>|x<sub>t</sub>,x<sub>0</sub>) ‖ p<sub>θ</sub>(x<sub>t−1</sub>|x<sub>t</sub>)), "
             "L<sub>0</sub> = −log p<sub>θ</sub>(x<sub>0</sub>|x<sub>1</sub>), L<sub>T</sub> = KL(q(x<sub>T</sub>|x<sub>0</sub>) ‖ N(0, I)), "
-            "in bits/dim;  −log p(x<sub>0</sub>) ≤ L<sub>T</sub> + Σ L<sub>t−1</sub> + L<sub>0</sub>  (DDPM eq. 5)"))
-        layout = QHBoxLayout(self)
-        layout.addWidget(controls)
-        layout.addLayout(right, 1)
+            "in bits/dim;  −log p(x<sub>0</sub>) ≤ L<sub>T</sub> + Σ L<sub>t−1</sub> + L<sub>0</sub>  (DDPM eq. 5)")
 
     # ------------------------------------------------------------------ computing
     def start(self) -> bool:

@@ -11,19 +11,17 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..core.analysis import SamplerResult, SamplerSpec, compare_samplers
 from ..core.export import make_grid, save_grid, to_uint8
 from .jobs import JobView
-from .widgets import ImageGrid, caption
+from .widgets import ImageGrid
 
 COLUMNS = 3
 
@@ -96,21 +94,15 @@ class CompareView(JobView):
         form.addRow(self.button)
         form.addRow(self.export)
         form.addRow(self.status)
-        controls = QWidget()
-        controls.setLayout(form)
-        controls.setMaximumWidth(300)
 
         self.grid_layout = QGridLayout()
         right = QVBoxLayout()
         right.addLayout(self.grid_layout, 1)
-        right.addWidget(caption(
+        self.arrange(form, right, 300,
             "DDPM: x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z, respaced to k steps with "
             "β′ = 1 − ᾱ<sub>t</sub>/ᾱ<sub>t′</sub> (Nichol &amp; Dhariwal 2021);<br>"
             "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z, "
-            "σ = η √((1−ᾱ<sub>t′</sub>)/(1−ᾱ<sub>t</sub>)) √(1−ᾱ<sub>t</sub>/ᾱ<sub>t′</sub>) (Song et al. 2021, eq. 12, 16)"))
-        layout = QHBoxLayout(self)
-        layout.addWidget(controls)
-        layout.addLayout(right, 1)
+            "σ = η √((1−ᾱ<sub>t′</sub>)/(1−ᾱ<sub>t</sub>)) √(1−ᾱ<sub>t</sub>/ᾱ<sub>t′</sub>) (Song et al. 2021, eq. 12, 16)")
 
     def start(self) -> bool:
         if self.busy:

@@ -14,9 +14,10 @@ from typing import Any, Callable
 import torch
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from .threads import new_thread
+from .widgets import caption
 
 
 def analysis_threads() -> int:
@@ -117,6 +118,17 @@ class JobView(QWidget):
         self.model_source = None  # callable(ema=True) -> (model, schedule, objective, channels, size, label) | None
         self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
         self._job: Job | None = None
+
+    def arrange(self, form, right, width: int, formula: str) -> None:
+        """The tab's layout: the controls (``form``) at ``width`` on the left, ``right`` beside them with the
+        caption of the formula the view plots under it."""
+        controls = QWidget()
+        controls.setLayout(form)
+        controls.setMaximumWidth(width)
+        right.addWidget(caption(formula))
+        layout = QHBoxLayout(self)
+        layout.addWidget(controls)
+        layout.addLayout(right, 1)
 
     @property
     def busy(self) -> bool:

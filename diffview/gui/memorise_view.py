@@ -9,7 +9,6 @@ from PySide6.QtCore import QSize, Qt, Slot
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
@@ -17,14 +16,12 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..core.analysis import Neighbours, nearest_training_images
 from ..core.diffusion import iter_sample
 from ..core.export import to_uint8
 from .jobs import JobView, float_images
-from .widgets import caption
 
 RED, GREY = (235, 60, 60), (70, 72, 76)
 K_NEAREST, RATIO = 50, 1 / 3
@@ -97,9 +94,6 @@ class MemoriseView(JobView):
         form.addRow(self.use_last)
         form.addRow(self.status)
         form.addRow(self.summary)
-        controls = QWidget()
-        controls.setLayout(form)
-        controls.setMaximumWidth(300)
 
         self.list = QListWidget()
         self.list.setViewMode(QListView.IconMode)
@@ -113,12 +107,9 @@ class MemoriseView(JobView):
         right = QVBoxLayout()
         right.addWidget(header)
         right.addWidget(self.list, 1)
-        right.addWidget(caption(
+        self.arrange(form, right, 300,
             "d = ‖x̂ − x<sub>nn</sub>‖₂ in pixel space (images in [−1, 1]), RMS in 0..255 levels;  near copy: "
-            f"d &lt; ⅓ · mean d to the {K_NEAREST} nearest training images (Carlini et al. 2023)"))
-        layout = QHBoxLayout(self)
-        layout.addWidget(controls)
-        layout.addLayout(right, 1)
+            f"d &lt; ⅓ · mean d to the {K_NEAREST} nearest training images (Carlini et al. 2023)")
 
     # ------------------------------------------------------------------ running
     def _busy_buttons(self, busy: bool) -> None:

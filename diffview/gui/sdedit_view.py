@@ -16,14 +16,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..core.analysis import iter_sdedit
 from ..core.export import to_uint8
 from ..core.imagefiles import SkipFile, decode_image, to_channels
 from .jobs import JobView, float_images
-from .widgets import ImageGrid, TimestepControl, caption
+from .widgets import ImageGrid, TimestepControl
 
 STRIP = 8
 
@@ -78,9 +77,6 @@ class SDEditView(JobView):
         form.addRow(self.with_strip)
         form.addRow(self.button)
         form.addRow(self.status)
-        controls = QWidget()
-        controls.setLayout(form)
-        controls.setMaximumWidth(320)
 
         self.original_grid = ImageGrid("original x<sub>0</sub>")
         self.noised_grid = ImageGrid("x<sub>t</sub>")
@@ -92,12 +88,9 @@ class SDEditView(JobView):
         right = QVBoxLayout()
         right.addLayout(top, 3)
         right.addWidget(self.strip_grid, 2)
-        right.addWidget(caption(
+        self.arrange(form, right, 320,
             "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, then denoise from t with the reverse "
-            "process (SDEdit, Meng et al. 2022): t = 0 leaves the image untouched, t = T starts from pure noise"))
-        layout = QHBoxLayout(self)
-        layout.addWidget(controls)
-        layout.addLayout(right, 1)
+            "process (SDEdit, Meng et al. 2022): t = 0 leaves the image untouched, t = T starts from pure noise")
 
     # ------------------------------------------------------------------ the image
     def set_timesteps(self, T: int) -> None:
