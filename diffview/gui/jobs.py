@@ -8,7 +8,6 @@ never leaves a thread running. The analysis views (bound, samplers, memorisation
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import torch
@@ -16,14 +15,8 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from .threads import new_thread
+from .threads import new_thread, use_worker_torch_threads
 from .widgets import caption
-
-
-def analysis_threads() -> int:
-    """Torch threads for an analysis job: half the CPUs this process may use, at least one."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cpus // 2)
 
 
 class _Worker(QObject):
@@ -37,9 +30,7 @@ class _Worker(QObject):
 
     @Slot()
     def run(self) -> None:
-        # A new thread gets OpenMP's default team (every core); beside a training thread that doubles the
-        # threads on the cores, and spinning teams then ran 30 times slower on a shared 2-core machine.
-        torch.set_num_threads(analysis_threads())
+        use_worker_torch_threads()
         try:
             result = self.fn(self.item.emit, lambda: self.cancelled)
         except Exception as e:  # shown to the user as text, never a traceback

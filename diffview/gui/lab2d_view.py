@@ -56,6 +56,7 @@ from .points_canvas import (
     paths_with_gaps,
 )
 from .tasks import BackgroundTask
+from .threads import use_worker_torch_threads
 from .widgets import FramePlayer, TimestepControl, caption, readout
 
 DRAW = "Draw your own"
@@ -403,11 +404,11 @@ class Lab2DView(QWidget):
             if not self._cancel.is_set():
                 self.message.emit("error", err)
 
-        def one_thread():  # as training: small matrices, and the other core stays free for the GUI
-            torch.set_num_threads(1)
+        def job():  # beside training: the worker's own OpenMP team must not take every core
+            use_worker_torch_threads()
             return fn()
 
-        task = BackgroundTask(one_thread, on_done, failed, self, name=name)
+        task = BackgroundTask(job, on_done, failed, self, name=name)
         self._tasks.add(task)
         task.finished.connect(lambda: self._tasks.discard(task))
         if button is not None:
