@@ -85,7 +85,7 @@ def test_timestep_sequences():
         assert timestep_sequence(50, 50, spacing) == list(range(49, -1, -1))
         ts = timestep_sequence(1000, 37, spacing)
         assert len(set(ts)) == 37 and ts == sorted(ts, reverse=True)
-    with pytest.raises(ValueError, match="steps must lie in 1..100"):
+    with pytest.raises(ValueError, match="steps must be an integer in 1..100"):
         timestep_sequence(100, 101)
     with pytest.raises(ValueError, match="unknown spacing 'odd'"):
         timestep_sequence(100, 10, "odd")

@@ -22,7 +22,8 @@ from .schedule import NoiseSchedule, respace
 OBJECTIVES = ("eps", "x0", "v")
 SAMPLERS = ("ddpm", "ddim")
 SPACINGS = ("trailing", "leading", "linspace")
-VARIANCES = ("fixed_small", "fixed_large")
+VARIANCES = ("fixed_small", "fixed_large", "learned", "learned_range")
+LEARNED_VARIANCES = ("learned", "learned_range")  # the model's own σ²_t: ``model.with_variance(x_t, t)``
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -101,6 +102,44 @@ def fixed_large_log_variance(schedule: NoiseSchedule) -> torch.Tensor:
     return torch.log(torch.cat([schedule.posterior_variance[1:2], schedule.betas[1:]]))
 
 
+def model_variance(model) -> str:
+    """The reverse variance a model was trained for: its ``variance_type``, else ``fixed_small``."""
+    return getattr(model, "variance_type", "fixed_small")
+
+
+def model_outputs(model, x_t: torch.Tensor, t: torch.Tensor, variance: str):
+    """(the mean prediction, the variance output v or None): one model call; a learned-variance model
+    gives both through ``model.with_variance``."""
+    if variance in LEARNED_VARIANCES:
+        if not hasattr(model, "with_variance"):
+            raise ValueError(f"variance {variance!r} needs a model that predicts its variance; this one does not")
+        return model.with_variance(x_t, t)
+    return model(x_t, t), None
+
+
+def p_log_variance(t: int | torch.Tensor, x_t: torch.Tensor, schedule: NoiseSchedule, variance: str = "fixed_small",
+                   model_var: torch.Tensor | None = None) -> torch.Tensor:
+    # learned_range: log σ²_t = v′ log β_t + (1 − v′) log β̃_t, v′ = (v + 1)/2   (improved DDPM eq. 15)
+    """log σ²_t of p_θ(x_{t−1} | x_t): β̃_t (fixed_small, clipped at t = 0), β_t (fixed_large), the
+    interpolation of improved DDPM (learned_range), or σ²_t = v itself (learned, as diffusers'
+    DDPMScheduler reads it). Broadcastable to x_t."""
+    if variance == "fixed_small":
+        return gather(schedule.posterior_log_variance_clipped, t, x_t)
+    if variance == "fixed_large":
+        return gather(fixed_large_log_variance(schedule), t, x_t)
+    if variance not in LEARNED_VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; choose one of {', '.join(VARIANCES)}")
+    if model_var is None:
+        raise ValueError(f"variance {variance!r} needs the model's variance output")
+    if variance == "learned":
+        if not bool((model_var > 0).all()):
+            raise ValueError("the model's learned variance σ² is not positive everywhere: p_θ is undefined there")
+        return torch.log(model_var)
+    frac = (model_var + 1) / 2
+    max_log = gather(torch.log(schedule.betas), t, x_t)
+    return frac * max_log + (1 - frac) * gather(schedule.posterior_log_variance_clipped, t, x_t)
+
+
 def predict_x0_eps(
     model_output: torch.Tensor,
     x_t: torch.Tensor,
@@ -147,15 +186,14 @@ def ddpm_step(
     clip_x0: bool = True,
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    model_var: torch.Tensor | None = None,
 ) -> StepResult:
-    # x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z,  σ²_t = β̃_t or β_t   (DDPM Algorithm 2, eqs. 6–7)
-    """One ancestral step of p_θ(x_{t−1} | x_t); no noise is added at t = 0."""
+    # x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z,  σ²_t = β̃_t, β_t or learned   (DDPM Algorithm 2, eqs. 6–7; improved DDPM eq. 15)
+    """One ancestral step of p_θ(x_{t−1} | x_t); no noise is added at t = 0. ``model_var`` is the
+    model's variance output for a learned ``variance`` (see :func:`p_log_variance`)."""
     x0, _ = predict_x0_eps(model_output, x_t, t, schedule, objective, clip_x0)
-    mean, _, log_var = q_posterior(x0, x_t, t, schedule)
-    if variance == "fixed_large":
-        log_var = gather(fixed_large_log_variance(schedule), t, x_t)
-    elif variance != "fixed_small":
-        raise ValueError(f"unknown variance {variance!r}; choose one of {', '.join(VARIANCES)}")
+    mean, _, _ = q_posterior(x0, x_t, t, schedule)
+    log_var = p_log_variance(t, x_t, schedule, variance, model_var)
     if noise is None:
         noise = _randn_like(x_t, generator)
     nonzero = _nonzero_mask(t, x_t)
@@ -194,23 +232,50 @@ def ddim_step(
 
 
 def timestep_sequence(T: int, steps: int, spacing: str = "trailing") -> list[int]:
-    """The descending timesteps a sampler with ``steps`` steps visits out of T.
+    """The descending timesteps a sampler with ``steps`` steps visits out of T, for i = 0 … steps−1.
 
-    - ``trailing``: round(T − i·T/steps) − 1, so the first step is T−1 (Lin et al. 2024, table 2);
-    - ``leading``: i·(T // steps), so the last step is 0 (DDIM's original spacing);
-    - ``linspace``: round(linspace(0, T−1, steps)), both ends included.
+    Exactly ``steps`` distinct 0-based timesteps in [0, T), computed with integers (no float step
+    whose rounding could add or drop one); ties round half to even, as numpy does.
+
+    - ``trailing``: round(T − i·T/steps) − 1, so the first step is T−1 and the last round(T/steps)−1
+      (Lin et al. 2024, table 2);
+    - ``leading``: (steps−1−i)·(T // steps), so the last step is 0 and the first (steps−1)·(T // steps)
+      (DDIM's original spacing);
+    - ``linspace``: round((steps−1−i)·(T−1)/(steps−1)), so the first is T−1 and the last 0; a single
+      step is at T−1, where the chain starts.
     """
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must lie in 1..{T} (the schedule's T), got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer in 1..{T} (the schedule's T), got {steps!r}")
+    steps = int(steps)
     if spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
-    elif spacing == "leading":
-        ts = (np.arange(steps) * (T // steps))[::-1]
-    elif spacing == "linspace":
-        ts = np.round(np.linspace(0, T - 1, steps)).astype(np.int64)[::-1]
-    else:
-        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
-    return [int(t) for t in ts]
+        return [_round_half_even(T * (steps - i), steps) - 1 for i in range(steps)]
+    if spacing == "leading":
+        return [(steps - 1 - i) * (T // steps) for i in range(steps)]
+    if spacing == "linspace":
+        if steps == 1:
+            return [T - 1]
+        return [_round_half_even((steps - 1 - i) * (T - 1), steps - 1) for i in range(steps)]
+    raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+
+
+def check_timesteps(ts: Sequence[int], T: int) -> None:
+    """Refuse a sampler's timesteps unless they are non-empty, strictly descending and in [0, T)."""
+    if len(ts) == 0:
+        raise ValueError("the sampler has no timesteps to visit")
+    bad = [t for t in ts if not 0 <= t < T]
+    if bad:
+        raise ValueError(f"timestep {bad[0]} lies outside 0..{T - 1} (the schedule's T = {T})")
+    for a, b in zip(ts, ts[1:]):
+        if not b < a:
+            raise ValueError(f"timesteps must be strictly descending, got {a} then {b}")
+
+
+def _round_half_even(num: int, den: int) -> int:
+    """round(num / den) for integers, den > 0, ties to even (exact, unlike a float division)."""
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q % 2 == 1):
+        q += 1
+    return q
 
 
 @dataclass(frozen=True)
@@ -236,7 +301,7 @@ def iter_sample(
     spacing: str = "trailing",
     objective: str = "eps",
     clip_x0: bool = True,
-    variance: str = "fixed_small",
+    variance: str | None = None,
     generator: torch.Generator | None = None,
     x_T: torch.Tensor | None = None,
     device: torch.device | str | None = None,
@@ -250,16 +315,25 @@ def iter_sample(
     respaced betas of improved DDPM (sec. 4). DDIM visits ``timestep_sequence`` (default 50 steps).
     With ``t_start`` the chain starts at that timestep instead of T−1 (``x_T`` is then x_{t_start},
     as SDEdit uses it) and visits at most t_start + 1 steps.
+    ``variance`` None is the model's own (:func:`model_variance`): fixed_small for a plain callable.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    variance = model_variance(model) if variance is None else variance
     T = schedule.timesteps
     top = T if t_start is None else int(t_start) + 1
     if not 1 <= top <= T:
         raise ValueError(f"t_start must lie in 0..{T - 1}, got {t_start}")
     if steps is None:
         steps = top if sampler == "ddpm" else min(50, top)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     ts = timestep_sequence(top, min(steps, top) if t_start is not None else steps, spacing)
+    check_timesteps(ts, T)
+    if t_start is not None and ts[0] != top - 1:
+        # x_T is x_{t_start}: the first model call must be told that timestep, not an earlier one.
+        raise ValueError(f"{spacing} spacing with {len(ts)} steps starts at t = {ts[0]}, not at t_start = "
+                         f"{t_start}; use trailing or linspace spacing to start from x_{{t_start}}")
     if x_T is None:
         x = torch.randn(tuple(shape), generator=generator, device=device or "cpu", dtype=dtype)
         x = x.to(device) if device is not None else x
@@ -272,8 +346,9 @@ def iter_sample(
         for index, t in enumerate(ts):
             k = len(ts) - 1 - index if sched is not schedule else t
             t_model = torch.full((batch,), t, dtype=torch.long, device=x.device)
-            out = model(x, t_model)
-            res = ddpm_step(out, x, k, sched, objective=objective, variance=variance, clip_x0=clip_x0, generator=generator)
+            out, v = model_outputs(model, x, t_model, variance)
+            res = ddpm_step(out, x, k, sched, objective=objective, variance=variance, clip_x0=clip_x0, generator=generator,
+                            model_var=v)
             t_prev = ts[index + 1] if index + 1 < len(ts) else -1
             yield SampleStep(index, t, t_prev, x, res.x0_pred, res.prev)
             x = res.prev

@@ -61,18 +61,25 @@ def schedule_from_betas(
     options: dict[str, Any] | None = None,
     original_timesteps: torch.Tensor | None = None,
     allow_terminal_one: bool = False,
+    alphas_cumprod: torch.Tensor | None = None,
 ) -> NoiseSchedule:
     """Build a :class:`NoiseSchedule` from β_0 … β_{T−1}.
 
     ``allow_terminal_one`` admits β_{T−1} = 1 (ᾱ_{T−1} = 0), which only a
-    zero-terminal-SNR schedule produces.
+    zero-terminal-SNR schedule produces. ``alphas_cumprod``, when given, is ᾱ itself (the
+    betas' cumulative product up to rounding), kept exactly instead of recomputed.
     """
     betas = torch.as_tensor(betas, dtype=_F64).clone()
     if betas.ndim != 1 or betas.numel() < 1:
         raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(betas.shape)}")
     _check_betas(betas, name, allow_terminal_one)
     alphas = 1.0 - betas
-    alphas_cumprod = torch.cumprod(alphas, dim=0)
+    if alphas_cumprod is None:
+        alphas_cumprod = torch.cumprod(alphas, dim=0)
+    else:
+        alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=_F64).clone()
+        if alphas_cumprod.shape != betas.shape:
+            raise ValueError(f"alphas_cumprod has shape {tuple(alphas_cumprod.shape)}, betas {tuple(betas.shape)}")
     alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=_F64), alphas_cumprod[:-1]])
     one_minus = 1.0 - alphas_cumprod
     posterior_variance = betas * (1.0 - alphas_cumprod_prev) / one_minus
@@ -184,7 +191,8 @@ def respace(schedule: NoiseSchedule, use_timesteps: Sequence[int]) -> NoiseSched
     """A schedule over a subset of timesteps with the same ᾱ at each kept step.
 
     β'_i = 1 − ᾱ_{t_i} / ᾱ_{t_{i−1}} (Nichol & Dhariwal 2021, sec. 4), for t_0 < t_1 < … the kept
-    timesteps in ascending order. Index i of the result stands for original timestep t_i.
+    timesteps in ascending order. Index i of the result stands for original timestep t_i, and its
+    ᾱ_i is the original ᾱ_{t_i} exactly (not re-multiplied from the β'_i).
     """
     keep = sorted(set(int(t) for t in use_timesteps))
     if not keep or keep[0] < 0 or keep[-1] >= schedule.timesteps:
@@ -199,6 +207,7 @@ def respace(schedule: NoiseSchedule, use_timesteps: Sequence[int]) -> NoiseSched
         options={**schedule.options, "respaced_from": schedule.timesteps},
         original_timesteps=original,
         allow_terminal_one=bool(schedule.options.get("zero_terminal_snr")),
+        alphas_cumprod=ac,
     )
 
 
