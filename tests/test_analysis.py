@@ -8,7 +8,7 @@ import torch
 from diffview.core.analysis import (compare_samplers, default_sampler_specs, iter_annealed_langevin, iter_sdedit,
                                     nearest_training_images, score_from_model, sdedit, vlb_by_timestep)
 from diffview.core.diffusion import gather, q_sample, sample
-from diffview.core.losses import _LN2, prior_bpd
+from diffview.core.losses import _LN2, prior_bpd, vlb_terms
 from diffview.core.schedule import make_schedule
 from diffview.core.toy2d import gaussians8_log_density, gaussians8_score, make_toy
 
@@ -94,12 +94,44 @@ def test_vlb_terms_of_the_gaussian_oracle_match_their_closed_form():
     assert math.isclose(result.prior, float(prior_bpd(x0, schedule).mean()), rel_tol=1e-12)
 
 
-def test_vlb_progress_can_cancel():
-    schedule = make_schedule("linear", 50)
+def counting(model):
     calls = []
-    out = vlb_by_timestep(gaussian_oracle(schedule, 0, 0.5), torch.zeros(2, 1, 4, 4), schedule, objective="eps",
-                          chunk=5, progress=lambda done, total: calls.append((done, total)) or done >= 10)
-    assert out is None and calls == [(5, 50), (10, 50)]
+
+    def counted(x, t):
+        calls.append(int(t[0]))
+        return model(x, t)
+    return counted, calls
+
+
+def test_vlb_progress_cancels_between_model_calls():
+    schedule = make_schedule("linear", 50)
+    model, calls = counting(gaussian_oracle(schedule, 0, 0.5))
+    seen = []
+    out = vlb_by_timestep(model, torch.zeros(2, 1, 4, 4), schedule, objective="eps",
+                          progress=lambda done, total: seen.append((done, total)) or done >= 10)
+    assert out is None and seen == [(i, 50) for i in range(1, 11)] and calls == list(range(10))
+
+
+@pytest.mark.parametrize("k", [None, 7])
+def test_vlb_by_timestep_is_one_vlb_terms_call_on_the_same_noise(k):
+    schedule = make_schedule("cosine", 40)
+    model = gaussian_oracle(schedule, 0.2, 0.4)
+    x0 = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    r = vlb_by_timestep(model, x0, schedule, objective="eps", timesteps=k, seed=4)
+    ts = r.timesteps.tolist()
+    assert ts == (list(range(40)) if k is None else sorted(set(ts))) and len(ts) == (k or 40)
+    whole = vlb_terms(model, x0, schedule, objective="eps", generator=torch.Generator().manual_seed(4), timesteps=ts)
+    torch.testing.assert_close(torch.from_numpy(r.terms), whole[:, ts].mean(0), rtol=1e-12, atol=0)
+    assert r.variance == "fixed_small" and r.subsampled == (k is not None)
+
+
+def test_compare_samplers_stops_between_model_calls():
+    schedule = make_schedule("linear", 100)
+    model, calls = counting(gaussian_oracle(schedule, 0.1, 0.4))
+    x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    out = list(compare_samplers(model, x_T, schedule, default_sampler_specs(100), objective="eps",
+                                stop=lambda: len(calls) >= 7))
+    assert out == [] and len(calls) == 7  # DDPM with 100 steps was cut after its 7th model call
 
 
 def test_every_sampler_starts_from_the_same_x_T():
@@ -147,3 +179,44 @@ def test_sdedit_at_t_zero_is_the_image_and_at_t_it_starts_from_q_sample():
     torch.testing.assert_close(steps[0].x_t, q_sample(x0, 39, schedule, noise))
     with pytest.raises(ValueError, match="0..100"):
         sdedit(model, x0, 101, schedule, objective="eps")
+
+
+class CountingDataset:
+    """A dataset seen only through ``images_uint8``, recording how many images each read asked for."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, []
+
+    def __len__(self):
+        return len(self.inner)
+
+    def images_uint8(self, indices):
+        self.reads.append(len(indices))
+        return self.inner.images_uint8(indices)
+
+
+def test_nearest_search_of_a_streamed_folder_reads_a_chunk_at_a_time(tmp_path):
+    from helpers import write_image_folder
+
+    from diffview.core.data import ImageDataset, StreamingImageDataset
+
+    folder = write_image_folder(tmp_path / "imgs", n=45, size=8)
+    streamed = StreamingImageDataset(sorted(folder.glob("*.png")), channels=1, image_size=8)
+    train = ImageDataset.to_float(streamed.images_uint8(torch.arange(45)))
+    g = torch.Generator().manual_seed(3)
+    samples = torch.rand(6, 1, 8, 8, generator=g) * 2 - 1
+    samples[4] = train[31]
+    samples[1] = (train[7] + 0.01 * torch.randn(1, 8, 8, generator=g)).clamp(-1, 1)
+    for chunk in (1, 8, 16, 45, 100):
+        data = CountingDataset(streamed)
+        nn = nearest_training_images(samples, data, k=5, chunk=chunk)
+        assert max(data.reads) <= chunk and sum(data.reads) == 45  # each image read once, a chunk at a time
+        brute = torch.cdist(samples.flatten(1).double(), train.flatten(1).double())
+        assert (torch.from_numpy(nn.index) == brute.argmin(1)).all() and nn.index[4] == 31 and nn.index[1] == 7
+        torch.testing.assert_close(torch.from_numpy(nn.distance), brute.min(1).values, rtol=1e-12, atol=0)
+        mean5 = brute.topk(5, dim=1, largest=False).values.mean(1)
+        assert nn.near_copy.tolist() == (brute.min(1).values < mean5 / 3).tolist()
+        assert nn.near_copy[4] and nn.near_copy[1]
+    data = CountingDataset(streamed)
+    assert nearest_training_images(samples, data, chunk=10, stop=lambda: len(data.reads) >= 2) is None
+    assert data.reads == [10, 10]

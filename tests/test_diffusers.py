@@ -256,6 +256,7 @@ def test_the_app_opens_a_diffusers_folder_and_samples_it(diffusers, qtbot, tmp_p
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "single"))])
     w.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    qtbot.waitUntil(lambda: w.loaded_run.root == tmp_path / "single", timeout=60_000)  # opened on a worker
     assert w.loaded_run.root == tmp_path / "single" and w.schedule_view.schedule.name == "cosine"
     assert w.forward_view.schedule is w.loaded_run.schedule and not w.settings.train_button.isEnabled()
     w.load_source("digits")  # choosing data closes the diffusers model: Train trains a new one
@@ -275,3 +276,119 @@ def test_recognising_and_describing_never_import_diffusers(tmp_path):
             "print('diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------- the model's own variance
+def save_variance_model(diffusers, root, variance_type, out_channels=None):
+    """A tiny 1-channel UNet under a DDPMScheduler of ``variance_type``; a learned one has 2 output channels
+    (ε and the variance v)."""
+    torch.manual_seed(0)
+    unet = tiny_unet(diffusers, 1, out_channels or (2 if variance_type.startswith("learned") else 1))
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.3)  # outputs of a size that moves the variance
+    torch.nn.init.normal_(unet.conv_out.bias, std=0.3)
+    sched = diffusers.DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", beta_start=1e-3, beta_end=0.05,
+                                    variance_type=variance_type, timestep_spacing="trailing")
+    unet.save_pretrained(root)
+    sched.save_pretrained(root)
+    return unet.eval(), sched
+
+
+def improved_ddpm_kl_bits(unet, x0, t, noise, clip=True):
+    """L_{t−1} (or L_0 at t = 0) in bits/dim of a learned_range ε-model, from the betas alone (float64)."""
+    import numpy as np
+
+    from diffview.core.losses import discretized_gaussian_log_likelihood, normal_kl
+
+    betas = np.linspace(1e-3, 0.05, T)
+    ab = np.cumprod(1 - betas)
+    ab_prev = np.append(1.0, ab[:-1])
+    tilde = betas * (1 - ab_prev) / (1 - ab)
+    log_tilde = np.log(np.append(tilde[1], tilde[1:]))  # β̃_0 = 0: clipped to β̃_1, as improved DDPM does
+    f32 = lambda a: torch.tensor(float(a), dtype=torch.float32)  # noqa: E731
+    x_t = f32(np.sqrt(ab[t])) * x0 + f32(np.sqrt(1 - ab[t])) * noise
+    with torch.no_grad():
+        out = unet(x_t, torch.full((len(x0),), t)).sample
+    eps, v = out[:, :1], out[:, 1:]
+    x0_hat = (x_t - f32(np.sqrt(1 - ab[t])) * eps) / f32(np.sqrt(ab[t]))
+    x0_hat = x0_hat.clamp(-1, 1) if clip else x0_hat
+    c1, c2 = betas[t] * np.sqrt(ab_prev[t]) / (1 - ab[t]), (1 - ab_prev[t]) * np.sqrt(1 - betas[t]) / (1 - ab[t])
+    frac = (v + 1) / 2  # improved DDPM eq. 15: log Σ = v log β_t + (1 − v) log β̃_t, v mapped from [−1, 1]
+    log_var = frac * f32(np.log(betas[t])) + (1 - frac) * f32(log_tilde[t])
+    p_mean = f32(c1) * x0_hat + f32(c2) * x_t
+    if t == 0:
+        nats = -discretized_gaussian_log_likelihood(x0, p_mean, 0.5 * log_var)
+    else:
+        q_mean = f32(c1) * x0 + f32(c2) * x_t
+        nats = normal_kl(q_mean, f32(log_tilde[t]) * torch.ones_like(x0), p_mean, log_var)
+    return nats.flatten(1).mean(1).double() / np.log(2)
+
+
+def test_the_bound_of_a_learned_range_model_is_improved_ddpm_eq_15(diffusers, tmp_path):
+    from diffview.core.analysis import vlb_by_timestep
+    from diffview.core.losses import vlb_terms
+
+    unet, _ = save_variance_model(diffusers, tmp_path / "m", "learned_range")
+    run = open_run(tmp_path / "m")
+    assert run.model.variance_type == "learned_range"
+    x0 = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    terms = vlb_terms(run.model, x0, run.schedule, objective="eps", generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    for t in range(T):  # every timestep, L_0 included, drawing the noise in the order vlb_terms does
+        noise = torch.randn(x0.shape, generator=g)
+        torch.testing.assert_close(terms[:, t], improved_ddpm_kl_bits(unet, x0, t, noise), rtol=2e-5, atol=1e-7)
+    fixed = vlb_terms(run.model, x0, run.schedule, objective="eps", variance="fixed_small",
+                      generator=torch.Generator().manual_seed(2))
+    assert ((terms - fixed).abs()[:, 1:] > 1e-5 * fixed[:, 1:]).all()  # with β̃_t: another model's bound
+    r = vlb_by_timestep(run.model, x0, run.schedule, objective="eps", seed=2)
+    assert r.variance == "learned_range"
+    torch.testing.assert_close(torch.from_numpy(r.terms), terms.mean(0), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("t", range(1, T))
+def test_our_ddpm_step_with_the_learned_variance_is_the_schedulers(diffusers, t):
+    g = torch.Generator().manual_seed(t)
+    x_t, out = torch.randn(2, 1, 8, 8, generator=g), torch.randn(2, 2, 8, 8, generator=g)
+    for variance_type in ("learned_range", "learned"):
+        sched = diffusers.DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", beta_start=1e-3,
+                                        beta_end=0.05, variance_type=variance_type)
+        if variance_type == "learned":  # σ² itself, as the scheduler reads it: positive, of the size of β
+            out[:, 1:] = 0.05 * torch.rand(2, 1, 8, 8, generator=g) + 1e-4
+        ours = schedule_from_scheduler_config(dict(sched.config))
+        theirs = sched.step(out, t, x_t, generator=torch.Generator().manual_seed(5)).prev_sample
+        noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(5))
+        res = ddpm_step(out[:, :1], x_t, t, ours, objective="eps", variance=variance_type, model_var=out[:, 1:],
+                        noise=noise)
+        torch.testing.assert_close(res.prev, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variance_type", ["fixed_small", "fixed_large", "learned_range"])
+@pytest.mark.parametrize("steps", [T, 5])
+def test_sampling_a_diffusers_model_is_its_schedulers_chain(diffusers, tmp_path, variance_type, steps):
+    unet, sched = save_variance_model(diffusers, tmp_path / "m", variance_type)
+    run = open_run(tmp_path / "m")
+    assert run.model.variance_type == variance_type
+    ours = list(run.iter_sample(2, sampler="ddpm", steps=steps, seed=1))
+    sched.set_timesteps(steps)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(run.sample_shape(2), generator=g)
+    with torch.no_grad():
+        for st, t in zip(ours, sched.timesteps):
+            assert st.t == int(t)
+            step = sched.step(unet(x, t).sample, t, x, generator=g)
+            torch.testing.assert_close(st.x0_pred, step.pred_original_sample, rtol=1e-4, atol=1e-4)
+            x = step.prev_sample
+            if st.t_prev >= 0 or st.t == 0:  # a respaced chain's last step: diffusers adds noise unless t = 0,
+                torch.testing.assert_close(st.x_prev, x, rtol=1e-4, atol=1e-4)  # DDPM Algorithm 2 none
+    assert len(ours) == len(sched.timesteps) == steps
+
+
+def test_a_learned_variance_without_its_channels_or_positive_is_refused(diffusers, tmp_path):
+    from diffview.core.analysis import vlb_by_timestep
+
+    save_variance_model(diffusers, tmp_path / "m", "learned_range", out_channels=1)
+    with pytest.raises(CheckpointError, match="variance_type is learned_range but the UNet has 1 output channels"):
+        open_run(tmp_path / "m")
+    save_variance_model(diffusers, tmp_path / "n", "learned")  # random outputs: σ² < 0 somewhere
+    run = open_run(tmp_path / "n")
+    with pytest.raises(ValueError, match="not positive everywhere"):
+        vlb_by_timestep(run.model, torch.zeros(1, 1, 8, 8), run.schedule, objective="eps", timesteps=3)

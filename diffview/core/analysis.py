@@ -15,7 +15,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .diffusion import gather, iter_sample, langevin_step, predict_x0_eps, q_sample, timestep_sequence
+from .diffusion import (gather, iter_sample, langevin_step, model_variance, predict_x0_eps, q_sample,
+                        timestep_sequence)
 from .losses import prior_bpd, vlb_terms
 from .schedule import NoiseSchedule
 
@@ -73,17 +74,19 @@ class VLBResult:
     total: float  # the bound on −log p(x_0) in bits/dim (subsampled terms rescaled to all T)
     subsampled: bool
     images: int
+    variance: str = "fixed_small"  # p_θ's σ²_t: the model's own (fixed_small, fixed_large, learned, learned_range)
 
 
 def vlb_by_timestep(model: Model, x0: torch.Tensor, schedule: NoiseSchedule, *, objective: str,
-                    timesteps: int | None = None, chunk: int = 8, seed: int = 0,
+                    timesteps: int | None = None, seed: int = 0,
                     progress: Callable[[int, int], bool | None] | None = None) -> VLBResult | None:
     # −log p(x_0) ≤ L_T + Σ_{t>1} L_{t−1} + L_0   (DDPM eq. 5), each term from the core's vlb_terms
-    """The VLB terms of ``model`` on images x0 [B, C, H, W] in [−1, 1], averaged over images.
+    """The VLB terms of ``model`` on images x0 [B, C, H, W] in [−1, 1], averaged over images, with
+    p_θ's variance the model's own (``model_variance``: learned where the model learned it).
 
     With ``timesteps`` = k < T, L_0 and k − 1 evenly spaced L_t are computed and their sum is
-    rescaled to the T − 1 KL terms. ``progress(done, total)`` is called after each chunk of
-    timesteps; if it returns True the computation stops and None is returned.
+    rescaled to the T − 1 KL terms. ``progress(done, total)`` is called after each timestep (each
+    model call); if it returns True the computation stops there and None is returned.
     """
     T = schedule.timesteps
     if timesteps is None or timesteps >= T:
@@ -91,18 +94,19 @@ def vlb_by_timestep(model: Model, x0: torch.Tensor, schedule: NoiseSchedule, *, 
     else:
         ts = sorted({0, *np.round(np.linspace(1, T - 1, max(1, timesteps - 1))).astype(int).tolist()})
     g = torch.Generator().manual_seed(seed)
+    variance = model_variance(model)
     means = []
-    for i in range(0, len(ts), chunk):
-        part = ts[i:i + chunk]
-        terms = vlb_terms(model, x0, schedule, objective=objective, generator=g, timesteps=part)
-        means.extend(terms[:, part].mean(0).tolist())
-        if progress is not None and progress(min(i + chunk, len(ts)), len(ts)):
+    for i, t in enumerate(ts):  # the noise of each t drawn from g in ascending t, as one vlb_terms call would
+        terms = vlb_terms(model, x0, schedule, objective=objective, variance=variance, generator=g, timesteps=[t])
+        means.append(float(terms[:, t].mean()))
+        if progress is not None and progress(i + 1, len(ts)):
             return None
     terms = np.asarray(means)
     kl = terms[1:]
     kl_sum = float(kl.sum() * (T - 1) / len(kl)) if len(kl) else 0.0
     prior = float(prior_bpd(x0, schedule).mean())
-    return VLBResult(np.asarray(ts), terms, prior, prior + float(terms[0]) + kl_sum, len(ts) < T, x0.shape[0])
+    return VLBResult(np.asarray(ts), terms, prior, prior + float(terms[0]) + kl_sum, len(ts) < T, x0.shape[0],
+                     variance)
 
 
 # ----------------------------------------------------------------------------- samplers side by side
@@ -133,7 +137,9 @@ class SamplerResult:
 def compare_samplers(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, specs: Sequence[SamplerSpec], *,
                      objective: str, clip_x0: bool = True, seed: int = 0,
                      stop: Callable[[], bool] | None = None) -> Iterator[SamplerResult]:
-    """Run every sampler from the same x_T (stochastic ones with the same noise seed); a result per sampler."""
+    """Run every sampler from the same x_T (stochastic ones with the same noise seed); a result per sampler.
+
+    ``stop()`` is asked before every model call; once it is True the iteration ends."""
     for spec in specs:
         if stop is not None and stop():
             return
@@ -143,6 +149,8 @@ def compare_samplers(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, s
                               objective=objective, clip_x0=clip_x0, x_T=x_T.clone(),
                               generator=torch.Generator().manual_seed(seed)):
             final = st.x_prev
+            if stop is not None and stop():  # before the next model call
+                return
         yield SamplerResult(spec, final.float().cpu(), time.perf_counter() - t0)
 
 
@@ -155,33 +163,44 @@ class Neighbours:
     near_copy: np.ndarray  # [N] bool: distance < ratio × mean distance to the k nearest (Carlini et al. 2023)
 
 
-def nearest_training_images(samples: torch.Tensor, train: torch.Tensor, *, k: int = 50, ratio: float = 1 / 3,
-                            chunk: int = 4096) -> Neighbours:
-    # ‖x − y‖² = ‖x‖² − 2⟨x, y⟩ + ‖y‖², with the exact distance recomputed for the winner
+def nearest_training_images(samples: torch.Tensor, train, *, k: int = 50, ratio: float = 1 / 3,
+                            chunk: int = 4096, stop: Callable[[], bool] | None = None) -> Neighbours | None:
+    # ‖x − y‖² = ‖x‖² − 2⟨x, y⟩ + ‖y‖² to rank, the exact ‖x − y‖² kept for each running winner
     """For each sample, its nearest training image in L2 (pixels), and whether it is a near-copy.
 
-    ``samples`` and ``train`` are float images in [−1, 1] of the same shape after the batch axis.
-    A sample is flagged when its distance to the nearest image is below ``ratio`` times its mean
-    distance to the ``k`` nearest: copies stand out from their neighbourhood, whatever the data.
+    ``samples`` are float images in [−1, 1]; ``train`` is a float tensor of the same kind, or an image
+    dataset (``images_uint8(indices)``, e.g. a streamed folder), read ``chunk`` images at a time: only
+    one chunk and the running k nearest distances are ever held. A sample is flagged when its distance
+    to the nearest image is below ``ratio`` times its mean distance to the ``k`` nearest: copies stand
+    out from their neighbourhood, whatever the data. ``stop()`` is asked between chunks (None if True).
     """
+    from .data import ImageDataset
+
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    n_train = len(train)
     s = samples.flatten(1).double()
     best_d2 = torch.full((len(s),), float("inf"), dtype=torch.float64)
     best_i = torch.zeros(len(s), dtype=torch.long)
-    k = max(1, min(k, len(train)))
+    k = max(1, min(k, n_train))
     topk = torch.full((len(s), k), float("inf"), dtype=torch.float64)
     s2 = (s * s).sum(1, keepdim=True)
-    for lo in range(0, len(train), chunk):
-        y = train[lo:lo + chunk].flatten(1).double()
+    for lo in range(0, n_train, chunk):
+        if stop is not None and stop():
+            return None
+        idx = torch.arange(lo, min(lo + chunk, n_train))
+        part = ImageDataset.to_float(train.images_uint8(idx)) if hasattr(train, "images_uint8") else train[lo:lo + chunk]
+        y = part.flatten(1).double()
         d2 = (s2 - 2 * s @ y.T + (y * y).sum(1)[None]).clamp_(min=0)
-        m, i = d2.min(1)
-        better = m < best_d2
-        best_d2, best_i = torch.where(better, m, best_d2), torch.where(better, i + lo, best_i)
+        i = d2.argmin(1)
+        exact = (s - y[i]).pow(2).sum(1)  # no cancellation error for the chunk's winner
+        better = exact < best_d2
+        best_d2, best_i = torch.where(better, exact, best_d2), torch.where(better, i + lo, best_i)
         topk = torch.cat([topk, d2], 1).topk(k, dim=1, largest=False).values
-    exact = (s - train[best_i].flatten(1).double()).pow(2).sum(1)  # no cancellation error for the winner
-    dist = exact.sqrt()
+    dist = best_d2.sqrt()
     mean_k = topk.clamp(min=0).sqrt().mean(1)
-    rms = (exact / s.shape[1]).sqrt() * 127.5
-    near = dist < ratio * mean_k if len(train) > 1 else dist == 0
+    rms = (best_d2 / s.shape[1]).sqrt() * 127.5
+    near = dist < ratio * mean_k if n_train > 1 else dist == 0
     return Neighbours(best_i.numpy(), dist.numpy(), rms.numpy(), near.numpy())
 
 

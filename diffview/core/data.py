@@ -87,6 +87,10 @@ class _BatchSource(Dataset):
         """The uint8 images [B, C, S, S] at ``indices`` (a LongTensor of shape [B])."""
         raise NotImplementedError
 
+    def images_uint8(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """The uint8 images [B, C, S, S] at ``indices``, unflipped; a streamed dataset decodes just these."""
+        return self._uint8(torch.as_tensor(indices, dtype=torch.long).reshape(-1))
+
     @staticmethod
     def to_float(images: torch.Tensor) -> torch.Tensor:
         """uint8 pixels to float32 in [−1, 1]: x/127.5 − 1 (0 → −1, 255 → 1)."""

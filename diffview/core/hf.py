@@ -33,10 +33,17 @@ PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
 #   sigmoid            β = σ(linspace(−6, 6, T)) (β_end − β_start) + β_start  (our "sigmoid-beta", GeoDiff)
 BETA_SCHEDULES = {"linear": "linear", "scaled_linear": "quadratic", "squaredcos_cap_v2": "cosine",
                   "sigmoid": "sigmoid-beta"}
-OUR_SAMPLING = {"timestep_spacing": ("trailing",), "clip_sample": (True,), "set_alpha_to_one": (True,),
-                "variance_type": ("fixed_small", "fixed_small_log")}
+OUR_SAMPLING = {"timestep_spacing": ("trailing",), "clip_sample": (True,), "set_alpha_to_one": (True,)}
 """Scheduler settings that only shape diffusers' own sampling loop, and the values diffview's samplers
-match: trailing spacing, x̂_0 clipped to [−1, 1], ᾱ_prev = 1 at the last step, σ²_t = β̃_t for DDPM."""
+match: trailing spacing, x̂_0 clipped to [−1, 1], ᾱ_prev = 1 at the last step."""
+# diffusers' variance_type → the σ²_t of p_θ(x_{t−1} | x_t) that diffview's DDPM and the bound use:
+#   fixed_small, fixed_small_log  σ²_t = β̃_t                    (the *_log one only takes its log on the way)
+#   fixed_large, fixed_large_log  σ²_t = β_t                    (GLIDE's max_log; diffusers' own step takes
+#                                                                √ of the log there, a NaN, so we use the intent)
+#   learned_range                 log σ²_t = v′ log β_t + (1−v′) log β̃_t, v′ = (v+1)/2   (improved DDPM eq. 15)
+#   learned                       σ²_t = v, the variance channels as diffusers' DDPMScheduler.step reads them
+VARIANCE_TYPES = {"fixed_small": "fixed_small", "fixed_small_log": "fixed_small", "fixed_large": "fixed_large",
+                  "fixed_large_log": "fixed_large", "learned": "learned", "learned_range": "learned_range"}
 
 
 class DiffusersMissingError(CheckpointError):
@@ -136,17 +143,35 @@ def objective_from_scheduler_config(cfg: dict[str, Any]) -> str:
     return PREDICTION_TYPES[kind]
 
 
-class DiffusersUNet(torch.nn.Module):
-    """A diffusers UNet2DModel called as diffview calls a model: ``model(x_t, t)`` → the prediction."""
+def variance_from_scheduler_config(cfg: dict[str, Any]) -> str:
+    """Our reverse variance for the scheduler's variance_type (see VARIANCE_TYPES)."""
+    kind = cfg.get("variance_type", "fixed_small")
+    if kind not in VARIANCE_TYPES:
+        raise ValueError(f"scheduler option variance_type={kind!r} is not supported; "
+                         f"diffview reads {', '.join(VARIANCE_TYPES)}")
+    return VARIANCE_TYPES[kind]
 
-    def __init__(self, unet: torch.nn.Module, channels: int):
+
+class DiffusersUNet(torch.nn.Module):
+    """A diffusers UNet2DModel called as diffview calls a model: ``model(x_t, t)`` → the prediction.
+
+    ``variance_type`` is the reverse variance its scheduler samples with; a learned one reads the
+    UNet's second half of channels, through ``with_variance(x_t, t)`` → (prediction, v).
+    """
+
+    def __init__(self, unet: torch.nn.Module, channels: int, variance_type: str = "fixed_small"):
         super().__init__()
         self.unet = unet
         self.channels = channels
+        self.variance_type = variance_type
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        # a learned-variance model returns [mean prediction, variance]; diffview uses the first half
+        # a learned-variance model returns [mean prediction, variance]: the mean half
         return self.unet(x, t).sample[:, : self.channels]
+
+    def with_variance(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.unet(x, t).sample
+        return out[:, : self.channels], out[:, self.channels:]
 
 
 def _import_diffusers(root: Path):
@@ -160,7 +185,7 @@ def _import_diffusers(root: Path):
     return diffusers
 
 
-def _checked_unet_config(root: Path, unet_dir: Path) -> tuple[int, int]:
+def _checked_unet_config(root: Path, unet_dir: Path, variance: str = "fixed_small") -> tuple[int, int]:
     """(channels, image size) of a UNet2DModel config; CheckpointError for what diffview cannot sample."""
     cfg = _read_json(unet_dir / "config.json") or {}
     cls = cfg.get("_class_name")
@@ -179,6 +204,9 @@ def _checked_unet_config(root: Path, unet_dir: Path) -> tuple[int, int]:
     c_in, c_out = int(cfg.get("in_channels", 3)), int(cfg.get("out_channels", 3))
     if c_out not in (c_in, 2 * c_in):
         raise CheckpointError(f"{root}: a UNet with {c_in} input and {c_out} output channels is not an image denoiser")
+    if variance in ("learned", "learned_range") and c_out != 2 * c_in:
+        raise CheckpointError(f"{root}: the scheduler's variance_type is {variance} but the UNet has {c_out} output "
+                              f"channels, not {2 * c_in}: it predicts no variance")
     return c_in, int(size)
 
 
@@ -186,15 +214,16 @@ def open_diffusers_folder(path: str | os.PathLike, device: str | torch.device = 
     """Load a diffusers UNet2DModel and its scheduler as a :class:`LoadedRun` (eval mode, on ``device``)."""
     root = Path(path)
     unet_dir, sched_path = _locate(root)
-    channels, size = _checked_unet_config(root, unet_dir)
     sched = _read_json(sched_path)
     if sched is None:
         raise CheckpointError(f"{sched_path} cannot be read as JSON")
     try:
         schedule = schedule_from_scheduler_config(sched)
         objective = objective_from_scheduler_config(sched)
+        variance = variance_from_scheduler_config(sched)
     except ValueError as e:
         raise CheckpointError(f"{sched_path}: {e}") from None
+    channels, size = _checked_unet_config(root, unet_dir, variance)
     diffusers = _import_diffusers(root)
     try:
         unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), torch_dtype=torch.float32,
@@ -202,7 +231,7 @@ def open_diffusers_folder(path: str | os.PathLike, device: str | torch.device = 
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"diffusers could not load the UNet in {unet_dir} ({first})") from None
-    model = DiffusersUNet(unet, channels).eval().to(device)
+    model = DiffusersUNet(unet, channels, variance).eval().to(device)
     return LoadedRun(root, None, unet_dir, 0, model, schedule, channels, size, False,
                      objective=objective, source="diffusers")
 
@@ -226,12 +255,19 @@ def describe_diffusers_folder(path: str | os.PathLike) -> str:
     except ValueError as e:
         lines.append(f"  scheduler {sched.get('_class_name')}: cannot be used ({e})")
     differ = [f"{k}={sched[k]}" for k, ours in OUR_SAMPLING.items() if k in sched and sched[k] not in ours]
+    try:
+        variance = {"fixed_small": "σ²_t = β̃_t", "fixed_large": "σ²_t = β_t",
+                    "learned_range": "σ²_t learned (improved DDPM eq. 15)",
+                    "learned": "σ²_t learned"}[variance_from_scheduler_config(sched)]
+    except ValueError as e:
+        variance = f"cannot be used: {e}"
     lines.append("  sampling  diffview's own DDPM and DDIM (trailing spacing, x̂_0 clipped to [−1, 1], "
-                 "σ²_t = β̃_t)" + (f"; the scheduler's own differ: {', '.join(differ)}" if differ else ""))
+                 f"{variance})" + (f"; the scheduler's own differ: {', '.join(differ)}" if differ else ""))
     lines.append("  training  none here: diffview samples from a diffusers model but does not train it further")
     return "\n".join(lines)
 
 
 __all__ = ["BETA_SCHEDULES", "DiffusersMissingError", "DiffusersUNet", "INSTALL", "PREDICTION_TYPES",
            "describe_diffusers_folder", "is_diffusers_folder", "looks_like_diffusers",
-           "objective_from_scheduler_config", "open_diffusers_folder", "schedule_from_scheduler_config"]
+           "objective_from_scheduler_config", "open_diffusers_folder", "schedule_from_scheduler_config",
+           "variance_from_scheduler_config", "VARIANCE_TYPES"]

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .diffusion import Model, fixed_large_log_variance, gather, predict_x0_eps, q_posterior, q_sample, v_target
+from .diffusion import (Model, gather, model_outputs, model_variance, p_log_variance, predict_x0_eps, q_posterior,
+                        q_sample, v_target)
 from .schedule import NoiseSchedule
 
 WEIGHTINGS = ("none", "min_snr")
@@ -125,7 +126,7 @@ def vlb_terms(
     *,
     objective: str = "eps",
     clip_x0: bool = True,
-    variance: str = "fixed_small",
+    variance: str | None = None,
     generator: torch.Generator | None = None,
     timesteps=None,
 ) -> torch.Tensor:
@@ -134,10 +135,12 @@ def vlb_terms(
 
     Column 0 is L_0 (the discretised decoder), column t ≥ 1 is L_{t}'s KL term (the paper's
     L_{t}, 0-based). ``timesteps`` restricts the work to a subset (other columns stay 0).
+    p_θ's variance is ``variance``, by default the model's own (``model_variance``): the σ²_t its
+    sampler draws with, learned ones included, so the bound is that model's.
     """
     b, T = x0.shape[0], schedule.timesteps
     terms = torch.zeros(b, T, dtype=torch.float64, device=x0.device)
-    large = fixed_large_log_variance(schedule) if variance == "fixed_large" else None
+    variance = model_variance(model) if variance is None else variance
     for t in range(T) if timesteps is None else sorted(int(s) for s in timesteps):
         if generator is None:
             noise = torch.randn_like(x0)
@@ -145,11 +148,10 @@ def vlb_terms(
             noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
         tt = torch.full((b,), t, dtype=torch.long, device=x0.device)
         x_t = q_sample(x0, tt, schedule, noise)
-        x0_pred, _ = predict_x0_eps(model(x_t, tt), x_t, tt, schedule, objective, clip_x0)
-        p_mean, _, p_logvar = q_posterior(x0_pred, x_t, tt, schedule)
-        if large is not None:
-            p_logvar = gather(large, tt, x_t)
-        p_logvar = p_logvar * torch.ones_like(x0)
+        out, v = model_outputs(model, x_t, tt, variance)
+        x0_pred, _ = predict_x0_eps(out, x_t, tt, schedule, objective, clip_x0)
+        p_mean, _, _ = q_posterior(x0_pred, x_t, tt, schedule)
+        p_logvar = p_log_variance(tt, x_t, schedule, variance, v) * torch.ones_like(x0)
         if t == 0:
             nll = -discretized_gaussian_log_likelihood(x0, p_mean, 0.5 * p_logvar)
             terms[:, 0] = nll.flatten(1).mean(dim=1).double() / _LN2
