@@ -143,8 +143,8 @@ def test_pause_and_resume_from_the_gui(qtbot, window, tmp_path):
 def test_sampling_view_runs_ddim_to_the_end_and_exports(qtbot, window, tmp_path):
     run = tmp_path / "run"
     list(Trainer(tiny_config(steps=3, checkpoint_every=3), run, dataset=square_dataset()).run())
-    window.open_run_folder(str(run))
-    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+    window.open_run_folder(str(run))  # on a worker: the run opens, then its data loads
+    qtbot.waitUntil(lambda: not window.opener.busy and not window._tasks, timeout=30_000)
     sv = window.sampling_view
     sv.sampler.setCurrentText("DDIM")
     sv.steps.setValue(5)
@@ -197,8 +197,8 @@ def test_a_run_folder_opens_with_its_history_and_previews_and_resumes(qtbot, win
     run = tmp_path / "run"
     list(Trainer(tiny_config(steps=4, checkpoint_every=4, preview_every=2, image_size=16),
                  run, dataset=square_dataset(size=16)).run())
-    window.open_run_folder(str(run))
-    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+    window.open_run_folder(str(run))  # on a worker: the run opens, then its data loads
+    qtbot.waitUntil(lambda: not window.opener.busy and not window._tasks, timeout=30_000)
     assert window.training_view.steps == [1, 2, 3, 4]
     assert [p.step for p in window.training_view.previews] == [2, 4]
     assert window.settings.model.currentText() == "tiny"

@@ -6,7 +6,7 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -61,12 +61,19 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, *, nrow: int | None =
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, duration_ms: int = 60,
-             hold_last_ms: int = 1500, scale: int = 1) -> Path:
-    """Save grids (uint8 [H, W, C] each) as a looping GIF that rests on the last frame."""
+             hold_last_ms: int = 1500, scale: int = 1,
+             progress: Callable[[int, int], None] | None = None) -> Path:
+    """Save grids (uint8 [H, W, C] each) as a looping GIF that rests on the last frame.
+
+    ``progress(done, total)`` is called after each frame is converted (the slow part)."""
     if not frames:
         raise ValueError("no frames to write")
-    pil = [to_pil(f, scale) for f in frames]
-    pil = [p.convert("P", palette=Image.ADAPTIVE) if p.mode == "RGB" else p for p in pil]
+    pil = []
+    for i, f in enumerate(frames):
+        p = to_pil(f, scale)
+        pil.append(p.convert("P", palette=Image.ADAPTIVE) if p.mode == "RGB" else p)
+        if progress is not None:
+            progress(i + 1, len(frames))
     durations = [duration_ms] * (len(pil) - 1) + [hold_last_ms]
     buf = io.BytesIO()
     pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=durations, loop=0)

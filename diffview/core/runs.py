@@ -33,6 +33,11 @@ class LoadedRun:
     objective: str = "eps"
     source: str = "diffview"  # "diffview": a run it trains further; "diffusers": sample only
     data_kind: str = "images"  # or "points": 2D points and an MLP
+    raw_model: torch.nn.Module | None = None  # the raw (non-EMA) weights too, when opened with ``raw_too``
+
+    def model_for(self, ema: bool = True) -> torch.nn.Module:
+        """The EMA or the raw model; a run opened without ``raw_too`` (or a diffusers folder) has only one."""
+        return self.model if ema or self.raw_model is None else self.raw_model
 
     def sample_shape(self, n: int) -> tuple[int, ...]:
         if self.data_kind == "points":
@@ -52,9 +57,11 @@ class LoadedRun:
                                    clip_x0=self.data_kind == "images")
 
 
-def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.PathLike | None = None) -> LoadedRun:
+def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.PathLike | None = None,
+             raw_too: bool = False) -> LoadedRun:
     """Load a run folder's latest (or the given) checkpoint, or a diffusers folder; raises CheckpointError
-    with a clear reason."""
+    with a clear reason. ``raw_too`` also builds the raw weights (``raw_model``) from the same read, so
+    switching between EMA and raw weights never reads the checkpoint again."""
     from . import hf
 
     if checkpoint is None and hf.looks_like_diffusers(path):  # before RunDir: a UNet folder has a config.json too
@@ -74,12 +81,13 @@ def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.
     try:
         config = TrainConfig.from_dict(state["config"])
         model = model_from_checkpoint(state, ema=ema)
+        raw = model_from_checkpoint(state, ema=False) if raw_too and ema else None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{ckpt} does not hold a usable diffview model ({e})") from None
     return LoadedRun(run.root, config, ckpt, int(state["step"]), model,
                      make_schedule(config.schedule, config.timesteps), int(state["channels"]),
                      int(state["image_size"]), ema, objective=config.objective,
-                     data_kind=str(state.get("data_kind", "images")))
+                     data_kind=str(state.get("data_kind", "images")), raw_model=raw)
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:

@@ -11,7 +11,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
@@ -27,16 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..core.checkpoint import RunDir
 from ..core.data import load_dataset
-from ..core.runs import is_run_folder, open_run
-from ..core.schedule import SCHEDULES, make_schedule
+from ..core.runs import is_run_folder
+from ..core.schedule import make_schedule
 from ..core.training import Trainer, describe_device, pick_device
 from .analysis_tabs import add_analysis_tabs
 from .controller import TrainingController
 from .data_view import DataView
 from .forward_view import ForwardView
 from .lab2d_view import Lab2DView
+from .run_loader import RunOpener, RunsMixin, WeightSnapshots
 from .sampling_view import SamplingView
 from .schedule_view import ScheduleView
 from .settings_panel import SettingsPanel
@@ -46,7 +45,7 @@ from .training_view import TrainingView
 RUNS_ROOT = Path.home() / "diffview-runs"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(RunsMixin, QMainWindow):
     def __init__(self, source: str | None = None, runs_root: Path = RUNS_ROOT):
         super().__init__()
         # The GUI thread's own tensor work (noising 64 small images, a histogram) is tiny. With more than
@@ -70,7 +69,13 @@ class MainWindow(QMainWindow):
         self.schedule_view = ScheduleView()
         self.training_view = TrainingView()
         self.sampling_view = SamplingView()
-        self.sampling_view.model_source = self._model_source
+        self.sampling_view.model_source = lambda ema=True: self._model_source(ema, deferred=True)
+        self.opener = RunOpener(self)  # opening a run happens on a worker, and so does copying live weights
+        self.opener.progress.connect(lambda text: self.run_label.setText(f"opening {self.opener.path}: {text}…"))
+        self.opener.opened.connect(self._run_opened)
+        self.opener.failed.connect(self._open_failed)
+        self.snapshots = WeightSnapshots(self)
+        self.snapshots.ready.connect(lambda label: self.show_message("info", f"Copied the weights of {label}."))
         self.lab2d_view = Lab2DView(self.runs_root)
         self.lab2d_view.message.connect(self.show_message)
         self.tabs = QTabWidget()
@@ -216,19 +221,22 @@ class MainWindow(QMainWindow):
         channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
         self._load_id = load_id = getattr(self, "_load_id", 0) + 1  # only the newest load is shown
         self.show_message("info", f"Loading {source}…")
-        self._run_task(lambda: load_dataset(source, image_size=cfg.image_size, channels=channels),
+        def load():  # the preview too: a streamed folder decodes each of its files
+            data, report = load_dataset(source, image_size=cfg.image_size, channels=channels)
+            return data, report, data.preview(100).numpy()
+
+        self._run_task(load,
                        lambda result: self._dataset_loaded(source, result, load_id),
                        lambda err: self.show_message("error", err))
 
     def _dataset_loaded(self, source: str, result, load_id: int) -> None:
         if load_id != self._load_id:
             return
-        self.dataset, self.report = result
+        self.dataset, self.report, preview = result
         if Path(source).exists():
             self.settings.set_folder(source)
         else:
             self.settings.dataset.setCurrentText(source)
-        preview = self.dataset.preview(100).numpy()
         self.data_view.set_dataset(preview, self.report)
         self.forward_view.set_images(preview)
         self.show_message("info", self.report.summary().splitlines()[0])
@@ -262,15 +270,21 @@ class MainWindow(QMainWindow):
             self.show_message("error", f"{self.loaded_run.root.name} is a diffusers model: diffview samples from it "
                                        "but does not train it further. Open a diffview run to train.")
             return
-        if self.dataset is None:
+        if self.opener.busy:
+            self.show_message("error", f"Still opening {self.opener.path}: Train resumes it once it is open.")
+            return
+        if self.dataset is None and self.loaded_run is None:
             self.show_message("error", "No dataset is loaded yet: choose one in Settings ▸ Data.")
             return
         try:
             if self.loaded_run is not None:
                 cfg = self.loaded_run.config
                 cfg.steps = max(cfg.steps, self.settings.steps.value())
-                self.trainer = Trainer(cfg, self.loaded_run.root, resume=True, dataset=self.dataset)
+                # No dataset passed: the trainer loads the run's own data with the run's settings (flip, size,
+                # channels) on its thread, never the one the app happens to show.
+                self.trainer = Trainer(cfg, self.loaded_run.root, resume=True)
                 self.run_dir = self.loaded_run.root
+                self.show_message("info", f"Resuming {self.run_dir.name} on its own data, {cfg.dataset}.")
             else:
                 cfg = self.settings.config()
                 cfg.threads = None
@@ -306,101 +320,9 @@ class MainWindow(QMainWindow):
         if self._close_when_stopped:
             self.close()
 
-    def _model_source(self, ema: bool = True):
-        """What the sampling view samples from: the live trainer's model, else the opened run's."""
-        if self.trainer is not None and self.trainer.model is not None and self.trainer.step > 0:
-            model = self.trainer.snapshot_model(ema=ema)
-            cfg = self.trainer.config
-            return (model, self.trainer.schedule, cfg.objective, self.trainer._dataset.channels,
-                    self.trainer._dataset.image_size, f"the training run at step {self.trainer.step:,}")
-        if self.loaded_run is not None:
-            run = self.loaded_run
-            if not ema and run.config is not None:  # the opened run holds its EMA model; only raw weights need reading
-                run = open_run(run.root, ema=False)
-            label = f"{run.root.name} at step {run.step:,}" if run.config else f"the diffusers model {run.root.name}"
-            return run.model, run.schedule, run.objective, run.channels, run.image_size, label
-        return None
-
     def _sample_now(self) -> None:
         self.tabs.setCurrentWidget(self.sampling_view)
         self.sampling_view.start()
-
-    # ------------------------------------------------------------------ runs
-    def open_run_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
-                                                str(self.runs_root))
-        if path:
-            self.open_run_folder(path)
-
-    def open_run_folder(self, path: str) -> None:
-        if self.controller.running:
-            self.show_message("error", "Stop training before opening another run.")
-            return
-        try:
-            run = open_run(path)
-        except (ValueError, OSError, RuntimeError) as e:
-            self.show_message("error", str(e))
-            return
-        self.loaded_run = run
-        self.trainer = None
-        self.run_dir = run.root
-        self.run_label.setText(f"run: {run.root}")
-        self._allow_training(run.config is not None)
-        if run.config is None:
-            self._opened_diffusers(run)
-            return
-        self.settings.set_config(run.config)
-        self.update_schedule()
-        self._show_history(run)
-        self.show_message("info", f"Opened {run.root} at step {run.step:,}. Train resumes it; Sample draws from it.")
-        self.load_source(run.config.dataset)
-
-    def _opened_diffusers(self, run) -> None:
-        """A diffusers model: its schedule in the views, its objective in Settings, nothing to train or replay."""
-        s = self.settings
-        for w in (s.schedule, s.timesteps, s.objective):
-            w.blockSignals(True)  # the schedule comes from the model's scheduler, not from these settings
-        if run.schedule.name in SCHEDULES:
-            s.schedule.setCurrentText(run.schedule.name)
-        s.timesteps.setValue(run.schedule.timesteps)
-        s.objective.setCurrentText(run.objective)
-        for w in (s.schedule, s.timesteps, s.objective):
-            w.blockSignals(False)
-        self._show_schedule(run.schedule)
-        self.training_view.reset(run.schedule.timesteps)
-        self.show_message("info", f"Opened the diffusers model {run.root} ({run.schedule.name} schedule, "
-                                  f"T = {run.schedule.timesteps}, {run.objective} objective). Sample draws from it; "
-                                  "diffview does not train diffusers models further, so Train is off.")
-        if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
-            self.load_source("shapes" if run.channels == 3 else "digits", keep_model=True)
-
-    def _allow_training(self, ok: bool) -> None:
-        self.settings.train_button.setEnabled(ok and not self.controller.running)
-        self.settings.train_button.setToolTip("Start training (Ctrl+T)" if ok else
-                                              "A diffusers model is open: diffview samples from it but does not "
-                                              "train it further")
-
-    def _show_history(self, run) -> None:
-        from PIL import Image
-
-        from ..core.training import PreviewEvent, StepEvent
-
-        self.training_view.reset(run.config.timesteps)
-        rows = RunDir(run.root).read_metrics()
-        empty = np.zeros(0, dtype=np.float32)
-        self.training_view.add_steps([StepEvent(r["step"], r["loss"], empty, np.zeros(0, dtype=np.int64),
-                                                r.get("lr", 0.0), r.get("images_per_sec", 0.0),
-                                                r.get("elapsed", 0.0), 0.0, run.config.steps) for r in rows])
-        for png in sorted(RunDir(run.root).samples.glob("step_*.png")):
-            try:
-                arr = np.asarray(Image.open(png).convert("L" if run.channels == 1 else "RGB"))
-            except OSError:
-                continue
-            arr = arr[:, :, None] if arr.ndim == 2 else arr
-            self.training_view.add_preview(PreviewEvent(int(png.stem.split("_")[1]), arr.transpose(2, 0, 1)[None],
-                                                        run.config.preview_sampler, run.config.preview_steps, 0.0,
-                                                        str(png)))
-        self.training_view.redraw()
 
     # ------------------------------------------------------------------ drag and drop, closing
     def dragEnterEvent(self, event) -> None:
@@ -423,6 +345,8 @@ class MainWindow(QMainWindow):
             self.show_message("info", "Closing: stopping training and writing a checkpoint first…")
             event.ignore()
             return
+        self.opener.cancel_and_wait()
+        self.snapshots.wait()
         self.sampling_view.cancel_and_wait()
         for view in self.analysis_views:
             view.cancel_and_wait()

@@ -2,7 +2,9 @@
 
 Sampling runs on a worker thread; each step's grids (uint8) come back through a signal, at most
 every ``EMIT_SECONDS``, and are stored so a slider can scrub the finished trajectory and a play
-button replay it. The final grid exports as PNG, the trajectory as GIF and as a PNG strip.
+button replay it. The final grid exports as PNG, the trajectory as GIF and as a PNG strip, on a
+worker (a 100-frame GIF takes seconds). A model source may hand a :class:`~.tasks.Deferred` model (a
+snapshot of a live trainer's weights): the sampling worker takes it, never the GUI thread.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from ..core.diffusion import iter_sample
 from ..core.export import make_grid, save_gif, save_grid, save_strip, to_uint8
+from .jobs import Job
+from .tasks import Deferred
 from .threads import new_thread
 from .widgets import FramePlayer, ImageGrid, caption
 
@@ -38,6 +42,7 @@ MAX_FRAMES = 250
 
 class _SampleWorker(QObject):
     frames = Signal(list)  # [(index, t, x_t uint8, x0_pred uint8, seconds)]
+    resolved = Signal(str)  # the label of a Deferred model, once the worker has taken it
     finished = Signal(str)  # "" or an error message
 
     def __init__(self, model, schedule, settings: dict):
@@ -49,6 +54,9 @@ class _SampleWorker(QObject):
     def run(self) -> None:
         s = self.settings
         try:
+            if isinstance(self.model, Deferred):  # (module, label), e.g. a snapshot under the trainer's lock
+                self.model, label = self.model.resolve()
+                self.resolved.emit(label)
             g = torch.Generator().manual_seed(s["seed"])
             shape = (s["n"], s["channels"], s["size"], s["size"])
             x_T = torch.randn(shape, generator=g)
@@ -86,6 +94,7 @@ class SamplingView(QWidget):
         self.trajectory: list[tuple] = []
         self._thread: QThread | None = None
         self._worker: _SampleWorker | None = None
+        self._export_job: Job | None = None
 
         self.sampler = QComboBox()
         self.sampler.addItems(["DDIM", "DDPM"])
@@ -196,6 +205,7 @@ class SamplingView(QWidget):
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.frames.connect(self._on_frames)
+        self._worker.resolved.connect(self._on_resolved)
         self._worker.finished.connect(self._on_finished)
         self._worker.finished.connect(self._thread.quit, Qt.DirectConnection)  # see tasks.BackgroundTask
         self._thread.finished.connect(self._on_thread_finished)
@@ -206,6 +216,15 @@ class SamplingView(QWidget):
             self._worker.cancelled = True
         if self._thread is not None:
             self._thread.wait(ms)
+        if self._export_job is not None:
+            self._export_job.cancel()
+            self._export_job.wait(ms)
+
+    @Slot(str)
+    def _on_resolved(self, label: str) -> None:
+        self.settings["model"] = label
+        self.status.setText(f"Sampling {self.settings['n']} images with {self.settings['sampler'].upper()}, "
+                            f"{self.settings['steps']} steps, from {label}…")
 
     @Slot(list)
     def _on_frames(self, frames: list) -> None:
@@ -252,35 +271,72 @@ class SamplingView(QWidget):
         return {k: self.settings[k] for k in ("seed", "sampler", "steps", "eta", "schedule", "timesteps", "model")}
 
     def export_png_to(self, path: str) -> Path:
-        return save_grid(self.trajectory[-1][2], path, scale=2, metadata=self.metadata())
+        return _write_png(self.trajectory, self.metadata(), path)
 
     def export_gif_to(self, path: str) -> Path:
-        frames = [np.concatenate([make_grid(xt), make_grid(x0)], axis=1) for _, _, xt, x0, _ in self.trajectory]
-        return save_gif(frames, path, scale=2)
+        return _write_gif(self.trajectory, self.metadata(), path)
 
     def export_strip_to(self, path: str, columns: int = 10) -> Path:
-        picks = np.linspace(0, len(self.trajectory) - 1, min(columns, len(self.trajectory))).round().astype(int)
-        return save_strip([self.trajectory[i][2][:8] for i in picks], path, scale=2, metadata=self.metadata())
+        return _write_strip(self.trajectory, self.metadata(), path, columns=columns)
 
     def _ask(self, title: str, default: str, pattern: str) -> str | None:
         path, _ = QFileDialog.getSaveFileName(self, title, default, pattern)
         return path or None
 
     def _export_png(self) -> None:
-        self._export(self.export_png_to, self._ask("Export sample grid", "samples.png", "PNG images (*.png)"))
+        self.export(_write_png, self._ask("Export sample grid", "samples.png", "PNG images (*.png)"))
 
     def _export_gif(self) -> None:
-        self._export(self.export_gif_to, self._ask("Export reverse process", "reverse.gif", "GIF animations (*.gif)"))
+        self.export(_write_gif, self._ask("Export reverse process", "reverse.gif", "GIF animations (*.gif)"))
 
     def _export_strip(self) -> None:
-        self._export(self.export_strip_to, self._ask("Export strip of steps", "strip.png", "PNG images (*.png)"))
+        self.export(_write_strip, self._ask("Export strip of steps", "strip.png", "PNG images (*.png)"))
 
-    def _export(self, fn, path: str | None) -> None:
-        if not path:
-            return
-        try:
-            written = fn(path)
-        except OSError as e:
-            self.message.emit("error", f"Could not write {path}: {e.strerror or e}")
-            return
-        self.message.emit("info", f"Wrote {written}")
+    @property
+    def exporting(self) -> bool:
+        return self._export_job is not None
+
+    def export(self, write, path: str | None) -> Job | None:
+        """Write the trajectory with ``write(trajectory, metadata, path, progress=…)`` on a worker; the export
+        buttons wait meanwhile and the status shows the progress."""
+        if not path or self.exporting or not self.trajectory:
+            return None
+        trajectory, meta = self.trajectory, self.metadata()  # a new sampling run replaces, never mutates, these
+        buttons = (self.export_png, self.export_gif, self.export_strip)
+        for b in buttons:
+            b.setEnabled(False)
+        self.status.setText(f"Writing {path}…")
+
+        def work(emit, cancelled):
+            return write(trajectory, meta, path, progress=lambda i, n: emit((i, n)))
+
+        def done(written, error):
+            self._export_job = None
+            for b in buttons:
+                b.setEnabled(bool(self.trajectory) and not self.busy)
+            if error:
+                self.status.setText(f"Could not write {path}: {error}")
+                self.message.emit("error", f"Could not write {path}: {error}")
+            else:
+                self.status.setText(f"Wrote {written}")
+                self.message.emit("info", f"Wrote {written}")
+
+        job = Job(work, "diffview-export", self)
+        job.item.connect(lambda p: self.status.setText(f"Writing {path}: frame {p[0]} of {p[1]}…"))
+        job.done.connect(done)
+        self._export_job = job
+        return job.start()
+
+
+def _write_png(trajectory, meta: dict, path: str, progress=None) -> Path:
+    return save_grid(trajectory[-1][2], path, scale=2, metadata=meta)
+
+
+def _write_gif(trajectory, meta: dict, path: str, progress=None) -> Path:
+    frames = [np.concatenate([make_grid(xt), make_grid(x0)], axis=1) for _, _, xt, x0, _ in trajectory]
+    return save_gif(frames, path, scale=2, progress=progress)
+
+
+def _write_strip(trajectory, meta: dict, path: str, columns: int = 10, progress=None) -> Path:
+    picks = np.linspace(0, len(trajectory) - 1, min(columns, len(trajectory))).round().astype(int)
+    return save_strip([trajectory[i][2][:8] for i in picks], path, scale=2, metadata=meta)

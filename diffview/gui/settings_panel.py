@@ -3,7 +3,7 @@ learning rate, steps, device; and the Train / Pause / Stop buttons."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -150,6 +150,10 @@ class SettingsPanel(QWidget):
                            steps=self.steps.value(), device=self.device.currentText())
 
     def set_config(self, cfg: TrainConfig) -> None:
+        """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
+        widgets = (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
+                   self.model, self.batch, self.lr, self.steps, self.device)
+        blocked = [QSignalBlocker(w) for w in widgets]
         for box, value in ((self.schedule, cfg.schedule), (self.objective, cfg.objective), (self.model, cfg.model),
                            (self.channels, str(cfg.channels)), (self.device, cfg.device)):
             box.setCurrentText(value)
@@ -158,6 +162,8 @@ class SettingsPanel(QWidget):
         self.batch.setValue(cfg.batch_size)
         self.lr.setValue(cfg.lr)
         self.steps.setValue(cfg.steps)
+        for b in blocked:
+            b.unblock()
 
     def set_state(self, state: str) -> None:
         """Enable what makes sense: settings only while idle; Pause/Stop only while training."""

@@ -1,4 +1,5 @@
-"""Run one function off the GUI thread and deliver its result (or its error message) back on it."""
+"""Run one function off the GUI thread and deliver its result (or its error message) back on it; and
+:class:`Deferred`, a value that a worker computes when it starts (a weight snapshot, say)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,21 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from .threads import new_thread
+
+
+class Deferred:
+    """A value to compute on the worker that uses it, never on the GUI thread: ``Deferred(fn).resolve()``."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+
+    def resolve(self) -> Any:
+        return self.fn()
+
+
+def resolve(value: Any) -> Any:
+    """``value``, or what a :class:`Deferred` computes (call it on a worker)."""
+    return value.resolve() if isinstance(value, Deferred) else value
 
 
 class _Runner(QObject):

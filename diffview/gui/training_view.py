@@ -98,8 +98,7 @@ class TrainingView(QWidget):
         for ev in events:
             self.steps.append(ev.step)
             self.losses.append(ev.loss)
-            prev = self.smoothed[-1] if self.smoothed else ev.loss
-            self.smoothed.append(SMOOTHING * prev + (1 - SMOOTHING) * ev.loss)
+            self.smoothed.append(_smooth_one(self.smoothed[-1] if self.smoothed else ev.loss, ev.loss))
             self.lrs.append(ev.lr)
             bins = np.minimum((ev.timesteps / edges).astype(int), T_BINS - 1)
             np.add.at(self.bin_sum, bins, ev.losses)
@@ -108,6 +107,20 @@ class TrainingView(QWidget):
         now = time.monotonic()
         if (now - self._last_draw) * 1000 >= REDRAW_MS:
             self.redraw()
+
+    def set_history(self, rows: list[dict], total_steps: int) -> None:
+        """A run's logged metric lines at once (opening a run), as ``add_steps`` would plot them one by one."""
+        losses = [float(r["loss"]) for r in rows]
+        self.steps = [int(r["step"]) for r in rows]
+        self.losses = losses
+        self.smoothed = smoothed(losses)
+        self.lrs = [float(r.get("lr", 0.0)) for r in rows]
+        if rows:
+            r = rows[-1]
+            self.last = StepEvent(r["step"], r["loss"], np.zeros(0, np.float32), np.zeros(0, np.int64),
+                                  r.get("lr", 0.0), r.get("images_per_sec", 0.0), r.get("elapsed", 0.0), 0.0,
+                                  total_steps)
+        self.redraw()
 
     def redraw(self) -> None:
         self._last_draw = time.monotonic()
@@ -146,6 +159,19 @@ class TrainingView(QWidget):
         self.preview.set_images(ev.images)
         self.preview_label.setText(f"Preview {index + 1} of {len(self.previews)}: step {ev.step:,}, "
                                    f"{ev.sampler.upper()} {ev.sample_steps} steps, {ev.seconds:.1f} s")
+
+
+def _smooth_one(prev: float, loss: float) -> float:
+    """One step of the plotted exponential moving average of the loss."""
+    return SMOOTHING * prev + (1 - SMOOTHING) * loss
+
+
+def smoothed(losses: list[float]) -> list[float]:
+    """The plotted moving average of ``losses``, from the first loss."""
+    out: list[float] = []
+    for loss in losses:
+        out.append(_smooth_one(out[-1] if out else loss, loss))
+    return out
 
 
 def _hms(seconds: float) -> str:

@@ -1,0 +1,254 @@
+"""Opening a run, and copying a live trainer's weights, off the GUI thread.
+
+:class:`RunOpener` reads a run's checkpoint once (the EMA and the raw weights, so switching between
+them never reads it again), or imports diffusers and loads a diffusers folder, then reads the run's
+metrics and decodes every preview PNG, all on a worker (:class:`~.jobs.Job`), reporting progress.
+A second ``open`` supersedes the first: the first is cancelled and its result dropped.
+
+:class:`WeightSnapshots` keeps the newest copy of a live trainer's weights for the views that need a
+model at once; ``Trainer.snapshot_model`` waits for the trainer's lock, so it runs on a worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from ..core.checkpoint import RunDir
+from ..core.events import PreviewEvent
+from ..core.runs import LoadedRun, open_run
+from ..core.schedule import SCHEDULES
+from .jobs import Job
+from .tasks import BackgroundTask, Deferred
+from .threads import use_worker_torch_threads
+
+
+@dataclass
+class OpenedRun:
+    run: LoadedRun
+    metrics: list[dict] = field(default_factory=list)  # the metric lines, as logged
+    previews: list[PreviewEvent] = field(default_factory=list)  # every preview grid, decoded
+
+
+def read_run(path: str, emit=lambda _: None, cancelled=lambda: False) -> OpenedRun | None:
+    """Everything the app shows of a run folder (or a diffusers folder); None once ``cancelled()``."""
+    from PIL import Image
+
+    emit("reading the checkpoint")
+    run = open_run(path, raw_too=True)
+    if cancelled() or run.config is None:
+        return None if cancelled() else OpenedRun(run)
+    folder = RunDir(run.root)
+    opened = OpenedRun(run, folder.read_metrics())
+    pngs = sorted(folder.samples.glob("step_*.png"))
+    for i, png in enumerate(pngs):
+        if cancelled():
+            return None
+        emit(f"decoding preview {i + 1} of {len(pngs)}")
+        try:
+            with Image.open(png) as img:
+                arr = np.asarray(img.convert("L" if run.channels == 1 else "RGB"))
+        except OSError:
+            continue
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        opened.previews.append(PreviewEvent(int(png.stem.split("_")[1]), arr.transpose(2, 0, 1)[None],
+                                            run.config.preview_sampler, run.config.preview_steps, 0.0, str(png)))
+    return opened
+
+
+class RunOpener(QObject):
+    """``open(path)``: ``progress(text)`` on the way, then ``opened(OpenedRun)`` or ``failed(message)``."""
+
+    progress = Signal(str)
+    opened = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._jobs: set[Job] = set()  # superseded ones too, until their thread ends
+        self._current: Job | None = None
+        self.path: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    def open(self, path: str) -> None:
+        self.cancel()  # superseded: its result is dropped
+        self.path = path
+        job = Job(lambda emit, cancelled: read_run(path, emit, cancelled), "diffview-open-run", self)
+        job.item.connect(lambda text: self.progress.emit(text) if job is self._current else None)
+        job.done.connect(lambda result, error: self._done(job, result, error))
+        self._jobs.add(job)
+        self._current = job
+        job.start()
+
+    def cancel(self) -> None:
+        if self._current is not None:
+            self._current.cancel()
+            self._current = None
+
+    def cancel_and_wait(self, ms: int = 30_000) -> None:
+        self.cancel()
+        for job in list(self._jobs):
+            job.wait(ms)
+
+    def _done(self, job: Job, result, error: str) -> None:
+        self._jobs.discard(job)
+        if job is not self._current:
+            return
+        self._current = None
+        if error:
+            self.failed.emit(error)
+        elif result is not None:
+            self.opened.emit(result)
+
+
+def snapshot(trainer, ema: bool = True):
+    """(a CPU copy of the trainer's (EMA) model, its label); call on a worker. The step is read before and
+    after the copy, which holds the trainer's lock, so the copy's step lies between the two."""
+    use_worker_torch_threads()  # building the copy runs torch ops: not with a team of every core
+    before = trainer.step
+    model = trainer.snapshot_model(ema=ema)
+    after = trainer.step
+    at = f"step {after:,}" if after == before else f"a step in {before:,}–{after:,}"
+    return model, f"the training run at {at}"
+
+
+class WeightSnapshots(QObject):
+    """The newest snapshot of a trainer's weights per ``ema``, refreshed on a worker when asked."""
+
+    ready = Signal(str)  # a snapshot's label, when a view asked before there was one
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.trainer = None
+        self._cache: dict[bool, tuple[int, object, str]] = {}  # ema -> (trainer step when asked, model, label)
+        self._tasks: dict[bool, BackgroundTask] = {}
+        self._asked = False
+
+    def get(self, trainer, ema: bool = True):
+        """(model, label) of the newest snapshot of ``trainer``, or None; takes a new one if it is stale."""
+        if trainer is not self.trainer:
+            self.trainer, self._cache = trainer, {}
+        cached = self._cache.get(ema)
+        if cached is None or cached[0] < trainer.step:
+            self.refresh(ema)
+        self._asked = self._asked or cached is None
+        return None if cached is None else cached[1:]
+
+    def refresh(self, ema: bool = True) -> None:
+        trainer = self.trainer
+        if trainer is None or trainer.model is None or ema in self._tasks:
+            return
+        step = trainer.step
+        task = BackgroundTask(lambda: snapshot(trainer, ema), lambda got: self._taken(trainer, ema, step, got),
+                              lambda err: None, self, name="diffview-snapshot")
+        self._tasks[ema] = task
+        task.finished.connect(lambda: self._tasks.pop(ema, None))
+        task.start()
+
+    def _taken(self, trainer, ema: bool, step: int, got) -> None:
+        if trainer is self.trainer:
+            self._cache[ema] = (step, *got)
+            if self._asked:
+                self._asked = False
+                self.ready.emit(got[1])
+
+    def wait(self, ms: int = 30_000) -> None:
+        for task in list(self._tasks.values()):
+            task.wait(ms)
+
+
+class RunsMixin:
+    """The main window's part in opening runs and handing models to the views (mixed into MainWindow)."""
+
+    def open_run_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
+                                                str(self.runs_root))
+        if path:
+            self.open_run_folder(path)
+
+    def open_run_folder(self, path: str) -> None:
+        """Open a run on a worker (a second open supersedes the first); Train waits until it is open."""
+        if self.controller.running:
+            self.show_message("error", "Stop training before opening another run.")
+            return
+        self.opener.open(str(path))
+        self.settings.train_button.setEnabled(False)
+        self.run_label.setText(f"opening {path}…")
+        self.show_message("info", f"Opening {path}…")
+
+    def _open_failed(self, message: str) -> None:
+        self.show_message("error", message)
+        self.run_label.setText(f"run: {self.run_dir}" if self.run_dir else "no run folder")
+        self._allow_training(self.loaded_run is None or self.loaded_run.config is not None)
+
+    def _run_opened(self, opened) -> None:
+        run = opened.run
+        self.loaded_run = run
+        self.trainer = None
+        self.run_dir = run.root
+        self.run_label.setText(f"run: {run.root}")
+        self._allow_training(run.config is not None)
+        if run.config is None:
+            self._opened_diffusers(run)
+            return
+        self.settings.set_config(run.config)
+        self.update_schedule()
+        self.training_view.reset(run.config.timesteps)
+        self.training_view.set_history(opened.metrics, run.config.steps)
+        for ev in opened.previews:
+            self.training_view.add_preview(ev)
+        self.show_message("info", f"Opened {run.root} at step {run.step:,}. Train resumes it; Sample draws from it.")
+        self.load_source(run.config.dataset)
+
+    def _opened_diffusers(self, run) -> None:
+        """A diffusers model: its schedule in the views, its objective in Settings, nothing to train or replay."""
+        s = self.settings
+        for w in (s.schedule, s.timesteps, s.objective):
+            w.blockSignals(True)  # the schedule comes from the model's scheduler, not from these settings
+        if run.schedule.name in SCHEDULES:
+            s.schedule.setCurrentText(run.schedule.name)
+        s.timesteps.setValue(run.schedule.timesteps)
+        s.objective.setCurrentText(run.objective)
+        for w in (s.schedule, s.timesteps, s.objective):
+            w.blockSignals(False)
+        self._show_schedule(run.schedule)
+        self.training_view.reset(run.schedule.timesteps)
+        self.show_message("info", f"Opened the diffusers model {run.root} ({run.schedule.name} schedule, "
+                                  f"T = {run.schedule.timesteps}, {run.objective} objective). Sample draws from it; "
+                                  "diffview does not train diffusers models further, so Train is off.")
+        if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
+            self.load_source("shapes" if run.channels == 3 else "digits", keep_model=True)
+
+    def _allow_training(self, ok: bool) -> None:
+        self.settings.train_button.setEnabled(ok and not self.controller.running)
+        self.settings.train_button.setToolTip("Start training (Ctrl+T)" if ok else
+                                              "A diffusers model is open: diffview samples from it but does not "
+                                              "train it further")
+
+    def _model_source(self, ema: bool = True, deferred: bool = False):
+        """What the views sample from: the live trainer's weights, copied on a worker (``deferred``: by the view's
+        own worker, else the newest copy, None before the first), or the opened run's (both weights in memory)."""
+        t = self.trainer
+        if t is not None and t.model is not None and t.step > 0:
+            data = t._dataset
+            if deferred:
+                model, label = Deferred(lambda: snapshot(t, ema)), f"the training run at step {t.step:,}"
+            else:
+                got = self.snapshots.get(t, ema)
+                if got is None:
+                    self.show_message("info", "Copying the training run's weights off the GUI thread; run again "
+                                              "in a moment.")
+                    return None
+                model, label = got
+            return model, t.schedule, t.config.objective, data.channels, data.image_size, label
+        if self.loaded_run is not None:
+            run = self.loaded_run
+            label = f"{run.root.name} at step {run.step:,}" if run.config else f"the diffusers model {run.root.name}"
+            return run.model_for(ema), run.schedule, run.objective, run.channels, run.image_size, label
+        return None

@@ -1,0 +1,281 @@
+"""Nothing slow on the GUI thread: each slow step is made slower here (a sleep), and a 5 ms QTimer probe
+on the GUI thread must keep firing while it runs; then its result must arrive."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+
+from diffview.core import data as core_data  # noqa: E402
+from diffview.core import runs as core_runs  # noqa: E402
+from diffview.core.checkpoint import load_checkpoint  # noqa: E402
+from diffview.core.training import Trainer  # noqa: E402
+from diffview.gui import run_loader, sampling_view  # noqa: E402
+from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.threads import running_threads  # noqa: E402
+from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
+
+SLOW_S = 1.5  # how long each slow step is made to take
+MAX_GAP_MS = 300  # the longest the probe may go without a tick meanwhile (on the GUI thread it would be ≥ 1500)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    yield
+    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
+    yield w
+    if w.controller.running:
+        w.controller.stop()
+        w.controller.wait()
+    w.opener.cancel_and_wait()
+    w.snapshots.wait()
+    w.sampling_view.cancel_and_wait()
+    for task in list(w._tasks):
+        task.wait()
+    qtbot.wait(50)
+
+
+class Probe:
+    """The longest gap between ticks of a 5 ms timer on the GUI thread, in ms."""
+
+    def __init__(self):
+        self.clock, self.last, self.max_gap = QElapsedTimer(), None, 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self):
+        now = self.clock.nsecsElapsed() / 1e6
+        if self.last is not None:
+            self.max_gap = max(self.max_gap, now - self.last)
+        self.last = now
+
+    def __enter__(self):
+        self.clock.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._tick()
+        self.timer.stop()
+
+
+def slowly(fn):
+    def slow(*args, **kwargs):
+        time.sleep(SLOW_S)
+        return fn(*args, **kwargs)
+    return slow
+
+
+def trained_run(path, **overrides):
+    cfg = dict(steps=4, checkpoint_every=4, preview_every=2, image_size=16)
+    cfg.update(overrides)
+    list(Trainer(tiny_config(**cfg), path, dataset=square_dataset(size=cfg["image_size"])).run())
+    return path
+
+
+def test_opening_a_run_reads_its_checkpoint_and_previews_off_the_gui_thread(qtbot, window, tmp_path, monkeypatch):
+    run = trained_run(tmp_path / "run")
+    monkeypatch.setattr(run_loader, "open_run", slowly(core_runs.open_run))
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: (time.sleep(SLOW_S / 2), real_open(*a, **k))[1])
+    with Probe() as probe:
+        window.open_run_folder(str(run))
+        assert window.opener.busy and not window.settings.train_button.isEnabled()  # no Train while opening
+        qtbot.waitUntil(lambda: window.loaded_run is not None, timeout=30_000)
+    assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
+    assert window.training_view.steps == [1, 2, 3, 4]
+    assert [p.step for p in window.training_view.previews] == [2, 4]
+    assert window.settings.train_button.isEnabled()
+    qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+
+
+def test_a_second_open_supersedes_the_first(qtbot, window, tmp_path, monkeypatch):
+    first, second = trained_run(tmp_path / "first"), trained_run(tmp_path / "second", steps=2, checkpoint_every=2)
+    real = core_runs.open_run
+    monkeypatch.setattr(run_loader, "open_run",
+                        lambda path, **k: (time.sleep(SLOW_S) if "first" in str(path) else None, real(path, **k))[1])
+    window.open_run_folder(str(first))
+    window.open_run_folder(str(second))
+    qtbot.waitUntil(lambda: window.loaded_run is not None, timeout=30_000)
+    assert window.loaded_run.root == second
+    qtbot.wait(int(SLOW_S * 1000) + 300)  # the first finishes reading, and its result is dropped
+    qtbot.waitUntil(lambda: not window.opener._jobs, timeout=30_000)
+    assert window.loaded_run.root == second and window.training_view.steps == [1, 2]
+
+
+def test_switching_ema_and_raw_weights_never_rereads_the_checkpoint(qtbot, window, tmp_path, monkeypatch):
+    run = trained_run(tmp_path / "run")
+    reads = []
+    monkeypatch.setattr(core_runs, "load_checkpoint", lambda p: (reads.append(p), load_checkpoint(p))[1])
+    window.open_run_folder(str(run))
+    qtbot.waitUntil(lambda: window.loaded_run is not None and not window._tasks, timeout=30_000)
+    state = load_checkpoint(window.loaded_run.checkpoint)
+    for ema in (False, True, False, True):
+        model = window.sampling_view.model_source(ema=ema)[0]
+        for k, v in model.state_dict().items():
+            torch.testing.assert_close(v, state["ema" if ema else "model"][k], rtol=0, atol=0)
+    assert len(reads) == 1
+    assert not torch.equal(next(iter(state["ema"].values())), next(iter(state["model"].values())))
+
+
+def test_the_dataset_preview_decodes_off_the_gui_thread(qtbot, window, tmp_path, monkeypatch):
+    folder = write_image_folder(tmp_path / "imgs", n=8, size=12)
+    for cls in (core_data.ImageDataset, core_data.StreamingImageDataset):
+        monkeypatch.setattr(cls, "preview", slowly(cls.preview))
+    with Probe() as probe:
+        window.load_source(str(folder))
+        qtbot.waitUntil(lambda: window.report.source == str(folder) and not window._tasks, timeout=30_000)
+    assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
+    assert window.data_view.grid.item.image is not None and window.forward_view.x0.shape[0] == 8
+
+
+def sampled(qtbot, window, tmp_path):
+    window.open_run_folder(str(trained_run(tmp_path / "run", image_size=8)))
+    qtbot.waitUntil(lambda: window.loaded_run is not None and not window._tasks, timeout=30_000)
+    sv = window.sampling_view
+    sv.steps.setValue(5)
+    sv.n.setValue(4)
+    sv.start()
+    qtbot.waitUntil(lambda: not sv.busy and sv.export_gif.isEnabled(), timeout=60_000)
+    return sv
+
+
+@pytest.mark.parametrize("kind", ["gif", "strip", "png"])
+def test_exports_write_on_a_worker_with_progress(qtbot, window, tmp_path, monkeypatch, kind):
+    sv = sampled(qtbot, window, tmp_path)
+    for name in ("save_gif", "save_strip", "save_grid"):
+        monkeypatch.setattr(sampling_view, name, slowly(getattr(sampling_view, name)))
+    write = {"gif": sampling_view._write_gif, "strip": sampling_view._write_strip, "png": sampling_view._write_png}
+    path = tmp_path / f"out.{'gif' if kind == 'gif' else 'png'}"
+    with Probe() as probe:
+        job = sv.export(write[kind], str(path))
+        assert sv.exporting and not sv.export_gif.isEnabled()
+        qtbot.waitUntil(lambda: not sv.exporting, timeout=30_000)
+    assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
+    assert job is not None and f"Wrote {path}" in sv.status.text() and sv.export_gif.isEnabled()
+    if kind == "gif":
+        assert Image.open(path).n_frames == len(sv.trajectory) == 6
+    else:
+        assert Image.open(path).text["steps"] == "5"
+
+
+def test_a_gif_export_reports_each_frame_and_a_failure_keeps_the_view_usable(qtbot, window, tmp_path):
+    sv = sampled(qtbot, window, tmp_path)
+    seen = []
+    job = sv.export(sampling_view._write_gif, str(tmp_path / "a.gif"))
+    job.item.connect(seen.append)
+    qtbot.waitUntil(lambda: not sv.exporting, timeout=30_000)
+    assert Image.open(tmp_path / "a.gif").n_frames == 6 and seen == [(i, 6) for i in range(1, 7)]
+    sv.export(sampling_view._write_gif, str(tmp_path / "a.gif" / "b.gif"))  # a file is not a folder
+    qtbot.waitUntil(lambda: not sv.exporting, timeout=30_000)
+    assert "Could not write" in sv.status.text() and sv.export_gif.isEnabled()
+
+
+def live_trainer(tmp_path):
+    trainer = Trainer(tiny_config(steps=3), tmp_path / "live", dataset=square_dataset())
+    list(trainer.run())
+    return trainer
+
+
+def test_the_weight_snapshot_for_sampling_is_taken_on_the_sampling_worker(qtbot, window, tmp_path, monkeypatch):
+    window.trainer = trainer = live_trainer(tmp_path)
+    monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
+    sv = window.sampling_view
+    sv.steps.setValue(3)
+    sv.n.setValue(2)
+    with Probe() as probe:
+        sv.start()
+        qtbot.waitUntil(lambda: not sv.busy, timeout=60_000)
+    assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
+    assert len(sv.trajectory) == 4 and sv.settings["model"] == "the training run at step 3"
+    assert trainer.step == 3
+
+
+def test_the_analysis_views_get_a_snapshot_copied_on_a_worker(qtbot, window, tmp_path, monkeypatch):
+    window.trainer = trainer = live_trainer(tmp_path)
+    monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
+    with Probe() as probe:
+        assert window._model_source(ema=True) is None  # not yet: the copy is being taken
+        qtbot.waitUntil(lambda: window._model_source(ema=True) is not None, timeout=30_000)
+    assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
+    model, *_, label = window._model_source(ema=True)
+    assert label == "the training run at step 3"
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, trainer.ema.model.state_dict()[k], rtol=0, atol=0)
+
+
+def test_resume_from_the_app_trains_on_the_runs_own_data_with_its_flip(qtbot, window, tmp_path):
+    a = write_image_folder(tmp_path / "a", n=7, size=12)
+    b = write_image_folder(tmp_path / "b", n=5, size=12)
+    run = tmp_path / "run"
+    list(Trainer(tiny_config(dataset=str(a), flip=True, image_size=8, steps=2, checkpoint_every=2), run).run())
+    window.open_run_folder(str(run))
+    qtbot.waitUntil(lambda: window.loaded_run is not None and not window._tasks, timeout=30_000)
+    window.load_source(str(b))  # the app now shows dataset B
+    qtbot.waitUntil(lambda: window.report.source == str(b) and not window._tasks, timeout=30_000)
+    window.settings.steps.setValue(4)
+    window.settings.train_button.click()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    trainer = window.trainer
+    assert trainer.step == 4, window.log.toPlainText()
+    data = getattr(trainer, "dataset", None) or trainer._dataset
+    assert data.flip is True and len(data) == 7 and data.image_size == 8
+    expected, _ = core_data.load_dataset(str(a), image_size=8)
+    np.testing.assert_array_equal(data.preview(7).numpy(), expected.preview(7).numpy())
+
+
+CLOSE_WHILE_OPENING = r"""
+import sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from diffview.core import runs
+from diffview.gui import run_loader
+from diffview.gui.main_window import MainWindow
+real = runs.open_run
+run_loader.open_run = lambda *a, **k: (time.sleep(1.5), real(*a, **k))[1]
+app = QApplication([])
+w = MainWindow(runs_root=sys.argv[1])
+w.show()
+def go():
+    w.open_run_folder(sys.argv[2])
+    QTimer.singleShot(200, w.close)  # close while the run is still opening
+QTimer.singleShot(0, go)
+code = app.exec()
+print("exit", code, "busy", w.opener.busy)
+sys.exit(code)
+"""
+
+
+def test_closing_while_a_run_opens_exits_cleanly(tmp_path):
+    run = trained_run(tmp_path / "run")
+    env = dict(os.environ, DIFFVIEW_CACHE_DIR=str(tmp_path / "cache"), QT_QPA_PLATFORM="offscreen")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", CLOSE_WHILE_OPENING, str(tmp_path / "runs"), str(run)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "exit 0 busy False" in r.stdout
+    assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert time.perf_counter() - t0 < 60
