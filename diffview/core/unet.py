@@ -1,9 +1,11 @@
 """The UNet denoiser of DDPM (Ho et al. 2020, appendix B), sized by presets.
 
-A sinusoidal timestep embedding feeds every residual block; blocks use GroupNorm and SiLU;
-the encoder's activations are concatenated into the decoder (skip connections); optional
-single-head self-attention at chosen levels. The same network predicts ε, x_0 or v: only the
-training target changes.
+A sinusoidal timestep embedding, through dense → SiLU → dense, feeds every residual block (each
+applies SiLU, then its own dense projection); blocks use GroupNorm and SiLU; the encoder's
+activations are concatenated into the decoder (skip connections); optional single-head
+self-attention at chosen levels. The same network predicts ε, x_0 or v: only the training
+target changes. The ``ddpm-cifar10`` preset is Ho et al.'s CIFAR-10 model as their official
+TensorFlow code builds it (``ddpm_tf``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ class UNetConfig:
     groups: int = 8
     mid_attention: bool = True
     patch_size: int = 1  # p > 1: pixel-unshuffle p×p patches into channels first, shuffle back at the end
+    temb_act: bool = True  # SiLU before each residual block's timestep projection (False: runs saved before it)
+    # Ho et al.'s TF code in its details: [sin, cos] embedding at 10000^(−i/(d/2 − 1)), stride-2 convs padded
+    # bottom/right as TF's "SAME", GroupNorm ε = 1e-6, Xavier-uniform init with zeroed output convs.
+    # False: improved-diffusion's conventions ([cos, sin] at 10000^(−i/(d/2)), padding 1, ε = 1e-5, torch init).
+    ddpm_tf: bool = False
 
     @property
     def levels(self) -> int:
@@ -60,6 +67,8 @@ class UNetConfig:
         d = dict(d)
         d["channel_mults"] = tuple(d.get("channel_mults", cls.channel_mults))
         d["attention_levels"] = tuple(d.get("attention_levels", cls.attention_levels))
+        d.setdefault("temb_act", False)  # checkpoints written before the field existed had no SiLU there
+        d.setdefault("ddpm_tf", False)
         return cls(**d)
 
 
@@ -73,9 +82,10 @@ PRESETS: dict[str, UNetConfig] = {
                         patch_size=2),
     # For a GPU.
     "base": UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(1, 2)),
-    # Ho et al. 2020's CIFAR-10 model (35.7M parameters), for reference.
+    # Ho et al. 2020's CIFAR-10 model (35.7M parameters, sec. 4 and app. B): ch 128, ch_mult (1, 2, 2, 2),
+    # 2 residual blocks per level, attention at 16×16, dropout 0.1, GroupNorm 32, as in their TF code.
     "ddpm-cifar10": UNetConfig(base_channels=128, channel_mults=(1, 2, 2, 2), num_res_blocks=2,
-                               attention_levels=(1,), dropout=0.1, groups=32),
+                               attention_levels=(1,), dropout=0.1, groups=32, ddpm_tf=True),
 }
 
 
@@ -86,32 +96,38 @@ def unet_config(preset: str, channels: int, **overrides) -> UNetConfig:
     return replace(PRESETS[preset], in_channels=channels, **overrides)
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    # PE(t)_{2i} = sin(t / 10000^{2i/d}), PE(t)_{2i+1} = cos(…)   (Vaswani et al. 2017, sec. 3.5; DDPM app. B)
-    """Sinusoidal embedding of integer timesteps, shape [B, dim]."""
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0, ddpm: bool = False) -> torch.Tensor:
+    # h = d // 2, ω_i = P^(−i/h): e = [cos(t ω_0) … cos(t ω_{h−1}), sin(t ω_0) … sin(t ω_{h−1})]   (improved DDPM)
+    # ddpm: ω_i = P^(−i/(h−1)), e = [sin(t ω), cos(t ω)]   (Ho et al.'s get_timestep_embedding; Vaswani et al. 3.5)
+    """Sinusoidal embedding of integer timesteps, shape [B, dim] (an odd dim gets a zero last column)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    denom = max(half - 1, 1) if ddpm else half
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / denom)
     args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    pair = (torch.sin(args), torch.cos(args)) if ddpm else (torch.cos(args), torch.sin(args))
+    emb = torch.cat(pair, dim=1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv, plus the projected time embedding, twice, with a residual path."""
+    """GroupNorm → SiLU → conv, + dense(SiLU(temb)), GroupNorm → SiLU → dropout → conv, + the input
+    (through a 1×1 conv when the channels change): DDPM's resnet_block."""
 
-    def __init__(self, cin: int, cout: int, temb: int, dropout: float, groups: int):
+    def __init__(self, cin: int, cout: int, temb: int, dropout: float, groups: int, temb_act: bool = True,
+                 eps: float = 1e-5):
         super().__init__()
-        self.norm1 = nn.GroupNorm(min(groups, cin), cin)
+        self.temb_act = temb_act
+        self.norm1 = nn.GroupNorm(min(groups, cin), cin, eps=eps)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.temb = nn.Linear(temb, cout)
-        self.norm2 = nn.GroupNorm(min(groups, cout), cout)
+        self.norm2 = nn.GroupNorm(min(groups, cout), cout, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.temb(emb)[:, :, None, None]
+        h = h + self.temb(F.silu(emb) if self.temb_act else emb)[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
 
@@ -119,9 +135,9 @@ class ResBlock(nn.Module):
 class Attention(nn.Module):
     """Single-head self-attention over the spatial positions, with a residual path."""
 
-    def __init__(self, ch: int, groups: int):
+    def __init__(self, ch: int, groups: int, eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.GroupNorm(min(groups, ch), ch)
+        self.norm = nn.GroupNorm(min(groups, ch), ch, eps=eps)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
 
@@ -138,6 +154,15 @@ class UNet(nn.Module):
         self.config = cfg = config
         ch, groups = cfg.base_channels, cfg.groups
         temb = 4 * ch
+        eps = 1e-6 if cfg.ddpm_tf else 1e-5
+
+        def res(cin: int, cout: int) -> ResBlock:
+            return ResBlock(cin, cout, temb, cfg.dropout, groups, cfg.temb_act, eps)
+
+        def attn(c: int, level: int) -> Attention | None:
+            return Attention(c, groups, eps) if level in cfg.attention_levels else None
+
+        # temb = dense(4·ch) → SiLU → dense(4·ch)   (DDPM's model(): temb/dense0, temb/dense1)
         self.time_mlp = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), nn.Linear(temb, temb))
         p2 = cfg.patch_size**2
         self.conv_in = nn.Conv2d(cfg.in_channels * p2, ch, 3, padding=1)
@@ -146,36 +171,52 @@ class UNet(nn.Module):
         skips, cur = [ch], ch
         for level, mult in enumerate(cfg.channel_mults):
             for _ in range(cfg.num_res_blocks):
-                self.down.append(_Stage(ResBlock(cur, ch * mult, temb, cfg.dropout, groups),
-                                        Attention(ch * mult, groups) if level in cfg.attention_levels else None))
+                self.down.append(_Stage(res(cur, ch * mult), attn(ch * mult, level)))
                 cur = ch * mult
                 skips.append(cur)
             if level < cfg.levels - 1:
-                self.down.append(_Stage(down=nn.Conv2d(cur, cur, 3, stride=2, padding=1)))
+                down = _SamePadConv(cur, cur, 3, stride=2) if cfg.ddpm_tf else nn.Conv2d(cur, cur, 3, 2, padding=1)
+                self.down.append(_Stage(down=down))
                 skips.append(cur)
 
-        self.mid1 = ResBlock(cur, cur, temb, cfg.dropout, groups)
-        self.mid_attn = Attention(cur, groups) if cfg.mid_attention else None
-        self.mid2 = ResBlock(cur, cur, temb, cfg.dropout, groups)
+        self.mid1 = res(cur, cur)
+        self.mid_attn = Attention(cur, groups, eps) if cfg.mid_attention else None
+        self.mid2 = res(cur, cur)
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
             for _ in range(cfg.num_res_blocks + 1):
-                self.up.append(_Stage(ResBlock(cur + skips.pop(), ch * mult, temb, cfg.dropout, groups),
-                                      Attention(ch * mult, groups) if level in cfg.attention_levels else None))
+                self.up.append(_Stage(res(cur + skips.pop(), ch * mult), attn(ch * mult, level)))
                 cur = ch * mult
             if level > 0:
                 self.up.append(_Stage(up=nn.Conv2d(cur, cur, 3, padding=1)))
 
-        self.norm_out = nn.GroupNorm(min(groups, cur), cur)
+        self.norm_out = nn.GroupNorm(min(groups, cur), cur, eps=eps)
         self.conv_out = nn.Conv2d(cur, (cfg.out_channels or cfg.in_channels) * p2, 3, padding=1)
+        if cfg.ddpm_tf:
+            self._init_like_ddpm_tf()
         nn.init.zeros_(self.conv_out.weight)  # start as the zero predictor: a calm first few hundred steps
         nn.init.zeros_(self.conv_out.bias)
+
+    def _init_like_ddpm_tf(self) -> None:
+        # Weights Xavier-uniform (TF variance_scaling, fan_avg), biases 0; the last conv of each residual
+        # block and each attention output projection start at 0 (init_scale=0 in Ho et al.'s code).
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, ResBlock):
+                nn.init.zeros_(m.conv2.weight)
+            elif isinstance(m, Attention):
+                for w in m.qkv.weight.data.chunk(3):  # q, k and v are three C×C dense layers in the TF code
+                    nn.init.xavier_uniform_(w)
+                nn.init.zeros_(m.proj.weight)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if t.ndim == 0:
             t = t.expand(x.shape[0])
-        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels, ddpm=self.config.ddpm_tf).to(x.dtype))
         p = self.config.patch_size
         h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)
         hs = [h]
@@ -195,6 +236,13 @@ class UNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class _SamePadConv(nn.Conv2d):
+    """A stride-2 conv padded like TF's "SAME" on even sizes: one row/column at the bottom/right only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (0, 1, 0, 1)))
 
 
 class _Stage(nn.Module):
