@@ -258,7 +258,29 @@ class Slow(torch.nn.Module):
         return self.inner(x, t)
 
 
-def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbot, tmp_path, model, schedule,
+LONG_T = 1000  # every tab's longest job on it: > 20 s of 20 ms model calls unless cancelled between calls
+
+
+def start_every_tabs_longest_job(w, model, dataset, schedule):
+    """Bound over all T, every sampler with DDPM over all T, memorisation and SDEdit over 1,000 steps, and the
+    2D tab's sampler comparison on 10,000 points (DDPM with T steps first), each model call 20 ms or more."""
+    from diffview.core.mlp import build_mlp
+
+    for view in w.analysis_views:
+        wire(view, Slow(model), schedule, dataset)
+    w.bound_view.all_t.setChecked(True)
+    w.compare_view.n.setValue(2)
+    w.memorise_view.steps.setValue(LONG_T)
+    w.sdedit_view.t_spin.setValue(w.sdedit_view.t_spin.maximum())
+    w.sdedit_view.steps.setValue(w.sdedit_view.steps.maximum())
+    w.sdedit_view.sampler.setCurrentText("DDPM")
+    assert w.bound_view.start() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
+    torch.manual_seed(0)
+    w.lab2d_view.set_model(Slow(build_mlp("mlp-tiny").eval()), schedule, "v")
+    w.lab2d_view.compare_samplers()
+
+
+def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbot, qtlog, tmp_path, model,
                                                                               dataset):
     folder = write_image_folder(tmp_path / "imgs", n=4, size=12)
     w = MainWindow(source=str(folder), runs_root=tmp_path / "runs")
@@ -270,16 +292,65 @@ def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbo
     assert names[at + 1:at + 5] == ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
     assert w.bound_view.model_source == w._model_source and w.bound_view.current_model() is None
     assert "No model yet" in w.bound_view.status.text()
-    for view in w.analysis_views:
-        wire(view, Slow(model), schedule, dataset)
-    w.bound_view.all_t.setChecked(True)
-    w.compare_view.n.setValue(2)
-    w.memorise_view.steps.setValue(50)
-    w.sdedit_view.t_spin.setValue(T)
-    w.sdedit_view.steps.setValue(T)
-    w.sdedit_view.sampler.setCurrentText("DDPM")
-    assert w.bound_view.start() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
-    qtbot.wait(100)
-    assert len(running_threads()) == 4
+    qtbot.waitUntil(lambda: not running_threads(), timeout=30_000)  # the 2D tab's first score field
+    start_every_tabs_longest_job(w, model, dataset, make_schedule("cosine", LONG_T))
+    qtbot.wait(300)
+    assert len(running_threads()) == 5, running_threads()
+    t0 = time.perf_counter()
     w.close()
-    assert running_threads() == []
+    elapsed = time.perf_counter() - t0
+    assert running_threads() == [] and elapsed < 2.0, f"closing took {elapsed:.2f} s"
+    assert not [r for r in qtlog.records if "QThread" in r.message]
+
+
+CLOSE_MID_JOBS = r"""
+import sys, time
+sys.path.insert(0, sys.argv[3])
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from diffview.core.data import ImageDataset
+from diffview.core.schedule import make_schedule
+from diffview.core.unet import build_unet
+from diffview.gui.main_window import MainWindow
+from diffview.gui.threads import running_threads
+from test_views import LONG_T, start_every_tabs_longest_job
+app = QApplication([])
+w = MainWindow(source=sys.argv[1], runs_root=sys.argv[2])
+w.show()
+torch.manual_seed(0)
+model = build_unet("tiny", 1, 8).eval()
+dataset = ImageDataset(torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8))
+def close():
+    print("running", len(running_threads()), flush=True)
+    t0 = time.perf_counter()
+    w.close()
+    print("closed in", round(time.perf_counter() - t0, 3), flush=True)
+def start():
+    if w.dataset is None or w._tasks or running_threads():
+        QTimer.singleShot(50, start); return
+    start_every_tabs_longest_job(w, model, dataset, make_schedule("cosine", LONG_T))
+    QTimer.singleShot(300, close)
+QTimer.singleShot(0, start)
+code = app.exec()
+print("exit", code)
+sys.exit(code)
+"""
+
+
+def test_closing_the_app_mid_jobs_exits_zero_within_2_s_without_qt_thread_warnings(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = write_image_folder(tmp_path / "imgs", n=4, size=12)
+    env = dict(os.environ, DIFFVIEW_CACHE_DIR=str(tmp_path / "cache"), QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-c", CLOSE_MID_JOBS, str(folder), str(tmp_path / "runs"),
+                        str(Path(__file__).parent)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert "running 5" in lines and "exit 0" in lines, r.stdout
+    closed = float(next(line for line in lines if line.startswith("closed in")).split()[-1])
+    assert closed < 2.0, r.stdout
+    assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr

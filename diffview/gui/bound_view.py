@@ -29,6 +29,8 @@ from ..core.datasets import load_builtin
 from .jobs import JobView, float_images
 from .widgets import readout
 
+VARIANCE_WORDS = {"fixed_small": "σ²<sub>t</sub> = β̃<sub>t</sub>", "fixed_large": "σ²<sub>t</sub> = β<sub>t</sub>",
+                  "learned_range": "learned (improved DDPM eq. 15)", "learned": "learned σ²<sub>t</sub>"}
 HELD_OUT_SEED = 1  # the app loads built-in datasets with seed 0: another seed draws images never trained on
 
 
@@ -50,7 +52,7 @@ def evaluation_images(dataset, report, channels: int, size: int, n: int, seed: i
         raise ValueError(f"The model takes {channels}×{size}×{size} images but the loaded dataset has "
                          f"{dataset.channels}×{dataset.image_size}×{dataset.image_size}: load the run's dataset.")
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
-    return (float_images(dataset._uint8(idx)),
+    return (float_images(dataset.images_uint8(idx)),
             f"{len(idx)} random TRAINING images (a folder has no held-out split, so this is the bound on "
             "training data, not a test NLL)")
 
@@ -192,6 +194,7 @@ class BoundView(JobView):
         self.prior_point.setData([float(T)], [max(r.prior, floor)])
         kl_sum = r.total - r.prior - float(r.terms[0])
         how = (f"{len(r.timesteps)} of {T} timesteps, sum rescaled" if r.subsampled else f"all {T} timesteps")
+        how += f"; p<sub>θ</sub> variance {VARIANCE_WORDS.get(r.variance, r.variance)}"
         self.values.setText(
             f"L<sub>T</sub> = {r.prior:.3g}<br>L<sub>0</sub> = {r.terms[0]:.4f}<br>"
             f"Σ L<sub>t−1</sub> = {kl_sum:.4f}<br><b>NLL ≤ {r.total:.4f} bits/dim</b><br>({how}; {r.images} images)")

@@ -9,6 +9,7 @@ Everything heavy runs on worker threads (the TrainingController, BackgroundTask)
 
 from __future__ import annotations
 
+import html
 import tempfile
 import threading
 import time
@@ -70,6 +71,10 @@ MIN_DRAWN = 20
 
 class Cancelled(Exception):
     pass
+
+
+def _failed(err: str) -> str:
+    return f"<span style='color:#ff8080'>failed: {html.escape(err)}</span>"
 
 
 class Lab2DView(QWidget):
@@ -395,14 +400,18 @@ class Lab2DView(QWidget):
         self.request_score()
 
     # ------------------------------------------------------------------ background work
-    def _run(self, fn, on_done, name: str, button: QPushButton | None = None) -> None:
-        """Run ``fn`` on a worker; ``button`` stays disabled until it ends."""
+    def _run(self, fn, on_done, name: str, button: QPushButton | None = None, show_error=None) -> None:
+        """Run ``fn`` on a worker; ``button`` stays disabled until it ends. If it fails, ``show_error(reason)``
+        puts the reason where its result would have gone (and leaves the view ready for another run)."""
         if self._cancel.is_set():  # shut down: start nothing new
             return
 
         def failed(err: str) -> None:
-            if not self._cancel.is_set():
-                self.message.emit("error", err)
+            if self._cancel.is_set():
+                return
+            self.message.emit("error", err)
+            if show_error is not None:
+                show_error(err)
 
         def job():  # beside training: the worker's own OpenMP team must not take every core
             use_worker_torch_threads()
@@ -444,7 +453,13 @@ class Lab2DView(QWidget):
                 out["contours"] = None
             return out
 
-        self._run(job, self._score_done, "diffview-score")
+        self._run(job, self._score_done, "diffview-score", show_error=self._score_failed)
+
+    def _score_failed(self, err: str) -> None:
+        self._score_busy = False
+        self.score_plot.setTitle(f"Score field at t = {self.t}: failed ({html.escape(err)})")
+        if self._score_again:
+            self.request_score()
 
     def _score_done(self, out: dict) -> None:
         self._score_busy = False
@@ -468,7 +483,8 @@ class Lab2DView(QWidget):
         def job():
             return reverse_trajectories(model, sched, obj, n=TRAJ_N, steps=TRAJ_STEPS, check=self._check)
 
-        self._run(job, self._trajectories_done, "diffview-trajectories", self.sample_button)
+        self._run(job, self._trajectories_done, "diffview-trajectories", self.sample_button,
+                  lambda err: self.traj_label.setText(_failed(err)))
 
     def _trajectories_done(self, result) -> None:
         self.trajectory, self.traj_ts = result
@@ -500,7 +516,8 @@ class Lab2DView(QWidget):
             self.message.emit("error", "Train first: Langevin dynamics follows the learned score.")
             return
         self.lang_text.setText("running…")
-        self._run(self._langevin_job(FORWARD_N, True), self._langevin_done, "diffview-langevin", self.langevin_button)
+        self._run(self._langevin_job(FORWARD_N, True), self._langevin_done, "diffview-langevin", self.langevin_button,
+                  lambda err: self.lang_text.setText(_failed(err)))
 
     def _langevin_done(self, out: dict) -> None:
         self.langevin = out
@@ -522,7 +539,8 @@ class Lab2DView(QWidget):
             self.message.emit("error", "Train first: the distances are of the trained model's samples.")
             return
         self.readout.setText(f"sampling {FINAL_N:,} points with DDPM and Langevin…")
-        self._run(self._langevin_job(FINAL_N, False), self._final_done, "diffview-distances", self.final_button)
+        self._run(self._langevin_job(FINAL_N, False), self._final_done, "diffview-distances", self.final_button,
+                  lambda err: self.readout.setText(_failed(err)))
 
     def _final_done(self, out: dict) -> None:
         self.final_distances = out
@@ -538,7 +556,8 @@ class Lab2DView(QWidget):
         dataset = self.trainer._dataset if self.trainer is not None else self.dataset
         self.readout.setText(f"running every sampler on {FINAL_N:,} points…")
         self._run(lambda: sampler_distances(model, sched, obj, dataset, n=FINAL_N, check=self._check),
-                  self._compare_done, "diffview-samplers", self.compare_button)
+                  self._compare_done, "diffview-samplers", self.compare_button,
+                  lambda err: self.readout.setText(_failed(err)))
 
     def _compare_done(self, out: dict) -> None:
         self.sampler_table = out

@@ -27,17 +27,7 @@ RED, GREY = (235, 60, 60), (70, 72, 76)
 K_NEAREST, RATIO = 50, 1 / 3
 
 
-class _FloatImages:
-    """uint8 training images seen as float [−1, 1] a slice at a time, so a large set is never all float."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index) -> torch.Tensor:
-        return float_images(self.images[index])
+SEARCH_CHUNK = 2048  # training images decoded and compared at a time: a streamed folder is never all in memory
 
 
 def pair_image(sample: np.ndarray, neighbour: np.ndarray, flagged: bool, scale: int) -> np.ndarray:
@@ -159,7 +149,7 @@ class MemoriseView(JobView):
                     final = st.x_prev
             samples = to_uint8(final)
             emit(("sampled", len(dataset)))
-            return self._search(samples, dataset)
+            return self._search(samples, dataset, cancelled)
 
         self.set_status(f"Sampling {n} images from {label} (DDIM, {steps} steps)…")
         self._busy_buttons(True)
@@ -177,15 +167,20 @@ class MemoriseView(JobView):
             return False
         self.set_status(f"Searching {len(dataset):,} training images for {len(samples)} samples…")
         self._busy_buttons(True)
-        self.run_job(lambda emit, cancelled: self._search(samples, dataset), "diffview-memorisation",
+        self.run_job(lambda emit, cancelled: self._search(samples, dataset, cancelled), "diffview-memorisation",
                      self._on_item, self._on_done)
         return True
 
     @staticmethod
-    def _search(samples: np.ndarray, dataset):
-        train = dataset.images if hasattr(dataset, "images") else dataset._uint8(torch.arange(len(dataset)))
-        nb = nearest_training_images(float_images(samples), _FloatImages(train), k=K_NEAREST, ratio=RATIO)
-        return samples, nb, train[torch.as_tensor(nb.index)].numpy()
+    def _search(samples: np.ndarray, dataset, cancelled=None):
+        """(samples, Neighbours, the nearest training images uint8), or None if cancelled; the dataset is read
+        ``SEARCH_CHUNK`` images at a time, a streamed one decoding only those."""
+        nb = nearest_training_images(float_images(samples), dataset, k=K_NEAREST, ratio=RATIO, chunk=SEARCH_CHUNK,
+                                     stop=cancelled)
+        if nb is None:
+            return None
+        nearest = [dataset.images_uint8(nb.index[i:i + SEARCH_CHUNK]) for i in range(0, len(nb.index), SEARCH_CHUNK)]
+        return samples, nb, torch.cat(nearest).numpy()
 
     @Slot(object)
     def _on_item(self, item) -> None:
