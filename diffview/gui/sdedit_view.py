@@ -1,5 +1,8 @@
 """Noise and denoise (SDEdit, Meng et al. 2022): take a training image or any image file, noise it to
-t, denoise from there with the current model, and see what survives at each t (``analysis.iter_sdedit``)."""
+t, denoise from there with the current model, and see what survives at each t (``analysis.iter_sdedit``).
+
+t is the 0-based timestep index 0 … T−1 of every other view and the CLI (the paper's step t+1);
+``UNTOUCHED`` (−1, as a finished chain's t_prev) is x_0 itself, no noise."""
 
 from __future__ import annotations
 
@@ -25,11 +28,50 @@ from .jobs import JobView, float_images
 from .widgets import ImageGrid, TimestepControl
 
 STRIP = 8
+UNTOUCHED = -1  # "t" of the image as it is: x_0, no noise
 
 
 def strip_timesteps(T: int, n: int = STRIP) -> list[int]:
-    """n values of the paper's t from 0 (untouched) to T (pure noise)."""
-    return sorted(set(np.round(np.linspace(0, T, n)).astype(int).tolist()))
+    """n evenly spaced noise levels: UNTOUCHED (x_0), then indices t up to T−1 (pure noise at the top).
+
+    They are round(i·T/(n−1)) − 1 for i = 0 … n−1, computed exactly (ties to even)."""
+    return sorted({_round_half_even(i * T, n - 1) - 1 for i in range(n)}) if n > 1 else [T - 1]
+
+
+def _round_half_even(num: int, den: int) -> int:
+    q, r = divmod(num, den)
+    return q + (2 * r > den or (2 * r == den and q % 2 == 1))
+
+
+class NoiseLevelControl(TimestepControl):
+    """The 0-based index t over 0..T−1, with one more stop below 0 (UNTOUCHED) shown as "none"."""
+
+    def __init__(self, maximum: int = 999, parent=None):
+        super().__init__(maximum, parent=parent)
+        self.spin.setSpecialValueText("none")
+        self.slider.setToolTip("Timestep t (0-based index, the paper's step t+1); the far left is none: "
+                               "x_0 untouched")
+
+    def setValue(self, t: int) -> None:  # noqa: N802 (Qt's naming)
+        t = max(UNTOUCHED, min(int(t), self.maximum()))
+        if t == self._value:
+            return
+        self._value = t
+        for w in (self.slider, self.spin):
+            if w.value() != t:
+                w.blockSignals(True)
+                w.setValue(t)
+                w.blockSignals(False)
+        self.changed.emit(t)
+
+    def set_maximum(self, maximum: int) -> int:
+        t = super().set_maximum(maximum)
+        for w in (self.slider, self.spin):
+            w.blockSignals(True)
+            w.setMinimum(UNTOUCHED)
+            w.setValue(self._value)
+            w.blockSignals(False)
+        return t
 
 
 class SDEditView(JobView):
@@ -49,19 +91,18 @@ class SDEditView(JobView):
         self.index.valueChanged.connect(self.use_training_image)
         self.open_button = QPushButton("Open image…")
         self.open_button.clicked.connect(self._open_dialog)
-        self.timestep = TimestepControl(1000)  # the paper's t: 0 = untouched … T = pure noise
-        self.timestep.slider.setToolTip("t: 0 leaves the image untouched, T starts from pure noise")
+        self.timestep = NoiseLevelControl(999)  # the 0-based index t: none (untouched), 0 … T−1 (pure noise)
         self.t_slider, self.t_spin = self.timestep.slider, self.timestep.spin
-        self.timestep.setValue(500)
+        self.timestep.setValue(499)
         self.sampler = QComboBox()
         self.sampler.addItems(["DDIM", "DDPM"])
         self.steps = QSpinBox()
         self.steps.setRange(1, 10_000)
         self.steps.setValue(50)
-        self.steps.setToolTip("At most t steps are taken from t down to 0")
+        self.steps.setToolTip("At most t+1 steps are taken, from t down to 0")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.with_strip = QCheckBox(f"and the strip of {STRIP} t values")
+        self.with_strip = QCheckBox(f"and the strip of {STRIP} noise levels")
         self.with_strip.setChecked(True)
         self.button = QPushButton("Noise and denoise")
         self.button.clicked.connect(self.start_or_cancel)
@@ -90,11 +131,13 @@ class SDEditView(JobView):
         right.addWidget(self.strip_grid, 2)
         self.arrange(form, right, 320,
             "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, then denoise from t with the reverse "
-            "process (SDEdit, Meng et al. 2022): t = 0 leaves the image untouched, t = T starts from pure noise")
+            "process (SDEdit, Meng et al. 2022). t is the 0-based index 0…T−1 of the other tabs: the paper's step "
+            "t+1, so ᾱ<sub>t</sub> here is the paper's ᾱ<sub>t+1</sub>; t = T−1 starts from (nearly) pure noise, "
+            "none leaves the image untouched")
 
     # ------------------------------------------------------------------ the image
     def set_timesteps(self, T: int) -> None:
-        self.timestep.set_maximum(T)
+        self.timestep.set_maximum(T - 1)
         self.steps.setMaximum(T)
 
     def showEvent(self, event) -> None:
@@ -172,7 +215,8 @@ class SDEditView(JobView):
         def one(t, cancelled):
             g = torch.Generator().manual_seed(seed)
             x_t = out = x0
-            for i, st in enumerate(iter_sdedit(model, x0, t, schedule, generator=g, **kw)):
+            # iter_sdedit takes the paper's step: index t is step t+1, UNTOUCHED (−1) is step 0 (no noise)
+            for i, st in enumerate(iter_sdedit(model, x0, t + 1, schedule, generator=g, **kw)):
                 if cancelled():
                     return None
                 if i == 0:
@@ -196,7 +240,8 @@ class SDEditView(JobView):
 
         self.strip_ts, self.strip = ts, []
         self.button.setText("Cancel")
-        self.set_status(f"Noising {self.source_label} to t = {t} and denoising with {label}…")
+        self.set_status(f"Keeping {self.source_label} untouched…" if t == UNTOUCHED else
+                        f"Noising {self.source_label} to t = {t} and denoising with {label}…")
         self.run_job(work, "diffview-sdedit", self._on_item, self._on_done)
         return True
 
@@ -206,16 +251,19 @@ class SDEditView(JobView):
         if kind == "main":
             self.noised, self.result, self.result_t = x_t, out, t
             self.noised_grid.set_images(x_t)
-            self.noised_grid.set_title(f"x<sub>t</sub>, t = {t}")
+            self.noised_grid.set_title("x<sub>0</sub> untouched (no noise)" if t == UNTOUCHED
+                                       else f"x<sub>t</sub>, t = {t}")
             self.result_grid.set_images(out)
-            self.result_grid.set_title(f"denoised from t = {t}")
+            self.result_grid.set_title("untouched: x<sub>0</sub> as it is" if t == UNTOUCHED
+                                       else f"denoised from t = {t}")
         else:
             self.strip.append((x_t, out))
             row = np.concatenate([np.concatenate([a for a, _ in self.strip]),
                                   np.concatenate([b for _, b in self.strip])])
             self.strip_grid.set_images(row, nrow=len(self.strip))
             self.strip_grid.set_title("what survives: x<sub>t</sub> (top) and denoised (bottom) at t = "
-                                      + ", ".join(str(s) for s in self.strip_ts[:len(self.strip)]))
+                                      + ", ".join("none" if s == UNTOUCHED else str(s)
+                                                  for s in self.strip_ts[:len(self.strip)]))
 
     def _on_done(self, result, error: str, cancelled: bool) -> None:
         self.button.setText("Noise and denoise")
@@ -224,5 +272,8 @@ class SDEditView(JobView):
         if result is None:
             self.set_status("Cancelled.")
             return
+        if self.result_t == UNTOUCHED:
+            self.set_status(f"Done: {self.source_label} untouched (no noise), so the result is x_0 itself.")
+            return
         self.set_status(f"Done: {self.source_label} noised to t = {self.result_t} and denoised "
-                        f"({self.sampler.currentText()}, at most {self.steps.value()} steps).")
+                        f"({self.sampler.currentText()}, {min(self.steps.value(), self.result_t + 1)} steps).")
