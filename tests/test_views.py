@@ -19,7 +19,10 @@ from diffview.gui.bound_view import BoundView, evaluation_images  # noqa: E402
 from diffview.gui.compare_view import CompareView, parse_etas  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.memorise_view import MemoriseView  # noqa: E402
-from diffview.gui.sdedit_view import SDEditView, strip_timesteps  # noqa: E402
+from diffview.core.diffusion import q_sample  # noqa: E402
+from diffview.core.export import to_uint8  # noqa: E402
+from diffview.gui.jobs import float_images  # noqa: E402
+from diffview.gui.sdedit_view import UNTOUCHED, SDEditView, strip_timesteps  # noqa: E402
 from diffview.gui.threads import running_threads  # noqa: E402
 from helpers import write_image_folder  # noqa: E402
 
@@ -209,18 +212,20 @@ def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, d
 
 
 # ----------------------------------------------------------------------------- noise and denoise
-def test_sdedit_at_t0_is_the_image_unchanged_and_runs_at_t(qtbot, model, schedule, dataset):
+def test_sdedit_untouched_is_the_image_unchanged_and_runs_at_t(qtbot, model, schedule, dataset):
     view = wire(SDEditView(), model, schedule, dataset)
     qtbot.addWidget(view)
     view.show()  # picks up the dataset's size and the schedule's T
     view.index.setValue(5)
-    view.t_spin.setValue(0)
+    view.t_slider.setValue(view.t_slider.minimum())
+    assert view.timestep.value() == UNTOUCHED and view.t_spin.text() == "none"
     view.with_strip.setChecked(False)
     assert view.start()
     finish(qtbot, view)
     np.testing.assert_array_equal(view.result, dataset.images[5:6].numpy())
     np.testing.assert_array_equal(view.noised, dataset.images[5:6].numpy())
-    assert view.result_t == 0
+    assert view.result_t == UNTOUCHED and "untouched" in view.noised_grid.title.text
+    assert (view.t_spin.minimum(), view.t_spin.maximum()) == (UNTOUCHED, T - 1)  # none, then the index 0 … T−1
 
     view.t_spin.setValue(30)
     view.steps.setValue(5)
@@ -229,10 +234,38 @@ def test_sdedit_at_t0_is_the_image_unchanged_and_runs_at_t(qtbot, model, schedul
     finish(qtbot, view)
     assert view.result_t == 30 and view.result.shape == (1, 1, 8, 8)
     assert not np.array_equal(view.noised, dataset.images[5:6].numpy())
-    assert view.strip_ts == strip_timesteps(T) and view.strip_ts[0] == 0 and view.strip_ts[-1] == T
+    assert view.strip_ts == strip_timesteps(T) and view.strip_ts[0] == UNTOUCHED and view.strip_ts[-1] == T - 1
     assert len(view.strip) == len(view.strip_ts)
-    np.testing.assert_array_equal(view.strip[0][1], dataset.images[5:6].numpy())  # t = 0 in the strip too
+    np.testing.assert_array_equal(view.strip[0][1], dataset.images[5:6].numpy())  # untouched in the strip too
     assert view.strip_grid.current_array().shape[0] > view.result_grid.current_array().shape[0]
+
+
+def test_sdedit_t_is_the_0_based_index_of_the_other_tabs(qtbot, model, schedule, dataset):
+    """x_t shown at t is q(x_t | x_0) at schedule index t, and the chain's first model call is at t."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(int(t[0]))
+            return model(x, t)
+
+    view = wire(SDEditView(), Spy(), schedule, dataset)
+    qtbot.addWidget(view)
+    view.show()
+    view.index.setValue(3)
+    view.seed.setValue(7)
+    view.with_strip.setChecked(False)
+    x0 = float_images(dataset.images[3:4])
+    for t in (0, 17, T - 1):
+        seen.clear()
+        view.t_spin.setValue(t)
+        assert view.start()
+        finish(qtbot, view)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7))
+        np.testing.assert_array_equal(view.noised, to_uint8(q_sample(x0, t, schedule, noise)))
+        assert seen[0] == t and view.result_t == t and f"t = {t}" in view.noised_grid.title.text
+    assert strip_timesteps(1000) == [-1, 142, 285, 428, 570, 713, 856, 999]  # round(i·1000/7) − 1
+    assert strip_timesteps(T, 2) == [UNTOUCHED, T - 1] and strip_timesteps(T, T + 1) == list(range(-1, T))
 
 
 def test_sdedit_opens_any_image_file_at_the_dataset_size(qtbot, model, schedule, dataset, tmp_path):
