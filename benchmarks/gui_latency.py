@@ -4,11 +4,17 @@
    default model trains on the built-in digits; the 99th percentile of the lateness is the stall.
 2. Training throughput with the app open, as a fraction of the same training run headless.
 3. A forward-view slider move on a 64-image grid: the time to compute x_t and repaint the grid.
+4. Opening a run of the ``ddpm-cifar10`` preset (35.7M parameters; its checkpoint, written by the
+   Trainer after one step, holds the weights, the EMA weights and AdamW's two moments): the
+   event-loop stall while the app reads it, builds both models and shows the run.
+5. Exporting a 100-frame GIF of the reverse process (36 RGB 32×32 images, x_t beside x̂_0): the stall
+   while it is written.
 
 For each torch thread count given (default 1 and 2) it repeats 1 and 2, so the thread count the
 app uses can be picked from what is measured.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --seconds 40
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases open-run,gif
 """
 
 from __future__ import annotations
@@ -16,19 +22,112 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from diffview.core.config import TrainConfig  # noqa: E402
-from diffview.core.data import load_dataset  # noqa: E402
+from diffview.core.data import ImageDataset, load_dataset  # noqa: E402
 from diffview.core.training import StepEvent, Trainer  # noqa: E402
+from diffview.gui import sampling_view  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
+
+
+class StallProbe:
+    """How late a 5 ms QTimer on the GUI thread fires, tick by tick (ms), while ``with`` runs."""
+
+    def __init__(self, interval_ms: int = 5):
+        self.interval, self.lateness, self.last = interval_ms, [], None
+        self.clock, self.timer = QElapsedTimer(), QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        if self.last is not None:
+            self.lateness.append(max(0.0, now - self.last - self.interval))
+        self.last = now
+
+    def __enter__(self) -> "StallProbe":
+        self.clock.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tick()
+        self.timer.stop()
+
+    def summary(self) -> str:
+        late = self.lateness or [float("nan")]
+        return (f"event-loop stall p99 {float(np.percentile(late, 99)):.1f} ms, max {max(late):.1f} ms "
+                f"over {len(late)} ticks (target p99 < 50 ms)")
+
+
+def run_until(app: QApplication, done, timeout_s: float = 600) -> float:
+    """Run a real event loop (the GUI thread sleeps between events) until ``done()``; seconds taken."""
+    t0 = time.perf_counter()
+    loop = QEventLoop()
+    check = QTimer()
+    check.timeout.connect(lambda: loop.quit() if done() or time.perf_counter() - t0 > timeout_s else None)
+    check.start(10)
+    loop.exec()
+    check.stop()
+    return time.perf_counter() - t0
+
+
+def cifar10_run(root: Path) -> Path:
+    """A run folder of the ``ddpm-cifar10`` preset after one training step, written by the Trainer itself."""
+    run = root / "ddpm-cifar10"
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    cfg = TrainConfig(model="ddpm-cifar10", dataset="random", image_size=32, channels="3", steps=1, batch_size=2,
+                      preview_n=1, preview_steps=1, checkpoint_every=1, threads=2)
+    for _ in Trainer(cfg, run, dataset=ImageDataset(images)).run():
+        pass
+    return run
+
+
+def open_run_stall(app: QApplication, run: Path) -> str:
+    window = MainWindow(runs_root=run.parent)
+    window.show()
+    run_until(app, lambda: window.dataset is not None and not window._tasks)
+    ckpt = next((run / "checkpoints").glob("step_*.pt"))
+    with StallProbe() as probe:
+        window.open_run_folder(str(run))
+        seconds = run_until(app, lambda: not window.opener.busy and not window._tasks)
+    params = sum(p.numel() for p in window.loaded_run.model.parameters())
+    line = (f"open a ddpm-cifar10 run ({params / 1e6:.1f}M parameters, checkpoint {ckpt.stat().st_size / 2**20:.0f} MiB): "
+            f"{seconds:.2f} s; {probe.summary()}")
+    window.close()
+    return line
+
+
+def gif_export_stall(app: QApplication, out: Path, frames: int = 100) -> str:
+    window = MainWindow(runs_root=out)
+    window.show()
+    run_until(app, lambda: window.dataset is not None and not window._tasks)
+    sv = window.sampling_view
+    g = torch.Generator().manual_seed(0)
+    sv.trajectory = [(i, 999 - 10 * i, torch.randint(0, 256, (36, 3, 32, 32), dtype=torch.uint8, generator=g).numpy(),
+                      torch.randint(0, 256, (36, 3, 32, 32), dtype=torch.uint8, generator=g).numpy(), 0.0)
+                     for i in range(frames)]
+    sv.settings = {"seed": 0, "sampler": "ddim", "steps": frames - 1, "eta": 0.0, "schedule": "cosine",
+                   "timesteps": 1000, "model": "random frames"}
+    path = out / "reverse.gif"
+    with StallProbe() as probe:
+        sv.export(sampling_view._write_gif, str(path))
+        seconds = run_until(app, lambda: not sv.exporting)
+    line = (f"export a {frames}-frame GIF ({path.stat().st_size / 2**20:.1f} MiB): {seconds:.2f} s; "
+            f"{probe.summary()}")
+    window.close()
+    return line
 
 
 def headless_rate(cfg: TrainConfig, data, seconds: float) -> float:
@@ -114,12 +213,24 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-probe", action="store_true", help="throughput only, without the 5 ms timer probe")
+    ap.add_argument("--cases", default="slider,training,open-run,gif",
+                    help="which to measure, of slider, training, open-run, gif")
     args = ap.parse_args()
+    cases = set(args.cases.split(","))
     app = QApplication.instance() or QApplication([])
+    if "open-run" in cases or "gif" in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            if "open-run" in cases:
+                print(open_run_stall(app, cifar10_run(Path(tmp))), flush=True)
+            if "gif" in cases:
+                print(gif_export_stall(app, Path(tmp)), flush=True)
+    if "slider" in cases:
+        times = slider_latency(app)
+        print(f"slider move, 64-image grid: median {statistics.median(times):.1f} ms, "
+              f"max {max(times):.1f} ms (target: drawn within 16 ms)")
+    if "training" not in cases:
+        return
     data, _ = load_dataset("digits")
-    times = slider_latency(app)
-    print(f"slider move, 64-image grid: median {statistics.median(times):.1f} ms, "
-          f"max {max(times):.1f} ms (target: drawn within 16 ms)")
     for threads in [int(x) for x in args.threads.split(",")]:
         cfg = TrainConfig(threads=threads, steps=10**6, preview_every=10**6, checkpoint_every=10**6)
         base = headless_rate(cfg, data, args.seconds)
