@@ -243,3 +243,75 @@ def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkey
                    clip_x0=False, x_T=x_T)
     assert out["rows"][2][1] == distance_to_data(x, view.dataset)[0]
     assert f"{out['rows'][2][1]:.4f}" in view.readout.text() and f"floor {out['floor']:.4f}" in view.readout.text()
+
+
+class Breakable(torch.nn.Module):
+    """The model, or a RuntimeError while ``broken``."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.broken = inner, True
+
+    def forward(self, x, t):
+        if self.broken:
+            raise RuntimeError("the MLP broke")
+        return self.inner(x, t)
+
+
+def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeypatch):
+    import diffview.gui.lab2d_view as lab
+
+    monkeypatch.setattr(lab, "FINAL_N", 300)
+    view.levels.setValue(4)
+    view.steps_per_level.setValue(2)
+    messages = []
+    view.message.connect(lambda level, text: messages.append((level, text)))
+    model = Breakable(random_model())
+    view.set_model(model, view.schedule, "v")  # the score field at t
+    idle(qtbot, view)
+    assert "failed (the MLP broke)" in view.score_plot.getPlotItem().titleLabel.text and not view._score_busy
+    jobs = [(view.sample_button, view.traj_label, lambda: view.trajectory),
+            (view.langevin_button, view.lang_text, lambda: view.langevin),
+            (view.final_button, view.readout, lambda: view.final_distances),
+            (view.compare_button, view.readout, lambda: getattr(view, "sampler_table", None))]
+    for button, label, result in jobs:
+        button.click()
+        idle(qtbot, view, timeout=60_000)
+        assert "failed: the MLP broke" in label.text() and result() is None and button.isEnabled()
+    assert messages == [("error", "the MLP broke")] * 5
+    model.broken = False
+    view.set_timestep(42)  # the field updates again
+    idle(qtbot, view)
+    assert view.score_result["t"] == 42 and view.score_plot.getPlotItem().titleLabel.text == "Score field at t = 42"
+    for button, label, result in jobs:
+        button.click()
+        idle(qtbot, view, timeout=60_000)
+        assert result() is not None and "failed" not in label.text()
+    assert len(messages) == 5
+
+
+def test_each_job_is_cancelled_between_model_calls(qtbot, view, monkeypatch):
+    """A job whose check() is set mid-run stops at the next model call, not at the end of a sampler."""
+    from diffview.core.lab2d import langevin_vs_ddpm, reverse_trajectories, sampler_distances
+
+    class Cancel(Exception):
+        pass
+
+    calls = []
+
+    def counted(x, t):
+        calls.append(int(t[0]))
+        return random_model()(x, t)
+
+    def check():
+        if len(calls) >= 5:
+            raise Cancel
+
+    sched = make_schedule("cosine", 1000)
+    for job in (lambda: reverse_trajectories(counted, sched, "v", n=10, check=check),
+                lambda: langevin_vs_ddpm(counted, sched, "v", view.dataset, n=10, check=check),
+                lambda: sampler_distances(counted, sched, "v", view.dataset, n=10, check=check)):
+        calls.clear()
+        with pytest.raises(Cancel):
+            job()
+        assert len(calls) == 5

@@ -17,6 +17,7 @@ from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.core.unet import build_unet  # noqa: E402
 from diffview.gui.bound_view import BoundView, evaluation_images  # noqa: E402
 from diffview.gui.compare_view import CompareView, parse_etas  # noqa: E402
+from diffview.gui.jobs import float_images  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.memorise_view import MemoriseView  # noqa: E402
 from diffview.core.diffusion import q_sample  # noqa: E402
@@ -211,6 +212,34 @@ def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, d
     assert "no samples yet" in view.status.text()
 
 
+def test_memorisation_searches_a_streamed_folder_a_chunk_at_a_time(qtbot, model, schedule, tmp_path, monkeypatch):
+    import diffview.gui.memorise_view as mem
+    from diffview.core.data import StreamingImageDataset
+
+    folder = write_image_folder(tmp_path / "imgs", n=30, size=8)
+    streamed = StreamingImageDataset(sorted(folder.glob("*.png")), channels=1, image_size=8)
+    reads = []
+
+    class Counted(StreamingImageDataset):
+        def _uint8(self, indices):
+            reads.append(len(indices))
+            return super()._uint8(indices)
+
+    data = Counted(streamed.files, 1, 8)
+    monkeypatch.setattr(mem, "SEARCH_CHUNK", 7)
+    view = wire(MemoriseView(), model, schedule, data)
+    qtbot.addWidget(view)
+    train = streamed.images_uint8(range(30))
+    samples = torch.cat([train[[12, 29]], torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8)]).numpy()
+    reads.clear()
+    assert view.analyse(samples)
+    finish(qtbot, view)
+    assert max(reads) <= 7 and sum(reads) == 30 + 3  # each image once, then the 3 nearest for the display
+    brute = torch.cdist(float_images(samples).flatten(1).double(), float_images(train).flatten(1).double())
+    assert view.neighbours.index.tolist() == brute.argmin(1).tolist() and view.neighbours.index[:2].tolist() == [12, 29]
+    np.testing.assert_allclose(view.neighbours.distance, brute.min(1).values.numpy(), rtol=1e-12)
+
+
 # ----------------------------------------------------------------------------- noise and denoise
 def test_sdedit_untouched_is_the_image_unchanged_and_runs_at_t(qtbot, model, schedule, dataset):
     view = wire(SDEditView(), model, schedule, dataset)
@@ -278,6 +307,62 @@ def test_sdedit_opens_any_image_file_at_the_dataset_size(qtbot, model, schedule,
     np.testing.assert_array_equal(view.original[0], to_channels(decode_image(path, 8), 1))
     (tmp_path / "bad.png").write_bytes(b"not an image")
     assert not view.load_image_file(str(tmp_path / "bad.png")) and "Cannot use" in view.status.text()
+
+
+# ----------------------------------------------------------------------------- a failing job
+class Breakable(torch.nn.Module):
+    """The model, or a RuntimeError while ``broken``."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.broken = inner, True
+
+    def forward(self, x, t):
+        if self.broken:
+            raise RuntimeError("the model broke at this step")
+        return self.inner(x, t)
+
+
+def _small(view):
+    for name, value in (("images", 2), ("k", 3), ("n", 2), ("steps", 2), ("few", 0)):
+        if hasattr(view, name):
+            getattr(view, name).setValue(value)
+    if isinstance(view, CompareView):
+        view.ddpm_full.setChecked(False)
+        view.etas.setText("0")
+    if isinstance(view, SDEditView):
+        view.show()
+        view.t_spin.setValue(10)
+        view.with_strip.setChecked(False)
+
+
+def _result(view):
+    return {BoundView: lambda: view.result, CompareView: lambda: view.results or None,
+            MemoriseView: lambda: view.neighbours, SDEditView: lambda: view.result}[type(view)]()
+
+
+BUTTONS = {BoundView: "Compute the bound", CompareView: "Run samplers", MemoriseView: "Generate and search",
+           SDEditView: "Noise and denoise"}
+
+
+@pytest.mark.parametrize("cls", [BoundView, CompareView, MemoriseView, SDEditView])
+def test_a_failing_job_shows_why_and_the_next_run_works(qtbot, cls, model, schedule, dataset):
+    broken = Breakable(model)
+    view = wire(cls(), broken, schedule, dataset)
+    qtbot.addWidget(view)
+    _small(view)
+    messages = []
+    view.message.connect(lambda level, text: messages.append((level, text)))
+    assert view.start()
+    finish(qtbot, view)
+    assert messages == [("error", "the model broke at this step")]
+    assert view.status.text() == "the model broke at this step" and _result(view) is None
+    button = view.generate if cls is MemoriseView else view.button
+    assert button.text() == BUTTONS[cls] and not view.busy
+    broken.broken = False
+    assert view.start()
+    finish(qtbot, view)
+    assert _result(view) is not None and len(messages) == 1 and "broke" not in view.status.text()
 
 
 # ----------------------------------------------------------------------------- the window
