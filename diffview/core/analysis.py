@@ -189,7 +189,8 @@ def nearest_training_images(samples: torch.Tensor, train, *, k: int = 50, ratio:
         if stop is not None and stop():
             return None
         idx = torch.arange(lo, min(lo + chunk, n_train))
-        part = ImageDataset.to_float(train.images_uint8(idx)) if hasattr(train, "images_uint8") else train[lo:lo + chunk]
+        streamed = hasattr(train, "images_uint8")
+        part = ImageDataset.to_float(train.images_uint8(idx)) if streamed else train[lo:lo + chunk]
         y = part.flatten(1).double()
         d2 = (s2 - 2 * s @ y.T + (y * y).sum(1)[None]).clamp_(min=0)
         i = d2.argmin(1)

@@ -188,7 +188,7 @@ def ddpm_step(
     generator: torch.Generator | None = None,
     model_var: torch.Tensor | None = None,
 ) -> StepResult:
-    # x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z,  σ²_t = β̃_t, β_t or learned   (DDPM Algorithm 2, eqs. 6–7; improved DDPM eq. 15)
+    # x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z, σ²_t = β̃_t, β_t or learned   (DDPM Alg. 2, eqs. 6–7; improved DDPM eq. 15)
     """One ancestral step of p_θ(x_{t−1} | x_t); no noise is added at t = 0. ``model_var`` is the
     model's variance output for a learned ``variance`` (see :func:`p_log_variance`)."""
     x0, _ = predict_x0_eps(model_output, x_t, t, schedule, objective, clip_x0)
@@ -347,8 +347,8 @@ def iter_sample(
             k = len(ts) - 1 - index if sched is not schedule else t
             t_model = torch.full((batch,), t, dtype=torch.long, device=x.device)
             out, v = model_outputs(model, x, t_model, variance)
-            res = ddpm_step(out, x, k, sched, objective=objective, variance=variance, clip_x0=clip_x0, generator=generator,
-                            model_var=v)
+            res = ddpm_step(out, x, k, sched, objective=objective, variance=variance, clip_x0=clip_x0,
+                            generator=generator, model_var=v)
             t_prev = ts[index + 1] if index + 1 < len(ts) else -1
             yield SampleStep(index, t, t_prev, x, res.x0_pred, res.prev)
             x = res.prev
