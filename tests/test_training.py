@@ -143,7 +143,9 @@ def test_run_folder_layout_and_checkpoint_contents(tmp_path):
     state = load_checkpoint(run.latest_checkpoint())
     assert state["step"] == 6
     assert {"model", "ema", "optimizer", "lr_schedule", "rng", "config", "unet"} <= set(state)
-    assert {"torch", "numpy", "python", "data"} <= set(state["rng"])
+    assert set(state["rng"]) == {"data"}  # dropout's generator is reseeded from (seed, rank, step); no global one
+    assert state["config"]["horizons"] == [[0, 6]] and state["lr_schedule"]["horizons"] == [[0, 6]]
+    assert run.read_config()["horizons"] == [[0, 6]]
 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):

@@ -42,6 +42,8 @@ class TrainConfig:
     lr: float = 2e-3
     warmup_steps: int = 100
     lr_decay: str = "cosine"  # "cosine" to 10% at the last step, or "constant"
+    horizons: list | None = None  # [[start, end], …] the rate decays over, one more per resume that changed
+    # the total steps (core/lr_schedule.py); recorded by the trainer, None for a new run
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -83,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"image_size must be an integer >= 4, got {self.image_size!r}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must lie in (0, 1), got {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.horizons is not None:
+            _check_horizons(self.horizons)
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if self.global_batch_size is not None and (not isinstance(self.global_batch_size, int)
@@ -142,6 +148,23 @@ def defaults_for(dataset: str) -> dict[str, Any]:
     from .points import is_points_source
 
     return dict(POINT_DEFAULTS) if is_points_source(dataset) else {}
+
+
+# what a resumed run may change: the rest are the run's own (its data, model, optimiser, schedule, reporting)
+RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile")
+# set by the trainer for the processes present (core/distributed.py) and by a resume (horizons)
+RECORDED_SETTINGS = ("batch_size", "world_size", "global_batch_size", "horizons")
+
+
+def _check_horizons(horizons: Any) -> None:
+    def pair(h: Any) -> bool:
+        return (isinstance(h, (list, tuple)) and len(h) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in h) and 0 <= h[0] < h[1])
+
+    ok = isinstance(horizons, (list, tuple)) and len(horizons) > 0 and all(pair(h) for h in horizons)
+    if not (ok and horizons[0][0] == 0 and all(a[0] < b[0] for a, b in zip(horizons, horizons[1:]))):
+        raise ValueError(f"horizons must be [[0, end], [start, end], …] with starts increasing and each start "
+                         f"before its end, got {horizons!r}")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -18,6 +18,9 @@ How the work is shared, and why it is exact:
   job exactly, and a run may resume with any process count that divides its global batch.
 * Only rank 0 touches the run folder: it reads the checkpoint to resume (and sends it to the
   others) and writes the config, metrics, previews and checkpoints.
+* Dropout is the one draw that must differ between ranks: each rank reseeds its own dropout
+  generator every step from (seed, rank, step) (core/rng.py), so its masks are its own and a
+  resumed run draws the same ones again.
 * Every step the ranks agree whether to stop (Ctrl-C reaching any of them) and see the whole
   global batch's losses, so a non-finite loss stops all of them at the same step.
 * The process group has a timeout (``dist_timeout``, 120 s): a rank whose peer died or hangs
@@ -121,7 +124,8 @@ class Distributed:
         if isinstance(data, StreamingImageDataset):  # decode only this rank's images
             loader = torch.utils.data.DataLoader(
                 data, batch_size=batch_size, sampler=_SliceOfGlobalBatches(len(data), seed, total, lo, batch_size),
-                num_workers=1, persistent_workers=True, prefetch_factor=4)
+                num_workers=1, persistent_workers=True, prefetch_factor=4,
+                generator=torch.Generator().manual_seed(seed + self.rank))  # the worker's flips: not the global RNG
             batches = iter(loader)
             return lambda: next(batches)
         return lambda: data.sample_batch(total, generator)[lo:lo + batch_size]
@@ -217,15 +221,20 @@ def join(cfg, resume: bool = False) -> Distributed:
     batch and splits it over the processes now present, so it may resume on another count.
     """
     d = from_env(cfg.device, cfg.dist_timeout)
+    fit_batch(cfg, d.world_size, resume)
+    return d
+
+
+def fit_batch(cfg, world_size: int, resume: bool = False) -> None:
+    """Set ``cfg``'s per-process batch for ``world_size`` processes (see :func:`join`)."""
     if resume:
         total = cfg.global_batch_size or cfg.batch_size * cfg.world_size
-        if total % d.world_size:
-            raise ValueError(f"the run trained with a global batch of {total}, which {d.world_size} processes "
+        if total % world_size:
+            raise ValueError(f"the run trained with a global batch of {total}, which {world_size} processes "
                              "cannot share evenly; resume with a process count that divides it")
-        cfg.batch_size = total // d.world_size
-    cfg.world_size = d.world_size
-    cfg.global_batch_size = cfg.batch_size * d.world_size
-    return d
+        cfg.batch_size = total // world_size
+    cfg.world_size = world_size
+    cfg.global_batch_size = cfg.batch_size * world_size
 
 
 def failure_message(e: BaseException) -> str | None:

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-import random
 import threading
 import time
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from . import distributed
@@ -30,8 +27,11 @@ from .diffusion import iter_sample
 from .events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from .export import save_grid, to_uint8
 from .losses import training_loss
+from .lr_schedule import horizons_of, lr_at
 from .models import architecture, build_model, describe_model, fresh_copy, model_from_checkpoint
+from .resume import check_run_data, load_run_config, load_run_data, resumed_config
 from .points import PLOT_LIMIT, distance_to_data, is_points_source, load_points, scatter_image
+from .rng import dropout_seed, own_dropout, seeded_build
 from .schedule import make_schedule
 
 
@@ -83,17 +83,6 @@ class EMA:
         self.updates += 1
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 10% at ``steps``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.lr_decay == "constant":
-        return cfg.lr
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 class _ForeverRandom(torch.utils.data.Sampler):
     """Uniform random indices with replacement, without end, from a seeded generator."""
 
@@ -115,7 +104,8 @@ def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
     if not isinstance(data, StreamingImageDataset):
         return lambda: data.sample_batch(batch_size, generator)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_ForeverRandom(len(data), seed),
-                                         num_workers=1, persistent_workers=True, prefetch_factor=4)
+                                         num_workers=1, persistent_workers=True, prefetch_factor=4,
+                                         generator=torch.Generator().manual_seed(seed))  # the worker's flips
     batches = iter(loader)
     return lambda: next(batches)
 
@@ -133,7 +123,11 @@ class Trainer:
     """Trains a UNet on images, or an MLP on 2D points, by ``config``; writes a run folder when
     ``run_dir`` is given.
 
-    ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly.
+    ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly, by the run's
+    own settings: ``config`` may change only RESUMABLE_SETTINGS (the total steps, the device, threads,
+    dist_timeout, compile; anything else differing is a ValueError), and the data is loaded by the run's
+    data settings, while ``run()`` starts (so on the thread that runs it). A ``dataset`` given for a resume
+    must match them. A new total continues the learning rate from where it is (core/lr_schedule.py).
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
@@ -182,7 +176,12 @@ class Trainer:
         state = None
         if self.resume:
             ckpt, state = self.dist.from_main(self._read_latest_checkpoint)  # rank 0 reads, all load
-            yield LogEvent(f"Resuming {ckpt.parent.parent} from {ckpt.name} (step {state['step']}).")
+            self.config = cfg = resumed_config(self.config, state, self.dist.world_size)
+            flips = f", flips {'on' if cfg.flip else 'off'}" if not is_points_source(cfg.dataset) else ""
+            yield LogEvent(f"Resuming {ckpt.parent.parent} from {ckpt.name} (step {state['step']}) on its own "
+                           f"data: {cfg.dataset}{flips}.")
+        else:
+            cfg.horizons = [[0, cfg.steps]]
         if not self.dist.is_main:
             self.run_dir = None  # only rank 0 writes the run folder
 
@@ -191,20 +190,24 @@ class Trainer:
             yield LogEvent(self.report.summary())
             for w in self.report.warnings:
                 yield WarningEvent(w)
+        elif self.resume:
+            check_run_data(self._dataset, cfg)
         data = self._dataset
+        if data.kind == "images":  # the run records what "auto" resolved to, and the flips it trained with
+            cfg.channels, cfg.image_size = str(data.channels), data.image_size
+            cfg.flip = bool(getattr(data, "flip", cfg.flip))
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, data, dropout=cfg.dropout).to(self.device)
+        self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout), cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
+        self._dropout_gen = torch.Generator(device=self.device)  # reseeded each step: see core/rng.py
+        self._dropout_active = own_dropout(self.model, self._dropout_gen) > 0
         fused = self.device.type == "cuda"
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
                                      weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
         if state is not None:
             self._load_state(state)
         self._net = self.dist.wrap(self.model)  # DDP in a job; self.model stays the plain module
@@ -212,10 +215,7 @@ class Trainer:
             self._net = torch.compile(self._net)
         if self.run_dir is not None:
             self.run_dir.create()
-            saved = cfg.to_dict()
-            if data.kind == "images":  # record what "auto" resolved to
-                saved.update(channels=str(data.channels), image_size=data.image_size)
-            atomic_write_text(self.run_dir.config, json.dumps(saved, indent=2) + "\n")
+            atomic_write_text(self.run_dir.config, cfg.to_json())
             if state is not None:
                 self.run_dir.truncate_metrics(self.step)
         yield LogEvent(
@@ -224,6 +224,11 @@ class Trainer:
             f"batch {cfg.batch_size}, lr {cfg.lr:g}."
             + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
         )
+
+    @property
+    def dataset(self):
+        """The data this trainer trains on (for a resume: the run's own, once ``run()`` has loaded it)."""
+        return self._dataset
 
     def _read_latest_checkpoint(self):
         if self.run_dir is None:
@@ -258,6 +263,8 @@ class Trainer:
                 if self._channels_last:
                     x0 = x0.contiguous(memory_format=torch.channels_last)
                 lr = lr_at(self.step, cfg)
+                if self._dropout_active:  # this rank's own masks for this step (core/rng.py)
+                    self._dropout_gen.manual_seed(dropout_seed(cfg.seed, self.dist.rank, self.step))
                 for group in self.opt.param_groups:
                     group["lr"] = lr
                 self.model.train()
@@ -350,8 +357,6 @@ class Trainer:
                             points=final.numpy() if points else None, distance=distance)
 
     def state_dict(self) -> dict:
-        np_state = np.random.get_state()
-        py_state = random.getstate()
         return {
             "step": self.step,
             "config": self.config.to_dict(),
@@ -363,16 +368,10 @@ class Trainer:
             "ema": self.ema.model.state_dict(),
             "ema_updates": self.ema.updates,
             "optimizer": self.opt.state_dict(),
-            "lr_schedule": {"kind": self.config.lr_decay, "warmup_steps": self.config.warmup_steps, "step": self.step},
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "data": self.gen.get_state(),
-                "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                          "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-                "python": {"version": py_state[0], "state": list(py_state[1]),
-                           "gauss": py_state[2]},
-                **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
-            },
+            "lr_schedule": {"kind": self.config.lr_decay, "warmup_steps": self.config.warmup_steps, "step": self.step,
+                            "horizons": horizons_of(self.config)},
+            # the only generator with a state to keep: dropout's is reseeded from (seed, rank, step)
+            "rng": {"data": self.gen.get_state()},
         }
 
     def _load_state(self, state: dict) -> None:
@@ -382,15 +381,7 @@ class Trainer:
             self.ema.updates = int(state["ema_updates"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = int(state["step"])
-            rng = state["rng"]
-            torch.set_rng_state(rng["torch"])
-            self.gen.set_state(rng["data"])
-            n = rng["numpy"]
-            np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                                 n["cached_gaussian"]))
-            random.setstate((rng["python"]["version"], tuple(rng["python"]["state"]), rng["python"]["gauss"]))
-            if "cuda" in rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+            self.gen.set_state(state["rng"]["data"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"the checkpoint does not match this run's model or settings ({e})") from None
 
@@ -400,14 +391,8 @@ class Trainer:
         return CheckpointEvent(self.step, str(path))
 
 
-def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The TrainConfig a run folder was trained with."""
-    d = RunDir(run_dir).read_config()
-    return TrainConfig.from_dict(d)
-
-
 __all__ = [
     "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
-    "EMA", "Trainer", "describe_device", "load_run_config", "load_training_data", "lr_at", "model_from_checkpoint",
-    "pick_device",
+    "EMA", "Trainer", "check_run_data", "describe_device", "load_run_config", "load_run_data", "load_training_data",
+    "lr_at", "model_from_checkpoint", "pick_device",
 ]
