@@ -203,3 +203,81 @@ def test_a_dataset_too_large_for_memory_streams_through_a_dataloader(tmp_path):
     assert events[-1].reason == "finished"
     losses = [e.loss for e in steps_of(events)]
     assert len(losses) == 4 and all(0 < v < 10 for v in losses)
+
+
+# ----------------------------------------------------------------------------- trainers side by side
+def _alone(seed):
+    trainer = Trainer(tiny_config(steps=6, dropout=0.2, seed=seed), dataset=square_dataset(jitter=True))
+    losses = [e.loss for e in steps_of(trainer.run())]
+    return losses, trainer.model.state_dict(), trainer.ema.model.state_dict()
+
+
+def _same(a, b):
+    assert a[0] == b[0]  # the losses, bit for bit
+    for weights, again in zip(a[1:], b[1:]):
+        assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_two_trainers_interleaved_in_one_process_each_train_as_alone():
+    """The app trains images and 2D points at once: neither trainer may draw from a generator the other uses
+    (dropout masks and initial weights included), nor reseed torch's global one."""
+    alone = {seed: _alone(seed) for seed in (0, 1)}
+    assert alone[0][0] != alone[1][0]
+    trainers = {s: Trainer(tiny_config(steps=6, dropout=0.2, seed=s), dataset=square_dataset(jitter=True))
+                for s in (0, 1)}
+    runs = {s: t.run() for s, t in trainers.items()}
+    losses = {0: [], 1: []}
+    before = torch.get_rng_state()
+    torch.rand(3)  # someone else draws from the global generator in between
+    for _ in range(20):  # step A, step B, step A, …
+        for s, events in runs.items():
+            for ev in events:
+                if isinstance(ev, StepEvent):
+                    losses[s].append(ev.loss)
+                    torch.rand(5)
+                    break
+    for s, t in trainers.items():
+        _same((losses[s], t.model.state_dict(), t.ema.model.state_dict()), alone[s])
+    assert not torch.equal(torch.get_rng_state(), before)  # only our own draws moved it
+
+    results = {}  # the same on two threads at once
+    threads = [threading.Thread(target=lambda s=s: results.__setitem__(s, _alone(s))) for s in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    for s in (0, 1):
+        _same(results[s], alone[s])
+
+
+def test_a_trainer_leaves_the_global_generators_as_it_found_them():
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(123)
+    random.seed(4)
+    np.random.seed(5)
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+    list(Trainer(tiny_config(steps=3, dropout=0.2), dataset=square_dataset()).run())
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert random.getstate() == states[1] and (np.random.get_state()[1] == states[2]).all()
+
+
+def test_dropout_masks_come_from_the_trainer_s_generator_per_rank_and_step():
+    from diffview.core.rng import GeneratorDropout, dropout_seed
+
+    trainer = Trainer(tiny_config(steps=1, dropout=0.5), dataset=square_dataset())
+    list(trainer.run())
+    drops = [m for m in trainer.model.modules() if isinstance(m, GeneratorDropout)]
+    assert drops and all(m.p == 0.5 and m.generator is trainer._dropout_gen for m in drops)
+    assert not any(type(m) is torch.nn.Dropout for m in trainer.model.modules())
+    x = torch.ones(4000)
+    m = drops[0].train()
+    masks = []
+    for rank, step in ((0, 0), (1, 0), (0, 1), (0, 0)):
+        m.generator.manual_seed(dropout_seed(0, rank, step))
+        masks.append(m(x))
+    assert set(masks[0].unique().tolist()) == {0.0, 2.0} and abs(masks[0].mean().item() - 1) < 0.1  # E[mask] = 1
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+    assert torch.equal(masks[0], masks[3])
