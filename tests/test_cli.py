@@ -103,3 +103,76 @@ def test_ctrl_c_stops_cleanly_and_writes_a_checkpoint(tmp_path, env):
     assert "Stopped at step" in err and "Traceback" not in err
     ckpts = list((run / "checkpoints").glob("step_*.pt"))
     assert len(ckpts) == 1
+
+
+# ----------------------------------------------------------------------------- resume: the run's own data
+@pytest.mark.parametrize("flip", [True, False])
+def test_resume_from_the_cli_uses_the_run_s_own_data_settings(tmp_path, env, flip):
+    import json
+
+    folder = write_image_folder(tmp_path / "imgs", n=6, size=8)
+    (tmp_path / "flip.toml").write_text(f'flip = {str(flip).lower()}\nlr_decay = "constant"\nlog_every = 1\n')
+    common = [folder, "--config", tmp_path / "flip.toml", *TINY]
+    r = diffview("train", *common, "--out", tmp_path / "run", "--steps", 2, env=env)
+    assert r.returncode == 0, r.stderr
+    r = diffview("train", "--resume", tmp_path / "run", "--steps", 4, env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"on its own data: {folder}, flips {'on' if flip else 'off'}." in r.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["flip"] is flip and (config["image_size"], config["channels"]) == (8, "1")
+    if flip:  # and it trains exactly as the uninterrupted run does
+        r = diffview("train", *common, "--out", tmp_path / "whole", "--steps", 4, env=env)
+        assert r.returncode == 0, r.stderr
+        losses = [[json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+                  for name in ("run", "whole")]
+        assert losses[0] == losses[1] and len(losses[0]) == 4
+
+
+# ----------------------------------------------------------------------------- a broken GUI stack
+BREAK_QT = """
+import sys
+class Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == {missing!r} or name.startswith({missing!r} + "."):
+            raise {error}
+sys.meta_path.insert(0, Broken())
+from diffview.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def broken_qt(*args, missing, error, env):
+    code = BREAK_QT.format(missing=missing, error=error)
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.mark.parametrize("missing, error, says", [
+    ("PySide6.QtGui", 'ImportError("libEGL.so.1: cannot open shared object file: No such file or directory")',
+     "Qt needs the system library libEGL.so.1, which is missing (on Debian/Ubuntu: apt-get install libegl1)"),
+    ("PySide6", 'ModuleNotFoundError("No module named \'PySide6\'", name="PySide6")',
+     "the Python package PySide6 is not installed (pip install PySide6-Essentials)"),
+    ("PySide6.QtWidgets", 'ImportError("libfoo.so.3: cannot open shared object file")',
+     "Qt needs the system library libfoo.so.3, which is missing (install the system package that provides it"),
+])
+def test_a_broken_gui_stack_says_what_failed_and_exits_non_zero(tmp_path, env, missing, error, says):
+    r = broken_qt(missing=missing, error=error, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "not built yet" not in r.stdout + r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("diffview: error: the desktop app cannot start: "), r.stderr
+    assert says in lines[0] and "headless commands still work" in lines[0]
+    r = broken_qt(tmp_path, missing=missing, error=error, env=env)  # `diffview FOLDER` too
+    assert r.returncode == 1 and says in r.stderr
+
+
+def test_the_headless_commands_work_without_the_gui_stack(tmp_path, env):
+    folder = write_image_folder(tmp_path / "imgs", n=6, size=8)
+    error = 'ImportError("libEGL.so.1: cannot open shared object file")'
+    r = broken_qt("train", folder, "--out", tmp_path / "run", "--steps", 2, *TINY, missing="PySide6", error=error,
+                  env=env)
+    assert r.returncode == 0 and "Finished 2 steps" in r.stderr, r.stderr
+    r = broken_qt("info", tmp_path / "run", missing="PySide6", error=error, env=env)
+    assert r.returncode == 0 and "2 of 2 steps" in r.stdout, r.stderr
+    r = broken_qt("sample", tmp_path / "run", "--n", 2, "--steps", 2, "--out", tmp_path / "g.png", missing="PySide6",
+                  error=error, env=env)
+    assert r.returncode == 0 and (tmp_path / "g.png").is_file(), r.stderr
