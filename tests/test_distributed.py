@@ -203,6 +203,57 @@ def test_ctrl_c_on_any_rank_stops_every_rank_at_the_same_step_and_rank0_saves(tm
     assert rank_log(logs, 1).strip() == ""
 
 
+def test_dropout_draws_its_own_masks_on_each_rank_and_a_resume_draws_them_again(tmp_path):
+    """Dropout under DDP: every rank its own masks (one global seed gave all the same), the weights still
+    in step, and a resume from step 2 ends bit for bit where the uninterrupted job did."""
+    write_image_folder(tmp_path / "imgs", n=6, size=8)
+    (tmp_path / "settings.toml").write_text(SETTINGS + "dropout = 0.3\n", encoding="utf-8")
+    r, _ = torchrun(tmp_path, "train", "imgs", "--config", "settings.toml", "--out", "run", "--steps", 4,
+                    "--checkpoint-every", 2, "--preview-every", 100)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trace = read_trace(tmp_path / "trace.jsonl")
+    assert all(row["dropout"] for row in trace[0] + trace[1])
+    assert all(a["dropout"] != b["dropout"] for a, b in zip(trace[0], trace[1]))  # each rank its own masks
+    assert len({row["dropout"] for row in trace[0]}) == 4  # and new ones every step
+    assert [row["params"] for row in trace[0]] == [row["params"] for row in trace[1]]
+
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+    for name in ("step_0000004.pt", "latest"):
+        (tmp_path / "again" / "checkpoints" / name).unlink()  # back to the checkpoint at step 2
+    r, _ = torchrun(tmp_path, "train", "--resume", "again", "--steps", 4,
+                    extra_env={"DIFFVIEW_TEST_TRACE": str(tmp_path / "again.jsonl")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = read_trace(tmp_path / "again.jsonl")
+    for rank in (0, 1):
+        assert [row["step"] for row in again[rank]] == [3, 4]
+        assert [(row["dropout"], row["params"], row["loss"]) for row in again[rank]] == \
+            [(row["dropout"], row["params"], row["loss"]) for row in trace[rank][2:]]
+    ends = [load_checkpoint(RunDir(tmp_path / name).latest_checkpoint()) for name in ("run", "again")]
+    for key in ("model", "ema", "optimizer"):
+        assert _flatten(ends[0][key]) == _flatten(ends[1][key]), key
+
+
+def _flatten(state) -> list:
+    """A nested state dict as a list of (path, bytes or value), to compare bit for bit."""
+    out = []
+
+    def walk(x, path):
+        if isinstance(x, torch.Tensor):
+            out.append((path, str(x.dtype), x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                        if x.numel() else b""))
+        elif isinstance(x, dict):
+            for k in sorted(x, key=str):
+                walk(x[k], f"{path}.{k}")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+        else:
+            out.append((path, repr(x)))
+
+    walk(state, "")
+    return out
+
+
 # ----------------------------------------------------------------------------- the pieces, in one process
 def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batch():
     from diffview.core.distributed import Distributed
