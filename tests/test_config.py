@@ -43,6 +43,11 @@ def test_toml_errors_are_clear(tmp_path):
         ("ema_decay", 1.0, r"ema_decay must lie in \[0, 1\)"),
         ("channels", "2", "unknown channels '2'"),
         ("image_size", 2, "image_size must be an integer >= 4"),
+        ("dropout", 1.0, r"dropout must lie in \[0, 1\)"),
+        ("horizons", [[0, 10], [5, 5]], "horizons must be"),
+        ("horizons", [[1, 10]], "horizons must be"),
+        ("horizons", [[0, 10], [12, 20], [11, 30]], "horizons must be"),
+        ("horizons", [], "horizons must be"),
     ],
 )
 def test_validation_names_the_bad_field(field, value, match):
@@ -50,3 +55,11 @@ def test_validation_names_the_bad_field(field, value, match):
     setattr(cfg, field, value)
     with pytest.raises(ValueError, match=match):
         cfg.validate()
+
+
+def test_horizons_round_trip_through_json_and_toml(tmp_path):
+    cfg = TrainConfig(steps=8000, horizons=[[0, 2000], [1200, 8000]]).validate()
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    (tmp_path / "h.toml").write_text("steps = 8000\nhorizons = [[0, 2000], [1200, 8000]]\n")
+    assert TrainConfig.from_toml(tmp_path / "h.toml").validate().horizons == [[0, 2000], [1200, 8000]]
+    assert TrainConfig.from_dict({"steps": 10}).horizons is None  # a run from before horizons: [[0, steps]]
