@@ -167,18 +167,20 @@ def test_a_copied_training_image_is_found_at_distance_zero_and_flagged():
     assert (torch.from_numpy(nn.index) == brute.argmin(1)).all()
 
 
-def test_sdedit_at_t_zero_is_the_image_and_at_t_it_starts_from_q_sample():
+def test_sdedit_untouched_at_minus_one_and_at_index_t_it_starts_from_q_sample():
     schedule = make_schedule("linear", 100)
     model = gaussian_oracle(schedule, 0.0, 0.5)
     x0 = torch.rand(2, 1, 4, 4) * 2 - 1
-    assert torch.equal(sdedit(model, x0, 0, schedule, objective="eps"), x0)
-    steps = list(iter_sdedit(model, x0, 40, schedule, objective="eps", sampler="ddim", steps=10,
+    assert torch.equal(sdedit(model, x0, -1, schedule, objective="eps"), x0)
+    steps = list(iter_sdedit(model, x0, 39, schedule, objective="eps", sampler="ddim", steps=10,
                              generator=torch.Generator().manual_seed(5)))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
     assert steps[0].t == 39 and steps[-1].t_prev == -1 and len(steps) == 10
     torch.testing.assert_close(steps[0].x_t, q_sample(x0, 39, schedule, noise))
-    with pytest.raises(ValueError, match="0..100"):
-        sdedit(model, x0, 101, schedule, objective="eps")
+    assert list(iter_sdedit(model, x0, 0, schedule, objective="eps", steps=10))[0].t == 0  # one step, from x_0's index
+    for bad in (-2, 100):
+        with pytest.raises(ValueError, match=r"-1\.\.99"):
+            sdedit(model, x0, bad, schedule, objective="eps")
 
 
 class CountingDataset:

@@ -155,7 +155,7 @@ class SDEditView(JobView):
         dataset, _ = self.current_dataset()
         if dataset is None or not 0 <= i < len(dataset):
             return
-        self.original = dataset._uint8(torch.tensor([i])).numpy()
+        self.original = dataset.images_uint8([i]).numpy()
         self._set_original(f"training image #{i}")
 
     def load_image_file(self, path: str) -> bool:
@@ -215,8 +215,8 @@ class SDEditView(JobView):
         def one(t, cancelled):
             g = torch.Generator().manual_seed(seed)
             x_t = out = x0
-            # iter_sdedit takes the paper's step: index t is step t+1, UNTOUCHED (−1) is step 0 (no noise)
-            for i, st in enumerate(iter_sdedit(model, x0, t + 1, schedule, generator=g, **kw)):
+            # UNTOUCHED (−1) is the image itself: iter_sdedit yields nothing there
+            for i, st in enumerate(iter_sdedit(model, x0, t, schedule, generator=g, **kw)):
                 if cancelled():
                     return None
                 if i == 0:
