@@ -250,3 +250,16 @@ def test_closing_mid_training_exits_zero_without_qt_thread_warnings(tmp_path):
     assert "exit 0" in r.stdout
     assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert list((tmp_path / "runs").glob("*/checkpoints/step_*.pt"))
+
+
+def test_every_tab_that_uses_the_papers_subscripts_says_which_t_it_means(window):
+    """One convention for t: every tab whose captions use x_t-style subscripts says that t is the 0-based index."""
+    from PySide6.QtWidgets import QLabel
+
+    checked = 0
+    for i in range(window.tabs.count()):
+        texts = [label.text() for label in window.tabs.widget(i).findChildren(QLabel)]
+        if any("<sub>t" in t for t in texts):
+            checked += 1
+            assert any("0-based" in t for t in texts), f"tab {window.tabs.tabText(i)!r} does not say what t is"
+    assert checked >= 8  # Forward, Schedule, Training, Sampling, Bound, Samplers, Noise & denoise, 2D

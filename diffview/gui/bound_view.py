@@ -27,7 +27,7 @@ from ..core.analysis import VLBResult, vlb_by_timestep
 from ..core.data import convert_channels
 from ..core.datasets import load_builtin
 from .jobs import JobView, float_images
-from .widgets import readout
+from .widgets import T_INDEX_NOTE, readout
 
 VARIANCE_WORDS = {"fixed_small": "σ²<sub>t</sub> = β̃<sub>t</sub>", "fixed_large": "σ²<sub>t</sub> = β<sub>t</sub>",
                   "learned_range": "learned (improved DDPM eq. 15)", "learned": "learned σ²<sub>t</sub>"}
@@ -109,12 +109,12 @@ class BoundView(JobView):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.p_vlb = self.plots.addPlot(row=0, col=0, title="VLB terms L<sub>t</sub> by timestep (bits/dim)")
-        self.p_vlb.setLabel("bottom", "t")
+        self.p_vlb.setLabel("bottom", "t (0-based index)")
         self.p_vlb.setLabel("left", "bits/dim")
         self.p_vlb.showGrid(x=True, y=True, alpha=0.2)
         self.p_vlb.setLogMode(y=True)
         self.p_vlb.addLegend(offset=(-10, 10))
-        self.curve = self.p_vlb.plot(pen=pg.mkPen("#5aa0ff", width=2), antialias=True, name="L<sub>t−1</sub> (KL)")
+        self.curve = self.p_vlb.plot(pen=pg.mkPen("#5aa0ff", width=2), antialias=True, name="KL term at index t")
         self.l0_point = self.p_vlb.plot(pen=None, symbol="o", symbolBrush="#ffb050", symbolSize=9, name="L<sub>0</sub>")
         self.prior_point = self.p_vlb.plot(pen=None, symbol="s", symbolBrush="#50d890", symbolSize=9,
                                            name="L<sub>T</sub> (prior)")
@@ -132,7 +132,10 @@ class BoundView(JobView):
         self.arrange(form, right, 320,
             "L<sub>t−1</sub> = KL(q(x<sub>t−1</sub>|x<sub>t</sub>,x<sub>0</sub>) ‖ p<sub>θ</sub>(x<sub>t−1</sub>|x<sub>t</sub>)), "
             "L<sub>0</sub> = −log p<sub>θ</sub>(x<sub>0</sub>|x<sub>1</sub>), L<sub>T</sub> = KL(q(x<sub>T</sub>|x<sub>0</sub>) ‖ N(0, I)), "
-            "in bits/dim;  −log p(x<sub>0</sub>) ≤ L<sub>T</sub> + Σ L<sub>t−1</sub> + L<sub>0</sub>  (DDPM eq. 5)")
+            "in bits/dim;  −log p(x<sub>0</sub>) ≤ L<sub>T</sub> + Σ L<sub>t−1</sub> + L<sub>0</sub>  (DDPM eq. 5), "
+            "the paper's steps 1…T.<br>The curve is drawn at the 0-based index t of every other tab: at index t "
+            "the model sees the paper's x<sub>t+1</sub>, so the term there is the paper's L<sub>t</sub>; "
+            "index 0 is the decoder L<sub>0</sub>, and L<sub>T</sub> sits at T.")
 
     # ------------------------------------------------------------------ computing
     def start(self) -> bool:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from ..core.analysis import SamplerResult, SamplerSpec, compare_samplers
 from ..core.export import make_grid, save_grid, to_uint8
 from .jobs import JobView
-from .widgets import ImageGrid
+from .widgets import T_INDEX_NOTE, ImageGrid
 
 COLUMNS = 3
 
@@ -102,7 +102,8 @@ class CompareView(JobView):
             "DDPM: x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z, respaced to k steps with "
             "β′ = 1 − ᾱ<sub>t</sub>/ᾱ<sub>t′</sub> (Nichol &amp; Dhariwal 2021);<br>"
             "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z, "
-            "σ = η √((1−ᾱ<sub>t′</sub>)/(1−ᾱ<sub>t</sub>)) √(1−ᾱ<sub>t</sub>/ᾱ<sub>t′</sub>) (Song et al. 2021, eq. 12, 16)")
+            "σ = η √((1−ᾱ<sub>t′</sub>)/(1−ᾱ<sub>t</sub>)) √(1−ᾱ<sub>t</sub>/ᾱ<sub>t′</sub>) (Song et al. 2021, eq. 12, 16). "
+            + T_INDEX_NOTE)
 
     def start(self) -> bool:
         if self.busy:

@@ -25,7 +25,7 @@ from ..core.data import ImageDataset
 from ..core.diffusion import q_sample
 from ..core.export import to_uint8
 from ..core.schedule import NoiseSchedule
-from .widgets import ImageGrid, TimestepControl, caption, readout
+from .widgets import T_INDEX_NOTE, ImageGrid, TimestepControl, caption, readout
 
 GRID_IMAGES = 64
 STRIP_STEPS = 10
@@ -77,7 +77,7 @@ class ForwardView(QWidget):
         layout.addWidget(self.strip, 1, 0, 1, 2)
         layout.addLayout(controls, 2, 0, 1, 2)
         layout.addWidget(caption("x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε,  "
-                                 "ε ~ N(0, I) drawn once  (DDPM eq. 4; q(x<sub>t</sub> | x<sub>0</sub>) in closed form)"),
+                                 "ε ~ N(0, I) drawn once  (DDPM eq. 4; q(x<sub>t</sub> | x<sub>0</sub>) in closed form). " + T_INDEX_NOTE),
                          3, 0, 1, 2)
         layout.setColumnStretch(0, 3)
         layout.setColumnStretch(1, 2)

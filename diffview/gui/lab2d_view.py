@@ -58,7 +58,7 @@ from .points_canvas import (
 )
 from .tasks import BackgroundTask
 from .threads import use_worker_torch_threads
-from .widgets import FramePlayer, TimestepControl, caption, readout
+from .widgets import T_INDEX_NOTE, FramePlayer, TimestepControl, caption, readout
 
 DRAW = "Draw your own"
 FORWARD_N = 2000  # points in the forward and Langevin plots
@@ -245,7 +245,7 @@ class Lab2DView(QWidget):
         grid = QGridLayout()
         grid.addLayout(cell(self.forward_plot, None,
                             "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn once;"
-                            " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points."), 0, 0)
+                            " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points. " + T_INDEX_NOTE), 0, 0)
         grid.addLayout(cell(self.traj_plot, self.traj_player,
                             "x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z from "
                             "x<sub>T</sub> ~ N(0, I): paths faint, current positions bright"), 0, 1)

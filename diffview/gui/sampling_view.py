@@ -34,7 +34,7 @@ from ..core.export import make_grid, save_gif, save_grid, save_strip, to_uint8
 from .jobs import Job
 from .tasks import Deferred
 from .threads import new_thread
-from .widgets import FramePlayer, ImageGrid, caption
+from .widgets import T_INDEX_NOTE, FramePlayer, ImageGrid, caption
 
 EMIT_SECONDS = 0.03
 MAX_FRAMES = 250
@@ -157,7 +157,8 @@ class SamplingView(QWidget):
         right.addWidget(caption(
             "x̂<sub>0</sub> = (x<sub>t</sub> − √(1−ᾱ<sub>t</sub>) ε<sub>θ</sub>) / √ᾱ<sub>t</sub>;  "
             "DDPM: x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z (Algorithm 2);  "
-            "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z (eq. 12)"))
+            "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z (eq. 12). "
+            + T_INDEX_NOTE))
         layout = QGridLayout(self)
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)

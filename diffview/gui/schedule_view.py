@@ -12,7 +12,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core.schedule import SCHEDULES, NoiseSchedule, make_schedule
-from .widgets import caption
+from .widgets import T_INDEX_NOTE, caption
 
 CURVES = {  # name: (label, colour)
     "alphas_cumprod": ("ᾱ<sub>t</sub>", "#5aa0ff"),
@@ -72,7 +72,7 @@ class ScheduleView(QWidget):
         layout.addWidget(caption("ᾱ<sub>t</sub> = ∏<sub>s≤t</sub>(1 − β<sub>s</sub>);  x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub>"
                                  " + √(1−ᾱ<sub>t</sub>) ε, so √ᾱ<sub>t</sub> is how much signal is left and"
                                  " √(1−ᾱ<sub>t</sub>) how much noise;  SNR<sub>t</sub> = ᾱ<sub>t</sub> / (1−ᾱ<sub>t</sub>)."
-                                 "  Drag the white marker to move t."))
+                                 "  Drag the white marker to move t. " + T_INDEX_NOTE))
 
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from ..core.training import PreviewEvent, StepEvent
-from .widgets import ImageGrid, caption, readout
+from .widgets import T_INDEX_NOTE, ImageGrid, caption, readout
 
 T_BINS = 20
 REDRAW_MS = 250
@@ -74,7 +74,7 @@ class TrainingView(QWidget):
         layout.addWidget(caption("L = E<sub>t, x<sub>0</sub>, ε</sub> ‖target − f<sub>θ</sub>(x<sub>t</sub>, t)‖², "
                                  "target ε (DDPM eq. 14), x<sub>0</sub>, or v = √ᾱ<sub>t</sub> ε − √(1−ᾱ<sub>t</sub>) x<sub>0</sub>"
                                  " (Salimans &amp; Ho 2022). Loss by t shows which noise levels the model still finds hard;"
-                                 " the Bound tab puts the VLB terms beside it."), 1, 0, 1, 2)
+                                 " the Bound tab puts the VLB terms beside it. " + T_INDEX_NOTE), 1, 0, 1, 2)
         self.reset(1000)
 
     def reset(self, timesteps: int) -> None:

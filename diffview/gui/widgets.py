@@ -43,6 +43,11 @@ class ImageGrid(pg.GraphicsLayoutWidget):
         return self.item.image
 
 
+# Appended to every caption that uses the paper's subscripts, so one convention for t holds across the app.
+T_INDEX_NOTE = ("t is the 0-based timestep index 0…T−1 of every control and readout; "
+                "the paper numbers steps 1…T, so index t is the paper's step t+1.")
+
+
 def caption(text: str) -> QLabel:
     """The formula a view plots, set small under it (rich text allowed)."""
     label = QLabel(text)
