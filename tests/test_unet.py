@@ -209,3 +209,20 @@ def test_ddpm_cifar10_preset_is_hos_configuration_and_initialisation():
     w = model.conv_in.weight  # fan_in = 3·9, fan_out = 128·9
     bound = math.sqrt(6 / (3 * 9 + 128 * 9))
     assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+
+
+def test_the_configs_default_dropout_is_the_presets_own_and_a_number_overrides_it():
+    from diffview.core.config import TrainConfig
+    from diffview.core.models import build_model
+    from helpers import square_dataset
+
+    data = square_dataset(n=2, size=32)
+
+    def rates(model):
+        return {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+
+    assert TrainConfig().dropout is None
+    assert rates(build_model("ddpm-cifar10", data, dropout=TrainConfig().dropout)) == {0.1}  # Ho et al.'s rate
+    assert rates(build_model("ddpm-cifar10", data, dropout=0.0)) == {0.0}
+    assert rates(build_model("tiny", data, dropout=None)) == {PRESETS["tiny"].dropout}
+    assert rates(build_model("tiny", data, dropout=0.3)) == {0.3}

@@ -36,7 +36,7 @@ class TrainConfig:
     loss_weighting: str = "none"
     # model
     model: str = "small"
-    dropout: float = 0.0
+    dropout: float | None = None  # None: the model preset's own (0.1 for ddpm-cifar10, as Ho et al.; else 0)
     # optimisation
     batch_size: int = 64  # per process when several train together (torchrun)
     lr: float = 2e-3
@@ -85,7 +85,7 @@ class TrainConfig:
             raise ValueError(f"image_size must be an integer >= 4, got {self.image_size!r}")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr must lie in (0, 1), got {self.lr!r}")
-        if not 0 <= self.dropout < 1:
+        if self.dropout is not None and (isinstance(self.dropout, bool) or not 0 <= self.dropout < 1):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if self.horizons is not None:
             _check_horizons(self.horizons)

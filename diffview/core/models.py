@@ -11,15 +11,18 @@ from .unet import PRESETS, UNet, UNetConfig, build_unet
 MODEL_PRESETS = tuple(PRESETS) + tuple(MLP_PRESETS)
 
 
-def build_model(preset: str, data, dropout: float = 0.0) -> nn.Module:
-    """The preset's network for ``data`` (an image dataset or a PointDataset), or a clear ValueError."""
+def build_model(preset: str, data, dropout: float | None = None) -> nn.Module:
+    """The preset's network for ``data`` (an image dataset or a PointDataset), or a clear ValueError.
+
+    ``dropout`` None keeps the preset's own rate; a number overrides it."""
     if getattr(data, "kind", "images") == "points":
         if preset not in MLP_PRESETS:
             raise ValueError(f"2D points train an MLP: choose model {' or '.join(MLP_PRESETS)}, not {preset!r}")
         return build_mlp(preset, data.channels)
     if preset in MLP_PRESETS:
         raise ValueError(f"model {preset!r} is for 2D points; for images choose one of {', '.join(PRESETS)}")
-    return build_unet(preset, data.channels, data.image_size, dropout=dropout)
+    overrides = {} if dropout is None else {"dropout": dropout}
+    return build_unet(preset, data.channels, data.image_size, **overrides)
 
 
 def architecture(model: nn.Module) -> dict:
