@@ -263,3 +263,34 @@ def test_every_tab_that_uses_the_papers_subscripts_says_which_t_it_means(window)
             checked += 1
             assert any("0-based" in t for t in texts), f"tab {window.tabs.tabText(i)!r} does not say what t is"
     assert checked >= 8  # Forward, Schedule, Training, Sampling, Bound, Samplers, Noise & denoise, 2D
+
+
+def test_cyclic_garbage_is_collected_on_the_gui_thread_never_on_a_worker(qtbot, window):
+    """A worker that allocates must not run the cyclic collector: it could destroy a dead window's Qt
+    objects on that thread (a deadlock inside ~QObject, seen while a worker built a model)."""
+    import gc
+    import threading
+
+    died_on = []
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            died_on.append(threading.current_thread() is threading.main_thread())
+
+    n = 2 * gc.get_threshold()[0]
+    for _ in range(n):
+        Cycle()  # unreachable cycles, more than generation 0's threshold: only the cyclic collector frees them
+
+    def allocate():
+        kept = [[] for _ in range(10_000)]  # far past the threshold: the automatic collector would run here
+        del kept
+
+    worker = threading.Thread(target=allocate)
+    worker.start()
+    worker.join()
+    assert died_on == [], "the cyclic collector ran on a worker thread"
+    qtbot.waitUntil(lambda: len(died_on) == n, timeout=5_000)  # the GUI thread's timer collects them
+    assert all(died_on) and not gc.isenabled()

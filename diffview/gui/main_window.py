@@ -40,6 +40,7 @@ from .sampling_view import SamplingView
 from .schedule_view import ScheduleView
 from .settings_panel import SettingsPanel
 from .tasks import BackgroundTask
+from .threads import collect_garbage_on_gui_thread
 from .training_view import TrainingView
 
 RUNS_ROOT = Path.home() / "diffview-runs"
@@ -52,6 +53,7 @@ class MainWindow(RunsMixin, QMainWindow):
         # one torch thread it starts its own OpenMP team, which slowed the training thread's team by a
         # quarter (benchmarks/README.md); the trainer sets its thread count in its own thread.
         torch.set_num_threads(1)
+        collect_garbage_on_gui_thread()  # never on a worker: see threads.py
         self.setWindowTitle(f"diffview {__version__}")
         self.resize(1400, 880)
         self.setAcceptDrops(True)

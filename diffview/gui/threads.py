@@ -1,13 +1,14 @@
 """Every worker thread the app starts comes from ``new_thread``, so tests (and shutdown) can
-check that none is left running."""
+check that none is left running; and Python's cyclic garbage is collected on the GUI thread only."""
 
 from __future__ import annotations
 
+import gc
 import os
 import weakref
 
 import torch
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QCoreApplication, QThread, QTimer
 
 _threads: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 
@@ -39,3 +40,34 @@ def running_threads() -> list[str]:
         except RuntimeError:  # the C++ object is already gone
             continue
     return alive
+
+
+_collector: QTimer | None = None
+
+
+def collect_garbage_on_gui_thread(interval_ms: int = 500) -> None:
+    """Turn Python's automatic cyclic collection off and collect from a GUI-thread timer instead.
+
+    The automatic collector runs on whichever thread happens to allocate; on a worker it may destroy
+    a dead window's Qt objects there, and PySide then waits for the GIL inside ~QObject while the GUI
+    thread waits on the worker: a deadlock (seen building a model on a worker). Idempotent.
+    """
+    global _collector
+    app = QCoreApplication.instance()
+    if _collector is not None or app is None or QThread.currentThread() is not app.thread():
+        return
+    gc.disable()
+    _collector = QTimer(app)
+    _collector.timeout.connect(collect_garbage_if_due)
+    _collector.start(interval_ms)
+
+
+def collect_garbage_if_due() -> None:
+    """What the automatic collector would have done by now, on this (the GUI) thread: each generation
+    whose allocation count passed its threshold is collected, the youngest first."""
+    thresholds, counts = gc.get_threshold(), gc.get_count()
+    for generation in (2, 1, 0):
+        if counts[generation] > thresholds[generation] and all(
+                counts[g] > thresholds[g] for g in range(generation)):
+            gc.collect(generation)
+            return
