@@ -34,11 +34,12 @@ import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from diffview.core.config import TrainConfig  # noqa: E402
-from diffview.core.data import ImageDataset, load_dataset  # noqa: E402
-from diffview.core.training import StepEvent, Trainer  # noqa: E402
-from diffview.gui import sampling_view  # noqa: E402
+from diffview.core.data.images import ImageDataset  # noqa: E402
+from diffview.core.data.source import load_dataset
+from diffview.core.train.config import TrainConfig  # noqa: E402
+from diffview.core.train.trainer import StepEvent, Trainer  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.views import sampling as sampling_view  # noqa: E402
 
 
 class StallProbe:

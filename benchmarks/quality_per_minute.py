@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffview.core import make_schedule
-from diffview.core.config import TrainConfig
-from diffview.core.data import ImageDataset
-from diffview.core.datasets import make_digits
+from diffview.core.data.digits import make_digits
+from diffview.core.data.images import ImageDataset
 from diffview.core.diffusion import sample
-from diffview.core.export import save_grid, to_uint8
-from diffview.core.training import DoneEvent, StepEvent, Trainer
-from diffview.core.unet import PRESETS, UNetConfig
+from diffview.core.io.export import save_grid, to_uint8
+from diffview.core.models.unet import PRESETS, UNetConfig
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer
 
 # Candidate architectures (the ones not already presets are registered for this benchmark only).
 EXTRA_PRESETS = {
@@ -170,7 +170,7 @@ def run_recipe(name: str, cpu_seconds: float, data: ImageDataset, out: Path, thr
 
 def score_run(path: str, judge: Judge, real: float, out: Path) -> None:
     """The readable fraction of 256 DDIM-50 samples from a run's EMA weights."""
-    from diffview.core.runs import open_run
+    from diffview.core.runs.open import open_run
 
     run = open_run(path)
     x = None

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from diffview.core.config import TrainConfig
+from diffview.core.data.points import distance_to_data, load_points
 from diffview.core.diffusion import sample
-from diffview.core.events import DoneEvent
-from diffview.core.points import distance_to_data, load_points
-from diffview.core.training import Trainer
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.events import DoneEvent
+from diffview.core.train.trainer import Trainer
 
 
 def _setting(text: str) -> tuple[str, object]:

@@ -24,9 +24,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffview.core import make_schedule, training_loss
-from diffview.core.config import TrainConfig
-from diffview.core.training import EMA
-from diffview.core.unet import build_unet
+from diffview.core.models.unet import build_unet
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.trainer import EMA
 
 
 def sync(device: torch.device) -> None:
@@ -51,7 +51,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int =
 
 def data_path_ms(args) -> float:
     """Median time to draw one training batch from the built-in digits held in memory."""
-    from diffview.core.data import load_dataset
+    from diffview.core.data.source import load_dataset
 
     data, _ = load_dataset("digits", flip=True)
     g = torch.Generator().manual_seed(0)

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from diffview import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,10 +45,10 @@ def _float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.diffusion import OBJECTIVES, SAMPLERS
-    from .core.toy2d import TOY_DATASETS
-    from .core.schedule import SCHEDULES
-    from .core.models import MODEL_PRESETS
+    from diffview.core.data.toy2d import TOY_DATASETS
+    from diffview.core.diffusion import OBJECTIVES, SAMPLERS
+    from diffview.core.models.registry import MODEL_PRESETS
+    from diffview.core.schedule import SCHEDULES
 
     parser = _Parser(prog="diffview",
                      description="Train a denoising diffusion model and watch the mathematics at work. "
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             return _sample(args)
         if args.command == "info":
-            from .core.runs import describe_run
+            from diffview.core.runs.open import describe_run
 
             print(describe_run(args.run))
             return 0
@@ -135,11 +135,11 @@ def _open_app(path: str | None) -> int:
         print(f"diffview: error: {path!r} is neither a command ({', '.join(COMMANDS)}) nor an existing folder",
               file=sys.stderr)
         return 2
-    from .guistack import gui_import_problem
+    from diffview.guistack import gui_import_problem
 
     try:
-        from .gui import main_window  # noqa: F401  (Qt, pyqtgraph and the app's own modules, loaded now)
-        from .gui.app import run_app
+        from diffview.gui import main_window  # noqa: F401  (Qt, pyqtgraph and the app's own modules, loaded now)
+        from diffview.gui.app import run_app
     except ImportError as e:
         print(f"diffview: error: the desktop app cannot start: {gui_import_problem(e)}. The headless commands "
               "still work: diffview train, sample, info", file=sys.stderr)
@@ -148,8 +148,8 @@ def _open_app(path: str | None) -> int:
 
 
 def _train_config(args):
-    from .core.config import RESUMABLE_SETTINGS, TrainConfig
-    from .core.training import load_run_config
+    from diffview.core.train.config import RESUMABLE_SETTINGS, TrainConfig
+    from diffview.core.train.trainer import load_run_config
 
     if args.folder and args.dataset:
         raise ValueError("give either a folder or --dataset, not both")
@@ -186,7 +186,7 @@ def _train_config(args):
 
 def _train(args) -> int:
     """``train``, alone or as one process of a torchrun job (see core/distributed.py)."""
-    from .core import distributed
+    from diffview.core.train import distributed
 
     cfg = _train_config(args)
     dist = distributed.from_env(cfg.device, cfg.dist_timeout)
@@ -207,7 +207,7 @@ def _train(args) -> int:
 
 
 def _run_folder(args, cfg) -> Path:
-    from .core.unet import PRESETS, unet_config
+    from diffview.core.models.unet import PRESETS, unet_config
 
     if args.resume:
         return Path(args.resume)
@@ -223,7 +223,7 @@ def _run_folder(args, cfg) -> Path:
 def _train_in(args, cfg, dist) -> int:
     from tqdm import tqdm
 
-    from .core import training as tr
+    from diffview.core.train import trainer as tr
 
     out = dist.from_main(lambda: _run_folder(args, cfg))  # rank 0 names it (the default holds the time)
     trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
@@ -286,7 +286,7 @@ def _train_in(args, cfg, dist) -> int:
 
 def _train_quietly(trainer, dist) -> int:
     """Ranks > 0 of a torchrun job: the same training, printing only this rank's own errors."""
-    from .core.training import DoneEvent
+    from diffview.core.train.trainer import DoneEvent
 
     done = None
     try:
@@ -306,8 +306,8 @@ def _sample(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from .core.export import make_grid, save_gif, save_grid, to_uint8
-    from .core.runs import open_run
+    from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
+    from diffview.core.runs.open import open_run
 
     run = open_run(args.run, ema=not args.raw)
     if args.raw and run.config is None:
@@ -348,8 +348,8 @@ def _sample(args) -> int:
 
 def _sample_points(run, args, steps: int, out: Path) -> int:
     """2D runs: a scatter plot PNG (the data faintly behind), the points as CSV, and the distance to the data."""
-    from .core.export import save_grid
-    from .core.points import distance_to_data, load_points, save_points_csv, scatter_image
+    from diffview.core.data.points import distance_to_data, load_points, save_points_csv, scatter_image
+    from diffview.core.io.export import save_grid
 
     if args.gif:
         raise ValueError("--gif shows images; for 2D runs open the run in the app to watch the trajectories")

@@ -24,6 +24,6 @@ def _garbage_on_the_main_thread():
     """Once the app has turned automatic collection off (gui.threads), tests that never run an event
     loop still collect, here on the main thread, as the app's timer would."""
     yield
-    threads = sys.modules.get("diffview.gui.threads")
+    threads = sys.modules.get("diffview.gui.workers.threads")
     if threads is not None and not gc.isenabled():
         threads.collect_garbage_if_due()

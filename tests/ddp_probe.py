@@ -17,8 +17,8 @@ import sys
 import time
 
 from diffview import cli
-from diffview.core import training
-from diffview.core.rng import GeneratorDropout
+from diffview.core.train import trainer as training
+from diffview.core.train.rng import GeneratorDropout
 
 _run = training.Trainer.run
 

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffview.core.config import TrainConfig
-from diffview.core.data import ImageDataset
+from diffview.core.data.images import ImageDataset
+from diffview.core.train.config import TrainConfig
 
 
 def tiny_config(**overrides) -> TrainConfig:

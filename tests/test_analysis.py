@@ -5,12 +5,15 @@ import math
 import pytest
 import torch
 
-from diffview.core.analysis import (compare_samplers, default_sampler_specs, iter_annealed_langevin, iter_sdedit,
-                                    nearest_training_images, score_from_model, sdedit, vlb_by_timestep)
+from diffview.core.analysis.bound import vlb_by_timestep
+from diffview.core.analysis.memorise import nearest_training_images
+from diffview.core.analysis.samplers import compare_samplers, default_sampler_specs
+from diffview.core.analysis.score import iter_annealed_langevin, score_from_model
+from diffview.core.analysis.sdedit import iter_sdedit, sdedit
+from diffview.core.data.toy2d import gaussians8_log_density, gaussians8_score, make_toy
 from diffview.core.diffusion import gather, q_sample, sample
 from diffview.core.losses import _LN2, prior_bpd, vlb_terms
 from diffview.core.schedule import make_schedule
-from diffview.core.toy2d import gaussians8_log_density, gaussians8_score, make_toy
 
 
 def gaussian_oracle(schedule, mu: float, sigma: float):
@@ -200,7 +203,7 @@ class CountingDataset:
 def test_nearest_search_of_a_streamed_folder_reads_a_chunk_at_a_time(tmp_path):
     from helpers import write_image_folder
 
-    from diffview.core.data import ImageDataset, StreamingImageDataset
+    from diffview.core.data.images import ImageDataset, StreamingImageDataset
 
     folder = write_image_folder(tmp_path / "imgs", n=45, size=8)
     streamed = StreamingImageDataset(sorted(folder.glob("*.png")), channels=1, image_size=8)

@@ -3,12 +3,12 @@ import pickle
 
 import pytest
 import torch
-
-from diffview.core import checkpoint as ck
-from diffview.core.checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
-from diffview.core.runs import open_run
-from diffview.core.training import Trainer
 from helpers import square_dataset, tiny_config
+
+from diffview.core.io import files as ck  # the atomic writes under save_checkpoint
+from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
+from diffview.core.runs.open import open_run
+from diffview.core.train.trainer import Trainer
 
 
 def good_state(step=1):

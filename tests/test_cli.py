@@ -7,9 +7,8 @@ import sys
 import time
 
 import pytest
-from PIL import Image
-
 from helpers import write_image_folder
+from PIL import Image
 
 TINY = ["--model", "tiny", "--image-size", "8", "--timesteps", "20", "--batch-size", "4", "--threads", "1"]
 

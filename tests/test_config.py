@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from diffview.core.config import TrainConfig
+from diffview.core.train.config import TrainConfig
 
 
 def test_defaults_validate_and_round_trip_through_json():

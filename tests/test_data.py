@@ -6,15 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffview.core.data import (
-    IMAGE_EXTENSIONS,
-    DataError,
-    DatasetReport,
-    ImageDataset,
-    StreamingImageDataset,
-    load_dataset,
-    load_image_folder,
-)
+from diffview.core.data.files import IMAGE_EXTENSIONS
+from diffview.core.data.images import DataError, DatasetReport, ImageDataset, StreamingImageDataset, load_image_folder
+from diffview.core.data.source import load_dataset
 
 RNG = np.random.default_rng(0)
 

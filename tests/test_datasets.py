@@ -5,16 +5,19 @@ import pytest
 import torch
 from PIL import Image
 
-from diffview.core import datasets
-from diffview.core.data import DataError, ImageDataset, load_dataset
-from diffview.core.datasets import BUILTIN_DATASETS, cache_path, load_builtin, make_digits, make_shapes
+from diffview.core.data import builtin, digits
+from diffview.core.data.builtin import BUILTIN_DATASETS, cache_path, load_builtin
+from diffview.core.data.digits import make_digits
+from diffview.core.data.images import DataError, ImageDataset
+from diffview.core.data.shapes import make_shapes
+from diffview.core.data.source import load_dataset
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     """Built-ins cache under tmp_path, and are small (200 images) unless a test asks for n."""
     monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(datasets, "BUILTIN_SIZE", 200)
+    monkeypatch.setattr(builtin, "BUILTIN_SIZE", 200)
 
 
 @lru_cache(maxsize=None)
@@ -56,7 +59,7 @@ def test_digits_have_ink_like_mnist():
 
 
 def test_digits_bitmap_font_fallback():
-    images, _ = datasets._make_digits(30, seed=0, freetype=False)  # as on a Pillow without FreeType
+    images, _ = digits._make_digits(30, seed=0, freetype=False)  # as on a Pillow without FreeType
     assert images.shape == (30, 1, 28, 28) and (images > 128).flatten(1).sum(1).min() >= 20
 
 
@@ -105,14 +108,14 @@ def test_unwritable_cache_still_returns_data(tmp_path):
 
 
 def test_cache_directory_resolution(tmp_path, monkeypatch):
-    assert datasets.cache_directory() == tmp_path / "cache"
-    assert datasets.cache_directory(tmp_path / "x") == tmp_path / "x"
+    assert builtin.cache_directory() == tmp_path / "cache"
+    assert builtin.cache_directory(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("DIFFVIEW_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert datasets.cache_directory() == tmp_path / "xdg" / "diffview"
+    assert builtin.cache_directory() == tmp_path / "xdg" / "diffview"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert datasets.cache_directory() == tmp_path / "home" / ".cache" / "diffview"
+    assert builtin.cache_directory() == tmp_path / "home" / ".cache" / "diffview"
 
 
 def test_unknown_builtin_lists_the_names():

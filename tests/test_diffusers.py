@@ -12,15 +12,15 @@ import torch
 from PIL import Image
 
 from diffview.cli import main
-from diffview.core.checkpoint import CheckpointError
 from diffview.core.diffusion import ddim_step, ddpm_step
-from diffview.core.hf import (
+from diffview.core.io.checkpoint import CheckpointError
+from diffview.core.runs.diffusers_model import (
     DiffusersMissingError,
     is_diffusers_folder,
     objective_from_scheduler_config,
     schedule_from_scheduler_config,
 )
-from diffview.core.runs import is_run_folder, open_run
+from diffview.core.runs.open import is_run_folder, open_run
 
 T = 50
 
@@ -225,7 +225,7 @@ def test_cli_samples_and_describes_a_diffusers_folder(diffusers, tmp_path, capsy
 def test_the_app_opens_a_diffusers_folder_and_samples_it(diffusers, qtbot, tmp_path, monkeypatch):
     pytest.importorskip("pytestqt")
     from diffview.gui.main_window import MainWindow
-    from diffview.gui.threads import running_threads
+    from diffview.gui.workers.threads import running_threads
 
     monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path / "cache"))
     save_tiny(diffusers, tmp_path / "pipe", "DDPMScheduler", "pipeline", beta_schedule="scaled_linear",
@@ -271,7 +271,7 @@ def test_recognising_and_describing_never_import_diffusers(tmp_path):
     import subprocess
 
     folder = fake_folder(tmp_path / "m")
-    code = ("import sys; from diffview.core.runs import describe_run, is_run_folder\n"
+    code = ("import sys; from diffview.core.runs.open import describe_run, is_run_folder\n"
             f"assert is_run_folder({str(folder)!r}); describe_run({str(folder)!r})\n"
             "print('diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -324,7 +324,7 @@ def improved_ddpm_kl_bits(unet, x0, t, noise, clip=True):
 
 
 def test_the_bound_of_a_learned_range_model_is_improved_ddpm_eq_15(diffusers, tmp_path):
-    from diffview.core.analysis import vlb_by_timestep
+    from diffview.core.analysis.bound import vlb_by_timestep
     from diffview.core.losses import vlb_terms
 
     unet, _ = save_variance_model(diffusers, tmp_path / "m", "learned_range")
@@ -383,7 +383,7 @@ def test_sampling_a_diffusers_model_is_its_schedulers_chain(diffusers, tmp_path,
 
 
 def test_a_learned_variance_without_its_channels_or_positive_is_refused(diffusers, tmp_path):
-    from diffview.core.analysis import vlb_by_timestep
+    from diffview.core.analysis.bound import vlb_by_timestep
 
     save_variance_model(diffusers, tmp_path / "m", "learned_range", out_channels=1)
     with pytest.raises(CheckpointError, match="variance_type is learned_range but the UNet has 1 output channels"):

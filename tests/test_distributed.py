@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import write_image_folder
 
 from diffview.cli import main as cli_main
-from diffview.core.checkpoint import RunDir, load_checkpoint
-from diffview.core.config import TrainConfig
-from diffview.core.runs import describe_run, open_run
-from diffview.core.training import StepEvent, Trainer, load_run_config
-from helpers import write_image_folder
+from diffview.core.io.checkpoint import RunDir, load_checkpoint
+from diffview.core.runs.open import describe_run, open_run
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.trainer import StepEvent, Trainer, load_run_config
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "ddp_probe.py"
@@ -256,8 +256,9 @@ def _flatten(state) -> list:
 
 # ----------------------------------------------------------------------------- the pieces, in one process
 def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batch():
-    from diffview.core.distributed import Distributed
     from helpers import square_dataset
+
+    from diffview.core.train.distributed import Distributed
 
     data = square_dataset(jitter=True)
     data.flip = True
@@ -277,8 +278,8 @@ def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batc
 
 
 def test_streamed_data_is_decoded_by_each_rank_for_its_own_slice_only(tmp_path):
-    from diffview.core.data import load_image_folder
-    from diffview.core.distributed import Distributed, _SliceOfGlobalBatches
+    from diffview.core.data.images import load_image_folder
+    from diffview.core.train.distributed import Distributed, _SliceOfGlobalBatches
 
     data, _ = load_image_folder(write_image_folder(tmp_path / "imgs", n=6, size=8), image_size=8, max_memory_bytes=1)
     batches = [Distributed(world_size=2, rank=r).batch_source(data, 4, torch.Generator(), seed=3)() for r in (0, 1)]
@@ -290,7 +291,7 @@ def test_streamed_data_is_decoded_by_each_rank_for_its_own_slice_only(tmp_path):
 
 
 def test_a_resumed_run_keeps_its_global_batch_over_the_processes_present(monkeypatch):
-    from diffview.core import distributed
+    from diffview.core.train import distributed
 
     cfg = TrainConfig.from_dict({"batch_size": 4, "world_size": 2, "global_batch_size": 8})
     assert distributed.join(cfg, resume=True) is distributed.SINGLE

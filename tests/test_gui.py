@@ -12,13 +12,14 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from diffview.core.diffusion import q_sample  # noqa: E402
-from diffview.core.export import make_grid, to_uint8  # noqa: E402
-from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
-from diffview.core.training import Trainer  # noqa: E402
-from diffview.gui.main_window import MainWindow  # noqa: E402
-from diffview.gui.threads import running_threads  # noqa: E402
 from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
+
+from diffview.core.diffusion import q_sample  # noqa: E402
+from diffview.core.io.export import make_grid, to_uint8  # noqa: E402
+from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
+from diffview.core.train.trainer import Trainer  # noqa: E402
+from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -13,16 +13,18 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
+from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 
-from diffview.core import data as core_data  # noqa: E402
-from diffview.core import runs as core_runs  # noqa: E402
-from diffview.core.checkpoint import load_checkpoint  # noqa: E402
-from diffview.core.training import Trainer  # noqa: E402
-from diffview.gui import run_loader, sampling_view  # noqa: E402
+from diffview.core.data import images as core_data  # noqa: E402
+from diffview.core.data import source as core_source  # noqa: E402
+from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
+from diffview.core.runs import open as core_runs  # noqa: E402
+from diffview.core.train.trainer import Trainer  # noqa: E402
+from diffview.gui import run_loader  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
-from diffview.gui.threads import running_threads  # noqa: E402
-from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
+from diffview.gui.views import sampling as sampling_view
+from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 SLOW_S = 1.5  # how long each slow step is made to take
 MAX_GAP_MS = 300  # the longest the probe may go without a tick meanwhile (on the GUI thread it would be ≥ 1500)
@@ -243,7 +245,7 @@ def test_resume_from_the_app_trains_on_the_runs_own_data_with_its_flip(qtbot, wi
     assert trainer.step == 4, window.log.toPlainText()
     data = getattr(trainer, "dataset", None) or trainer._dataset
     assert data.flip is True and len(data) == 7 and data.image_size == 8
-    expected, _ = core_data.load_dataset(str(a), image_size=8)
+    expected, _ = core_source.load_dataset(str(a), image_size=8)
     np.testing.assert_array_equal(data.preview(7).numpy(), expected.preview(7).numpy())
 
 
@@ -251,7 +253,7 @@ CLOSE_WHILE_OPENING = r"""
 import sys, time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from diffview.core import runs
+from diffview.core.runs import open as runs
 from diffview.gui import run_loader
 from diffview.gui.main_window import MainWindow
 real = runs.open_run

@@ -8,13 +8,13 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
-from diffview.core.analysis import score_from_model  # noqa: E402
+from diffview.core.analysis.score import score_from_model  # noqa: E402
+from diffview.core.data.points import read_points_csv, standardise  # noqa: E402
 from diffview.core.diffusion import q_sample, timestep_sequence  # noqa: E402
-from diffview.core.mlp import build_mlp  # noqa: E402
-from diffview.core.points import read_points_csv, standardise  # noqa: E402
+from diffview.core.models.mlp import build_mlp  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
-from diffview.gui.lab2d_view import DRAW, Lab2DView  # noqa: E402
-from diffview.gui.threads import running_threads  # noqa: E402
+from diffview.gui.views.lab2d import DRAW, Lab2DView  # noqa: E402
+from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
             warmup_steps=5, threads=1)
@@ -109,7 +109,7 @@ def test_rapid_slider_moves_coalesce_and_gaussians8_draws_level_sets(qtbot, view
     idle(qtbot, view)
     assert view.score_result["t"] == 29
     alpha_bar = float(view.schedule.alphas_cumprod[29])
-    from diffview.core.toy2d import gaussians8_score
+    from diffview.core.data.toy2d import gaussians8_score
     np.testing.assert_allclose(view.score_result["true"],
                                gaussians8_score(torch.from_numpy(view.score_result["grid"]), alpha_bar).numpy(),
                                rtol=1e-5, atol=1e-6)
@@ -222,11 +222,10 @@ def test_a_new_run_clears_the_previous_runs_samples(qtbot, view):
 
 
 def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkeypatch):
-    import diffview.gui.lab2d_view as lab
-
-    from diffview.core.analysis import default_sampler_specs
+    import diffview.gui.views.lab2d as lab
+    from diffview.core.analysis.samplers import default_sampler_specs
+    from diffview.core.data.points import distance_to_data
     from diffview.core.diffusion import sample
-    from diffview.core.points import distance_to_data
 
     monkeypatch.setattr(lab, "FINAL_N", 500)  # small, for speed; the view's own number otherwise
     model = random_model()
@@ -259,7 +258,7 @@ class Breakable(torch.nn.Module):
 
 
 def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeypatch):
-    import diffview.gui.lab2d_view as lab
+    import diffview.gui.views.lab2d as lab
 
     monkeypatch.setattr(lab, "FINAL_N", 300)
     view.levels.setValue(4)
@@ -292,7 +291,7 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
 
 def test_each_job_is_cancelled_between_model_calls(qtbot, view, monkeypatch):
     """A job whose check() is set mid-run stops at the next model call, not at the end of a sampler."""
-    from diffview.core.lab2d import langevin_vs_ddpm, reverse_trajectories, sampler_distances
+    from diffview.core.analysis.lab2d import langevin_vs_ddpm, reverse_trajectories, sampler_distances
 
     class Cancel(Exception):
         pass

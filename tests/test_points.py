@@ -6,15 +6,22 @@ import sys
 import pytest
 import torch
 
-from diffview.core.config import TrainConfig
-from diffview.core.data import DataError
+from diffview.core.data.images import DataError
+from diffview.core.data.points import (
+    PointDataset,
+    distance_to_data,
+    is_points_source,
+    load_points,
+    read_points_csv,
+    save_points_csv,
+    scatter_image,
+)
 from diffview.core.diffusion import sample
-from diffview.core.events import DoneEvent, PreviewEvent
-from diffview.core.models import build_model
-from diffview.core.points import (PointDataset, distance_to_data, is_points_source, load_points, read_points_csv,
-                                  save_points_csv, scatter_image)
-from diffview.core.runs import open_run
-from diffview.core.training import Trainer
+from diffview.core.models.registry import build_model
+from diffview.core.runs.open import open_run
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.events import DoneEvent, PreviewEvent
+from diffview.core.train.trainer import Trainer
 
 
 def test_points_sources_and_csv_round_trip(tmp_path):

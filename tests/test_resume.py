@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 import torch
-
-from diffview.core.checkpoint import RunDir, load_checkpoint
-from diffview.core.lr_schedule import FLOOR, extend_horizons, lr_at
-from diffview.core.training import DoneEvent, StepEvent, Trainer, load_run_config, load_run_data
 from helpers import square_dataset, tiny_config, write_image_folder
+
+from diffview.core.io.checkpoint import RunDir, load_checkpoint
+from diffview.core.train.lr_schedule import FLOOR, extend_horizons, lr_at
+from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer, load_run_config, load_run_data
 
 
 def train(cfg, run_dir, resume=False, stop_at=None, dataset=None):
@@ -158,7 +158,7 @@ def test_a_resume_loads_the_run_s_own_data_and_matches_the_uninterrupted_run(fli
 
 
 def test_a_resume_refuses_data_or_settings_that_are_not_the_run_s(flip_run):
-    from diffview.core.data import load_image_folder
+    from diffview.core.data.images import load_image_folder
 
     run, folder, _ = flip_run
     unflipped, _ = load_image_folder(folder, image_size=8, flip=False)  # what the app used to pass

@@ -5,7 +5,6 @@ import torch
 
 from diffview.core.schedule import SCHEDULES, make_schedule, respace, schedule_from_betas
 
-
 SHAPE_CASES = [(n, T) for n in ("cosine", "sigmoid") for T in (1, 10, 1000)] + [
     (n, T) for n in ("linear", "quadratic", "sigmoid-beta") for T in (51, 100, 1000, 4000)
 ]

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from diffview.core.toy2d import TOY_DATASETS, gaussians8_log_density, make_toy, sliced_wasserstein
+from diffview.core.data.toy2d import TOY_DATASETS, gaussians8_log_density, make_toy, sliced_wasserstein
 
 
 @pytest.mark.parametrize("name", TOY_DATASETS)

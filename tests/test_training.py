@@ -2,19 +2,19 @@ import threading
 import time
 
 import torch
+from helpers import square_dataset, tiny_config
 
-from diffview.core.checkpoint import RunDir, load_checkpoint
-from diffview.core.training import (
+from diffview.core.io.checkpoint import RunDir, load_checkpoint
+from diffview.core.train.trainer import (
+    EMA,
     CheckpointEvent,
     DoneEvent,
-    EMA,
     LogEvent,
     PreviewEvent,
     StepEvent,
     Trainer,
     lr_at,
 )
-from helpers import square_dataset, tiny_config
 
 
 def steps_of(events):
@@ -193,8 +193,9 @@ def test_ema_warmup_and_average():
 
 
 def test_a_dataset_too_large_for_memory_streams_through_a_dataloader(tmp_path):
-    from diffview.core.data import StreamingImageDataset, load_image_folder
     from helpers import write_image_folder
+
+    from diffview.core.data.images import StreamingImageDataset, load_image_folder
 
     data, report = load_image_folder(write_image_folder(tmp_path / "imgs", n=6, size=12), image_size=8,
                                      max_memory_bytes=1)
@@ -265,7 +266,7 @@ def test_a_trainer_leaves_the_global_generators_as_it_found_them():
 
 
 def test_dropout_masks_come_from_the_trainer_s_generator_per_rank_and_step():
-    from diffview.core.rng import GeneratorDropout, dropout_seed
+    from diffview.core.train.rng import GeneratorDropout, dropout_seed
 
     trainer = Trainer(tiny_config(steps=1, dropout=0.5), dataset=square_dataset())
     list(trainer.run())

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from diffview.core.unet import PRESETS, UNet, UNetConfig, build_unet, timestep_embedding, unet_config
+from diffview.core.models.unet import PRESETS, UNet, UNetConfig, build_unet, timestep_embedding, unet_config
 
 
 @pytest.mark.parametrize("preset, size", [("tiny", 8), ("tiny", 28), ("tiny", 30), ("small", 28), ("small", 32),
@@ -77,7 +77,7 @@ def _reference_resblock(block, x, emb, temb_act):
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_resblock_applies_silu_before_its_timestep_projection(preset):
     model = UNet(unet_config(preset, 3)).eval()
-    from diffview.core.unet import ResBlock
+    from diffview.core.models.unet import ResBlock
 
     blocks = [m for m in model.modules() if isinstance(m, ResBlock)]
     assert blocks and all(b.temb_act for b in blocks)
@@ -193,7 +193,7 @@ def test_ddpm_cifar10_preset_is_hos_configuration_and_initialisation():
         128, (1, 2, 2, 2), 2, 0.1, 32)
     assert cfg.attention_levels == (1,) and 32 // 2 ** cfg.attention_levels[0] == 16  # attention at 16×16
     assert cfg.temb_act and cfg.ddpm_tf and cfg.mid_attention
-    from diffview.core.unet import Attention, ResBlock
+    from diffview.core.models.unet import Attention, ResBlock
 
     model = UNet(unet_config("ddpm-cifar10", 3))
     for m in model.modules():  # init_scale=0 layers of the TF code start at zero, every bias at zero
@@ -212,9 +212,10 @@ def test_ddpm_cifar10_preset_is_hos_configuration_and_initialisation():
 
 
 def test_the_configs_default_dropout_is_the_presets_own_and_a_number_overrides_it():
-    from diffview.core.config import TrainConfig
-    from diffview.core.models import build_model
     from helpers import square_dataset
+
+    from diffview.core.models.registry import build_model
+    from diffview.core.train.config import TrainConfig
 
     data = square_dataset(n=2, size=32)
 

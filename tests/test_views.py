@@ -10,22 +10,22 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from diffview.core.analysis import vlb_by_timestep  # noqa: E402
-from diffview.core.data import ImageDataset  # noqa: E402
-from diffview.core.imagefiles import decode_image, to_channels  # noqa: E402
-from diffview.core.schedule import make_schedule  # noqa: E402
-from diffview.core.unet import build_unet  # noqa: E402
-from diffview.gui.bound_view import BoundView, evaluation_images  # noqa: E402
-from diffview.gui.compare_view import CompareView, parse_etas  # noqa: E402
-from diffview.gui.jobs import float_images  # noqa: E402
-from diffview.gui.main_window import MainWindow  # noqa: E402
-from diffview.gui.memorise_view import MemoriseView  # noqa: E402
-from diffview.core.diffusion import q_sample  # noqa: E402
-from diffview.core.export import to_uint8  # noqa: E402
-from diffview.gui.jobs import float_images  # noqa: E402
-from diffview.gui.sdedit_view import UNTOUCHED, SDEditView, strip_timesteps  # noqa: E402
-from diffview.gui.threads import running_threads  # noqa: E402
 from helpers import write_image_folder  # noqa: E402
+
+from diffview.core.analysis.bound import vlb_by_timestep  # noqa: E402
+from diffview.core.data.files import decode_image, to_channels  # noqa: E402
+from diffview.core.data.images import ImageDataset  # noqa: E402
+from diffview.core.diffusion import q_sample  # noqa: E402
+from diffview.core.io.export import to_uint8  # noqa: E402
+from diffview.core.models.unet import build_unet  # noqa: E402
+from diffview.core.schedule import make_schedule  # noqa: E402
+from diffview.gui.main_window import MainWindow  # noqa: E402
+from diffview.gui.views.bound import BoundView, evaluation_images  # noqa: E402
+from diffview.gui.views.job_view import float_images  # noqa: E402
+from diffview.gui.views.memorise import MemoriseView  # noqa: E402
+from diffview.gui.views.samplers import CompareView, parse_etas  # noqa: E402
+from diffview.gui.views.sdedit import UNTOUCHED, SDEditView, strip_timesteps  # noqa: E402
+from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 T = 50
 FOLDER = SimpleNamespace(source="/some/folder")
@@ -213,8 +213,8 @@ def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, d
 
 
 def test_memorisation_searches_a_streamed_folder_a_chunk_at_a_time(qtbot, model, schedule, tmp_path, monkeypatch):
-    import diffview.gui.memorise_view as mem
-    from diffview.core.data import StreamingImageDataset
+    import diffview.gui.views.memorise as mem
+    from diffview.core.data.images import StreamingImageDataset
 
     folder = write_image_folder(tmp_path / "imgs", n=30, size=8)
     streamed = StreamingImageDataset(sorted(folder.glob("*.png")), channels=1, image_size=8)
@@ -382,7 +382,7 @@ LONG_T = 1000  # every tab's longest job on it: > 20 s of 20 ms model calls unle
 def start_every_tabs_longest_job(w, model, dataset, schedule):
     """Bound over all T, every sampler with DDPM over all T, memorisation and SDEdit over 1,000 steps, and the
     2D tab's sampler comparison on 10,000 points (DDPM with T steps first), each model call 20 ms or more."""
-    from diffview.core.mlp import build_mlp
+    from diffview.core.models.mlp import build_mlp
 
     for view in w.analysis_views:
         wire(view, Slow(model), schedule, dataset)
@@ -427,11 +427,11 @@ sys.path.insert(0, sys.argv[3])
 import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from diffview.core.data import ImageDataset
+from diffview.core.data.images import ImageDataset
 from diffview.core.schedule import make_schedule
-from diffview.core.unet import build_unet
+from diffview.core.models.unet import build_unet
 from diffview.gui.main_window import MainWindow
-from diffview.gui.threads import running_threads
+from diffview.gui.workers.threads import running_threads
 from test_views import LONG_T, start_every_tabs_longest_job
 app = QApplication([])
 w = MainWindow(source=sys.argv[1], runs_root=sys.argv[2])

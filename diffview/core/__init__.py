@@ -4,7 +4,7 @@ Schedules (:mod:`.schedule`), the forward and reverse process and samplers
 (:mod:`.diffusion`), and losses and the variational bound (:mod:`.losses`).
 """
 
-from .diffusion import (
+from diffview.core.diffusion import (
     OBJECTIVES,
     SAMPLERS,
     SPACINGS,
@@ -24,7 +24,7 @@ from .diffusion import (
     timestep_sequence,
     v_target,
 )
-from .losses import (
+from diffview.core.losses import (
     discretized_gaussian_log_likelihood,
     nll_bpd,
     normal_kl,
@@ -32,7 +32,7 @@ from .losses import (
     training_loss,
     vlb_terms,
 )
-from .schedule import SCHEDULES, NoiseSchedule, make_schedule, respace, schedule_from_betas
+from diffview.core.schedule import SCHEDULES, NoiseSchedule, make_schedule, respace, schedule_from_betas
 
 __all__ = [
     "OBJECTIVES", "SAMPLERS", "SCHEDULES", "SPACINGS",

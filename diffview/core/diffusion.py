@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .schedule import NoiseSchedule, respace
+from diffview.core.schedule import NoiseSchedule, respace
 
 OBJECTIVES = ("eps", "x0", "v")
 SAMPLERS = ("ddpm", "ddim")

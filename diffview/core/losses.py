@@ -6,9 +6,18 @@ import math
 
 import torch
 
-from .diffusion import (Model, gather, model_outputs, model_variance, p_log_variance, predict_x0_eps, q_posterior,
-                        q_sample, v_target)
-from .schedule import NoiseSchedule
+from diffview.core.diffusion import (
+    Model,
+    gather,
+    model_outputs,
+    model_variance,
+    p_log_variance,
+    predict_x0_eps,
+    q_posterior,
+    q_sample,
+    v_target,
+)
+from diffview.core.schedule import NoiseSchedule
 
 WEIGHTINGS = ("none", "min_snr")
 MIN_SNR_GAMMA = 5.0

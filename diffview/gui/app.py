@@ -15,7 +15,7 @@ def run_app(source: str | None = None) -> int:
         return 2
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
+    from diffview.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("diffview")

@@ -15,8 +15,16 @@ import time
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from ..core.training import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, Trainer, WarningEvent
-from .threads import new_thread
+from diffview.core.train.trainer import (
+    CheckpointEvent,
+    DoneEvent,
+    LogEvent,
+    PreviewEvent,
+    StepEvent,
+    Trainer,
+    WarningEvent,
+)
+from diffview.gui.workers.threads import new_thread
 
 BATCH_SECONDS = 0.1
 

@@ -25,23 +25,23 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from .. import __version__
-from ..core.data import load_dataset
-from ..core.runs import is_run_folder
-from ..core.schedule import make_schedule
-from ..core.training import Trainer, describe_device, pick_device
-from .analysis_tabs import add_analysis_tabs
-from .controller import TrainingController
-from .data_view import DataView
-from .forward_view import ForwardView
-from .lab2d_view import Lab2DView
-from .run_loader import RunOpener, RunsMixin, WeightSnapshots
-from .sampling_view import SamplingView
-from .schedule_view import ScheduleView
-from .settings_panel import SettingsPanel
-from .tasks import BackgroundTask
-from .threads import collect_garbage_on_gui_thread
-from .training_view import TrainingView
+from diffview import __version__
+from diffview.core.data.source import load_dataset
+from diffview.core.runs.open import is_run_folder
+from diffview.core.schedule import make_schedule
+from diffview.core.train.trainer import Trainer, describe_device, pick_device
+from diffview.gui.controller import TrainingController
+from diffview.gui.run_loader import RunOpener, RunsMixin, WeightSnapshots
+from diffview.gui.settings_panel import SettingsPanel
+from diffview.gui.views.analysis_tabs import add_analysis_tabs
+from diffview.gui.views.data import DataView
+from diffview.gui.views.forward import ForwardView
+from diffview.gui.views.lab2d import Lab2DView
+from diffview.gui.views.sampling import SamplingView
+from diffview.gui.views.schedule import ScheduleView
+from diffview.gui.views.training import TrainingView
+from diffview.gui.workers.tasks import BackgroundTask
+from diffview.gui.workers.threads import collect_garbage_on_gui_thread
 
 RUNS_ROOT = Path.home() / "diffview-runs"
 

@@ -17,13 +17,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from ..core.checkpoint import RunDir
-from ..core.events import PreviewEvent
-from ..core.runs import LoadedRun, open_run
-from ..core.schedule import SCHEDULES
-from .jobs import Job
-from .tasks import BackgroundTask, Deferred
-from .threads import use_worker_torch_threads
+from diffview.core.io.checkpoint import RunDir
+from diffview.core.runs.open import LoadedRun, open_run
+from diffview.core.schedule import SCHEDULES
+from diffview.core.train.events import PreviewEvent
+from diffview.gui.workers.jobs import Job
+from diffview.gui.workers.tasks import BackgroundTask, Deferred
+from diffview.gui.workers.threads import use_worker_torch_threads
 
 
 @dataclass

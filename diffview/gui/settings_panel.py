@@ -17,11 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.config import TrainConfig
-from ..core.datasets import BUILTIN_DATASETS
-from ..core.diffusion import OBJECTIVES
-from ..core.schedule import SCHEDULES
-from ..core.unet import PRESETS
+from diffview.core.data.builtin import BUILTIN_DATASETS
+from diffview.core.diffusion import OBJECTIVES
+from diffview.core.models.unet import PRESETS
+from diffview.core.schedule import SCHEDULES
+from diffview.core.train.config import TrainConfig
 
 OPEN_FOLDER = "Open folder…"
 

@@ -1,0 +1,10 @@
+"""Why the model does what it does: small pure functions over a model callable ``model(x_t, t)``
+and a NoiseSchedule, built from the core's own mathematics (``predict_x0_eps``, ``langevin_step``,
+``vlb_terms``, ``iter_sample``): nothing here re-derives an equation the core already implements.
+
+- :mod:`.bound`: the variational bound by timestep;
+- :mod:`.samplers`: samplers side by side from one x_T;
+- :mod:`.score`: the score s_θ = −ε_θ/√(1−ᾱ_t) and annealed Langevin dynamics;
+- :mod:`.memorise`: each sample's nearest training images;
+- :mod:`.sdedit`: noise an image to t and denoise it (SDEdit);
+- :mod:`.lab2d`: the 2D tab's computations on points."""

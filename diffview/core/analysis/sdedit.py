@@ -1,0 +1,43 @@
+"""Noise an image to timestep t and denoise it with the reverse process (SDEdit, Meng et al. 2022)."""
+
+from __future__ import annotations
+
+import torch
+
+from diffview.core.diffusion import (
+    Model,
+    iter_sample,
+    q_sample,
+)
+from diffview.core.schedule import NoiseSchedule
+
+
+# ----------------------------------------------------------------------------- noise and denoise
+@torch.no_grad()
+def iter_sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule, *, objective: str,
+                sampler: str = "ddim", steps: int = 50, eta: float = 0.0, clip_x0: bool = True,
+                generator: torch.Generator | None = None):
+    # x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, then the reverse process from t   (Meng et al. 2022, SDEdit, sec. 3)
+    """Noise x0 to timestep ``t`` (the 0-based index, as everywhere in diffview; the paper's step t+1)
+    and denoise from there; ``t = -1`` leaves the image untouched.
+
+    Yields the SampleSteps of the reverse process; at ``t`` = −1 it yields nothing: the image is
+    already x_0. The final ``x_prev`` is the edited image.
+    """
+    T = schedule.timesteps
+    if not -1 <= t <= T - 1:
+        raise ValueError(f"t must lie in -1..{T - 1} (-1: no noise), got {t}")
+    if t == -1:
+        return
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    x_t = q_sample(x0, t, schedule, noise)
+    yield from iter_sample(model, x0.shape, schedule, sampler=sampler, steps=steps, eta=eta, objective=objective,
+                           clip_x0=clip_x0, x_T=x_t, t_start=t, generator=generator)
+
+
+def sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
+    """The result of :func:`iter_sdedit`: x0 itself at t = −1."""
+    out = x0
+    for st in iter_sdedit(model, x0, t, schedule, **kwargs):
+        out = st.x_prev
+    return out

@@ -1,0 +1,7 @@
+"""What a model trains on: images (a folder of the user's or a built-in set) and 2D points.
+
+- :mod:`.source`: one ``load_dataset`` for every source name;
+- :mod:`.images`: image datasets in memory or streamed from disk, and the DatasetReport;
+- :mod:`.files`: decoding one image file (every format Pillow reads, EXIF orientation, modes);
+- :mod:`.builtin`: the built-in image sets, generated and cached; :mod:`.digits`, :mod:`.shapes`;
+- :mod:`.points`: 2D point sets (built-in or CSV) and their distances; :mod:`.toy2d`: the generators."""

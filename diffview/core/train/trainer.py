@@ -1,0 +1,400 @@
+"""The training loop: plain Python that yields events and checks stop/pause flags between steps.
+
+    trainer = Trainer(TrainConfig(steps=2000), run_dir="runs/digits")
+    for event in trainer.run():
+        ...  # StepEvent, PreviewEvent, CheckpointEvent, LogEvent, WarningEvent, then one DoneEvent
+
+The loop never prints. The CLI turns events into a progress bar, the app into Qt signals.
+Events carry only CPU copies of small arrays, so they may cross threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+from typing import Iterator
+
+import torch
+
+from diffview.core.data.images import StreamingImageDataset
+from diffview.core.data.points import PLOT_LIMIT, distance_to_data, is_points_source, load_points, scatter_image
+from diffview.core.data.source import load_dataset
+from diffview.core.diffusion import iter_sample
+from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
+from diffview.core.io.export import save_grid, to_uint8
+from diffview.core.io.files import atomic_write_text
+from diffview.core.losses import training_loss
+from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy, model_from_checkpoint
+from diffview.core.schedule import make_schedule
+from diffview.core.train import distributed
+from diffview.core.train.config import TrainConfig
+from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
+from diffview.core.train.lr_schedule import horizons_of, lr_at
+from diffview.core.train.resume import check_run_data, load_run_config, load_run_data, resumed_config
+from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
+
+
+# ----------------------------------------------------------------------------- pieces
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA if available, then Apple MPS, then the CPU; or the device named."""
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available here")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r} was asked for but Apple MPS is not available here")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device, threads: int | None = None) -> str:
+    """"CUDA (name)", "Apple MPS", or "CPU, n threads" (``threads``, else this thread's torch setting)."""
+    if device.type == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple MPS"
+    n = threads or torch.get_num_threads()
+    return f"CPU, {n} thread{'s' if n != 1 else ''}"
+
+
+class EMA:
+    """Exponential moving average of the weights, with the warm-up decay_k = min(d, (1+k)/(10+k))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.warmup, self.updates = decay, warmup, 0
+
+    def current_decay(self) -> float:
+        k = self.updates
+        return min(self.decay, (1 + k) / (10 + k)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = self.current_decay()
+        ema_params = list(self.model.parameters()) + list(self.model.buffers())
+        params = list(model.parameters()) + list(model.buffers())
+        torch._foreach_lerp_([e for e in ema_params if e.is_floating_point()],
+                             [p.detach() for p in params if p.is_floating_point()], 1.0 - d)
+        self.updates += 1
+
+
+class _ForeverRandom(torch.utils.data.Sampler):
+    """Uniform random indices with replacement, without end, from a seeded generator."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield from torch.randint(self.n, (1024,), generator=g).tolist()
+
+
+def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
+    """A function returning the next training batch (float32 in [−1, 1]).
+
+    In-memory data is indexed directly, reproducibly from ``generator`` (exact resume). Data too
+    large for memory streams through a DataLoader whose worker decodes files ahead of each step.
+    """
+    if not isinstance(data, StreamingImageDataset):
+        return lambda: data.sample_batch(batch_size, generator)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_ForeverRandom(len(data), seed),
+                                         num_workers=1, persistent_workers=True, prefetch_factor=4,
+                                         generator=torch.Generator().manual_seed(seed))  # the worker's flips
+    batches = iter(loader)
+    return lambda: next(batches)
+
+
+def load_training_data(cfg: TrainConfig):
+    """The dataset a config names, with its report: 2D points or images."""
+    if is_points_source(cfg.dataset):
+        return load_points(cfg.dataset, seed=0)
+    channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
+    return load_dataset(cfg.dataset, image_size=cfg.image_size, channels=channels, flip=cfg.flip, seed=0)
+
+
+# ----------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Trains a UNet on images, or an MLP on 2D points, by ``config``; writes a run folder when
+    ``run_dir`` is given.
+
+    ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly, by the run's
+    own settings: ``config`` may change only RESUMABLE_SETTINGS (the total steps, the device, threads,
+    dist_timeout, compile; anything else differing is a ValueError), and the data is loaded by the run's
+    data settings, while ``run()`` starts (so on the thread that runs it). A ``dataset`` given for a resume
+    must match them. A new total continues the learning rate from where it is (core/lr_schedule.py).
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
+                 dataset=None):
+        self.config = config.validate()
+        self.run_dir = RunDir(run_dir) if run_dir is not None else None
+        self.resume = resume
+        self._dataset = dataset
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.step = 0
+        self.report = None
+        self._weights_lock = threading.Lock()  # held while the weights change, so a snapshot is consistent
+        self.model = self.ema = None
+
+    # flags, safe to call from any thread
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def unpause(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def run(self) -> Iterator[object]:
+        """The training loop as a generator of events; always ends with one DoneEvent."""
+        try:
+            yield from self._run()
+        except (ValueError, CheckpointError, OSError) as e:
+            yield DoneEvent("failed", self.step, str(e))
+
+    def _setup(self) -> Iterator[object]:
+        cfg = self.config
+        self.dist = distributed.join(cfg, resume=self.resume)  # torchrun's job, or a job of one process
+        self.device = self.dist.device or pick_device(cfg.device)
+        if self.device.type == "cpu":
+            threads = cfg.threads or max(1, (os.cpu_count() or 1) // self.dist.local_world_size)
+            torch.set_num_threads(threads)
+        state = None
+        if self.resume:
+            ckpt, state = self.dist.from_main(self._read_latest_checkpoint)  # rank 0 reads, all load
+            self.config = cfg = resumed_config(self.config, state, self.dist.world_size)
+            flips = f", flips {'on' if cfg.flip else 'off'}" if not is_points_source(cfg.dataset) else ""
+            yield LogEvent(f"Resuming {ckpt.parent.parent} from {ckpt.name} (step {state['step']}) on its own "
+                           f"data: {cfg.dataset}{flips}.")
+        else:
+            cfg.horizons = [[0, cfg.steps]]
+        if not self.dist.is_main:
+            self.run_dir = None  # only rank 0 writes the run folder
+
+        if self._dataset is None:
+            self._dataset, self.report = load_training_data(cfg)
+            yield LogEvent(self.report.summary())
+            for w in self.report.warnings:
+                yield WarningEvent(w)
+        elif self.resume:
+            check_run_data(self._dataset, cfg)
+        data = self._dataset
+        if data.kind == "images":  # the run records what "auto" resolved to, and the flips it trained with
+            cfg.channels, cfg.image_size = str(data.channels), data.image_size
+            cfg.flip = bool(getattr(data, "flip", cfg.flip))
+        self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
+        self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout), cfg.seed).to(self.device)
+        self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
+        self._dropout_gen = torch.Generator(device=self.device)  # reseeded each step: see core/rng.py
+        self._dropout_active = own_dropout(self.model, self._dropout_gen) > 0
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
+                                     weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        if state is not None:
+            self._load_state(state)
+        self._net = self.dist.wrap(self.model)  # DDP in a job; self.model stays the plain module
+        if cfg.compile:
+            self._net = torch.compile(self._net)
+        if self.run_dir is not None:
+            self.run_dir.create()
+            atomic_write_text(self.run_dir.config, cfg.to_json())
+            if state is not None:
+                self.run_dir.truncate_metrics(self.step)
+        yield LogEvent(
+            f"Training a {describe_model(self.model, cfg.model)} on "
+            f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
+            f"batch {cfg.batch_size}, lr {cfg.lr:g}."
+            + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
+        )
+
+    @property
+    def dataset(self):
+        """The data this trainer trains on (for a resume: the run's own, once ``run()`` has loaded it)."""
+        return self._dataset
+
+    def _read_latest_checkpoint(self):
+        if self.run_dir is None:
+            raise ValueError("resume needs a run folder")
+        ckpt = self.run_dir.latest_checkpoint()
+        if ckpt is None:
+            raise CheckpointError(f"{self.run_dir.root} has no checkpoint to resume from")
+        return ckpt, load_checkpoint(ckpt)
+
+    def _run(self) -> Iterator[object]:
+        yield from self._setup()
+        cfg, data = self.config, self._dataset
+        autocast = self.device.type == "cuda"
+        preview_x = torch.randn(data.sample_shape(cfg.preview_n), generator=torch.Generator().manual_seed(cfg.seed + 1))
+        next_batch = (self.dist.batch_source if self.dist.active else batch_source)(
+            data, cfg.batch_size, self.gen, cfg.seed + self.step)
+        metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
+        last_ckpt_step = self.step if self.resume else None
+        t_start, rate = time.perf_counter(), None
+        try:
+            while self.step < cfg.steps:
+                if not self._running.is_set():
+                    yield LogEvent(f"Paused at step {self.step}.")
+                    self._running.wait()
+                    if not self._stop.is_set():
+                        yield LogEvent(f"Resumed at step {self.step}.")
+                if self.dist.any(self._stop.is_set()):  # every process stops at the same step
+                    self._stop.set()
+                    break
+                t0 = time.perf_counter()
+                x0 = next_batch().to(self.device, non_blocking=True)
+                if self._channels_last:
+                    x0 = x0.contiguous(memory_format=torch.channels_last)
+                lr = lr_at(self.step, cfg)
+                if self._dropout_active:  # this rank's own masks for this step (core/rng.py)
+                    self._dropout_gen.manual_seed(dropout_seed(cfg.seed, self.dist.rank, self.step))
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                self.model.train()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
+                                              weighting=cfg.loss_weighting, generator=self.gen,
+                                              **self.dist.timesteps_and_noise(x0, cfg.timesteps, self.gen))
+                loss = losses.mean()
+                shown, losses, t = self.dist.gather_losses(loss, losses, t)  # the global batch's, on every rank
+                if not torch.isfinite(shown):
+                    kept = f"the last checkpoint (step {last_ckpt_step}) is intact" if last_ckpt_step else \
+                        "no checkpoint was written"
+                    yield DoneEvent("failed", self.step,
+                                    f"Loss became {shown.item()} at step {self.step + 1}; training stopped and {kept}. "
+                                    "Try a lower learning rate.")
+                    return
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                with self._weights_lock:
+                    self.opt.step()
+                    self.ema.update(self.model)
+                    self.step += 1
+
+                dt = time.perf_counter() - t0
+                rate = dt if rate is None else 0.9 * rate + 0.1 * dt
+                elapsed = time.perf_counter() - t_start
+                loss_value = float(shown.item())
+                ev = StepEvent(self.step, loss_value, losses.detach().float().cpu().numpy(), t.cpu().numpy(), lr,
+                               len(losses) / rate, elapsed, rate * (cfg.steps - self.step), cfg.steps)
+                if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                    metrics.write(json.dumps({"step": self.step, "loss": round(loss_value, 6), "lr": lr,
+                                              "images_per_sec": round(ev.images_per_sec, 2),
+                                              "elapsed": round(elapsed, 2)}) + "\n")
+                    metrics.flush()
+                yield ev
+                if (self.step % cfg.preview_every == 0 or self.step == cfg.steps) and self.dist.is_main:
+                    yield self.preview(preview_x)
+                if self.run_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                    yield self.save()
+                    last_ckpt_step = self.step
+            stopped = self._stop.is_set() and self.step < cfg.steps
+            if stopped and self.run_dir and last_ckpt_step != self.step and self.step > 0:
+                yield self.save()
+            yield DoneEvent("stopped" if stopped else "finished", self.step,
+                            f"Stopped at step {self.step}." if stopped else f"Finished {self.step} steps.")
+        finally:
+            if metrics:
+                metrics.close()
+
+    # ------------------------------------------------------------------ helpers
+    def snapshot_model(self, ema: bool = True) -> torch.nn.Module | None:
+        """A CPU copy of the (EMA) model as of the last finished step; safe from any thread."""
+        if self.model is None:
+            return None
+        with self._weights_lock:
+            source = self.ema.model if ema else self.model
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
+        return fresh_copy(self.model, weights)
+
+    @torch.no_grad()
+    def preview(self, x_T: torch.Tensor) -> PreviewEvent:
+        cfg = self.config
+        t0 = time.perf_counter()
+        x = x_T.to(self.device)
+        points = self._dataset.kind == "points"
+        final = None
+        steps = min(cfg.preview_steps, cfg.timesteps)
+        for st in iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
+                              steps=steps, objective=cfg.objective, x_T=x, clip_x0=not points,
+                              generator=torch.Generator().manual_seed(cfg.seed + 2)):
+            final = st.x_prev
+        final = final.float().cpu()
+        distance = None
+        if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
+            distance = distance_to_data(final, self._dataset)[0]
+            arr = scatter_image(final, limit=PLOT_LIMIT)[None]
+        else:
+            arr = to_uint8(final)
+        seconds = time.perf_counter() - t0
+        path = None
+        if self.run_dir:
+            meta = {"step": self.step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
+                    "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}
+            if distance is not None:
+                meta["sliced_wasserstein"] = round(distance, 5)
+            path = str(save_grid(arr, self.run_dir.sample_path(self.step), scale=1 if points else 2, metadata=meta))
+        return PreviewEvent(self.step, arr, cfg.preview_sampler, steps, seconds, path,
+                            points=final.numpy() if points else None, distance=distance)
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            **architecture(self.model),
+            "data_kind": self._dataset.kind,
+            "image_size": self._dataset.image_size,
+            "channels": self._dataset.channels,
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "ema_updates": self.ema.updates,
+            "optimizer": self.opt.state_dict(),
+            "lr_schedule": {"kind": self.config.lr_decay, "warmup_steps": self.config.warmup_steps, "step": self.step,
+                            "horizons": horizons_of(self.config)},
+            # the only generator with a state to keep: dropout's is reseeded from (seed, rank, step)
+            "rng": {"data": self.gen.get_state()},
+        }
+
+    def _load_state(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.model.load_state_dict(state["ema"])
+            self.ema.updates = int(state["ema_updates"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            self.gen.set_state(state["rng"]["data"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint does not match this run's model or settings ({e})") from None
+
+    def save(self) -> CheckpointEvent:
+        assert self.run_dir is not None
+        path = self.run_dir.write_checkpoint(self.state_dict(), self.step, self.config.keep_checkpoints)
+        return CheckpointEvent(self.step, str(path))
+
+
+__all__ = [
+    "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
+    "EMA", "Trainer", "check_run_data", "describe_device", "load_run_config", "load_run_data", "load_training_data",
+    "lr_at", "model_from_checkpoint", "pick_device",
+]

@@ -1,0 +1,34 @@
+"""The analysis tabs (Bound, Samplers, Memorisation, Noise & denoise), made and wired to the main window
+in one place so the window itself needs only a call here and a cancel on close."""
+
+from __future__ import annotations
+
+from diffview.gui.views.bound import BoundView
+from diffview.gui.views.memorise import MemoriseView
+from diffview.gui.views.samplers import CompareView
+from diffview.gui.views.sdedit import SDEditView
+
+
+def add_analysis_tabs(window) -> list:
+    """Make the four views, give them the window's model, dataset and schedule, and add their tabs
+    right after the Sampling tab; returns the views (the window cancels their work on close)."""
+    window.bound_view, window.compare_view = BoundView(), CompareView()
+    window.memorise_view, window.sdedit_view = MemoriseView(), SDEditView()
+    views = [window.bound_view, window.compare_view, window.memorise_view, window.sdedit_view]
+    names = ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
+    at = window.tabs.indexOf(window.sampling_view) + 1
+    for i, (view, name) in enumerate(zip(views, names)):
+        view.model_source = window._model_source
+        view.data_source = lambda: (window.dataset, window.report)
+        view.message.connect(window.show_message)
+        window.tabs.insertTab(at + i, view, name)  # "&&" is a literal & in a tab
+    window.bound_view.loss_source = window.training_view.loss_by_t
+    window.controller.steps.connect(window.bound_view.on_training_steps)
+    window.sdedit_view.schedule_source = lambda: window.schedule
+
+    def last_samples():
+        trajectory = window.sampling_view.trajectory
+        return trajectory[-1][2] if trajectory and trajectory[-1][1] < 0 else None
+
+    window.memorise_view.samples_source = last_samples
+    return views

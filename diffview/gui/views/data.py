@@ -1,0 +1,50 @@
+"""Data: the training images as the model sees them (after resize, crop and channels), and the
+dataset report: how many images were used, which files were skipped and why."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+from diffview.core.data.images import DatasetReport
+from diffview.gui.widgets.images import ImageGrid
+from diffview.gui.widgets.text import caption
+
+SHOWN = 100
+
+
+class DataView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.grid = ImageGrid("training images as the model sees them")
+        self.summary = QLabel("No dataset loaded.")
+        self.summary.setWordWrap(True)
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #ffb050; font-weight: bold;")
+        self.warning.hide()
+        self.skipped = QPlainTextEdit()
+        self.skipped.setReadOnly(True)
+        self.skipped.setPlaceholderText("Every file was used.")
+        side = QVBoxLayout()
+        side.addWidget(self.summary)
+        side.addWidget(self.warning)
+        side.addWidget(QLabel("Skipped files"))
+        side.addWidget(self.skipped, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.grid, 3)
+        row.addLayout(side, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row, 1)
+        layout.addWidget(caption("Pixels are scaled to [−1, 1] (x / 127.5 − 1): the range the forward process "
+                                 "starts from and x̂<sub>0</sub> is clipped to."))
+
+    def set_dataset(self, images_uint8: np.ndarray, report: DatasetReport) -> None:
+        self.grid.set_images(images_uint8[:SHOWN], nrow=10)
+        kind = "grayscale" if report.channels == 1 else "RGB"
+        self.grid.set_title(f"{min(SHOWN, report.used)} of {report.used:,} images, "
+                            f"{report.image_size}×{report.image_size} {kind}")
+        self.summary.setText(report.summary().splitlines()[0])
+        self.warning.setVisible(bool(report.warnings))
+        self.warning.setText("\n".join(report.warnings))
+        self.skipped.setPlainText("\n".join(f"{path}: {why}" for path, why in report.skipped))

@@ -1,0 +1,99 @@
+"""The base of the analysis tabs: controls, a view and a formula caption around one cancellable Job."""
+
+from __future__ import annotations
+
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from diffview.gui.widgets.text import caption
+from diffview.gui.workers.jobs import Job
+
+
+def float_images(images) -> "torch.Tensor":  # noqa: F821
+    """uint8 images [N, C, H, W] (array or tensor) as float32 in [−1, 1], exactly as the dataset makes them."""
+    import torch
+
+    from diffview.core.data.images import ImageDataset
+
+    return ImageDataset.to_float(torch.as_tensor(images))
+
+
+class JobView(QWidget):
+    """A tab that runs one Job at a time on the current model; ``cancel_and_wait`` on close."""
+
+    message = Signal(str, str)
+    NO_MODEL = "No model yet: train for at least one step (Ctrl+T) or open a run folder (File ▸ Open Run)."
+    CANCELLING = "Cancelling…"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model_source = None  # callable(ema=True) -> (model, schedule, objective, channels, size, label) | None
+        self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
+        self._job: Job | None = None
+
+    def arrange(self, form, right, width: int, formula: str) -> None:
+        """The tab's layout: the controls (``form``) at ``width`` on the left, ``right`` beside them with the
+        caption of the formula the view plots under it."""
+        controls = QWidget()
+        controls.setLayout(form)
+        controls.setMaximumWidth(width)
+        right.addWidget(caption(formula))
+        layout = QHBoxLayout(self)
+        layout.addWidget(controls)
+        layout.addLayout(right, 1)
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def current_model(self):
+        """The model source's tuple, or None (and the reason in the view's status)."""
+        source = self.model_source(ema=True) if self.model_source is not None else None
+        if source is None:
+            self.set_status(self.NO_MODEL)
+        return source
+
+    def current_dataset(self):
+        return self.data_source() if self.data_source is not None else (None, None)
+
+    def set_status(self, text: str) -> None:  # each view has a status label
+        self.status.setText(text)
+
+    def run_job(self, fn, name: str, on_item=None, on_done=None) -> Job:
+        job = Job(fn, name, self)
+        if on_item is not None:
+            job.item.connect(on_item)
+
+        def finished(result, error):
+            self._job = None
+            if error:
+                self.set_status(error)
+                self.message.emit("error", error)
+            if on_done is not None:
+                on_done(result, error, job.cancelled)
+
+        job.done.connect(finished)
+        self._job = job
+        return job.start()
+
+    def start(self) -> bool:
+        """Start the view's computation; False if it cannot (no model, busy, bad input: the status says)."""
+        raise NotImplementedError
+
+    def start_or_cancel(self) -> None:
+        """What the view's Run / Cancel button does."""
+        if self.busy:
+            self.cancel()
+            self.set_status(self.CANCELLING)
+        else:
+            self.start()
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def cancel_and_wait(self, ms: int = 30_000) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._job.wait(ms)

@@ -1,0 +1,182 @@
+"""Training, live: the loss (raw and smoothed), the loss by timestep, the learning rate, throughput,
+and the preview grids from a fixed seed with a slider to scrub back through them.
+
+Plot items are made once and fed with ``setData``; redraws happen at most ``REDRAW_MS`` apart
+however fast steps arrive.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from diffview.core.train.trainer import PreviewEvent, StepEvent
+from diffview.gui.widgets.images import ImageGrid
+from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
+
+T_BINS = 20
+REDRAW_MS = 250
+SMOOTHING = 0.98
+
+
+class TrainingView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.p_loss = self.plots.addPlot(row=0, col=0, colspan=2, title="loss (raw and smoothed)")
+        self.p_loss.setLabel("bottom", "step")
+        self.p_loss.showGrid(x=True, y=True, alpha=0.2)
+        self.raw = self.p_loss.plot(pen=pg.mkPen((120, 160, 255, 90)))
+        self.raw.setDownsampling(auto=True, method="peak")  # thousands of steps, a few hundred pixels
+        self.raw.setClipToView(True)
+        self.smooth = self.p_loss.plot(pen=pg.mkPen("#ffb050", width=2), antialias=True)
+        self.smooth.setDownsampling(auto=True, method="mean")
+        self.p_t = self.plots.addPlot(row=1, col=0, title=f"loss by timestep t ({T_BINS} bins)")
+        self.p_t.setLabel("bottom", "t")
+        self.p_t.showGrid(x=True, y=True, alpha=0.2)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5aa0ff")
+        self.p_t.addItem(self.bars)
+        self.p_lr = self.plots.addPlot(row=1, col=1, title="learning rate")
+        self.p_lr.setLabel("bottom", "step")
+        self.lr_curve = self.p_lr.plot(pen=pg.mkPen("#50d890", width=2), antialias=True)
+        self.lr_curve.setDownsampling(auto=True, method="subsample")
+
+        self.log_y = QCheckBox("log loss axis")
+        self.log_y.toggled.connect(lambda on: self.p_loss.setLogMode(y=on))
+        self.stats = readout()
+
+        self.preview = ImageGrid("samples from the EMA model (fixed seed)")
+        self.preview_slider = QSlider(Qt.Horizontal)
+        self.preview_slider.setEnabled(False)
+        self.preview_slider.setToolTip("Scrub through the preview grids to see the samples improve")
+        self.preview_slider.valueChanged.connect(self._show_preview)
+        self.preview_label = QLabel("No preview yet: the first comes at the preview interval.")
+
+        right = QVBoxLayout()
+        right.addWidget(self.preview, 1)
+        right.addWidget(self.preview_slider)
+        right.addWidget(self.preview_label)
+        left = QVBoxLayout()
+        left.addWidget(self.plots, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.log_y)
+        row.addStretch(1)
+        left.addLayout(row)
+        left.addWidget(self.stats)
+        layout = QGridLayout(self)
+        layout.addLayout(left, 0, 0)
+        layout.addLayout(right, 0, 1)
+        layout.setColumnStretch(0, 3)
+        layout.setColumnStretch(1, 2)
+        layout.addWidget(caption("L = E<sub>t, x<sub>0</sub>, ε</sub> ‖target − f<sub>θ</sub>(x<sub>t</sub>, t)‖², "
+                                 "target ε (DDPM eq. 14), x<sub>0</sub>, or v = √ᾱ<sub>t</sub> ε − √(1−ᾱ<sub>t</sub>) x<sub>0</sub>"
+                                 " (Salimans &amp; Ho 2022). Loss by t shows which noise levels the model still finds hard;"
+                                 " the Bound tab puts the VLB terms beside it. " + T_INDEX_NOTE), 1, 0, 1, 2)
+        self.reset(1000)
+
+    def reset(self, timesteps: int) -> None:
+        self.timesteps = timesteps
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
+        self.lrs: list[float] = []
+        self.bin_sum = np.zeros(T_BINS)
+        self.bin_count = np.zeros(T_BINS)
+        self.previews: list[PreviewEvent] = []
+        self.last: StepEvent | None = None
+        self._last_draw = 0.0
+        self.preview_slider.setEnabled(False)
+        self.preview_label.setText("No preview yet: the first comes at the preview interval.")
+        self.stats.setText("Not training. Press Train (Ctrl+T) to start.")
+        self.redraw()
+
+    def add_steps(self, events: list[StepEvent]) -> None:
+        edges = self.timesteps / T_BINS
+        for ev in events:
+            self.steps.append(ev.step)
+            self.losses.append(ev.loss)
+            self.smoothed.append(_smooth_one(self.smoothed[-1] if self.smoothed else ev.loss, ev.loss))
+            self.lrs.append(ev.lr)
+            bins = np.minimum((ev.timesteps / edges).astype(int), T_BINS - 1)
+            np.add.at(self.bin_sum, bins, ev.losses)
+            np.add.at(self.bin_count, bins, 1)
+            self.last = ev
+        now = time.monotonic()
+        if (now - self._last_draw) * 1000 >= REDRAW_MS:
+            self.redraw()
+
+    def set_history(self, rows: list[dict], total_steps: int) -> None:
+        """A run's logged metric lines at once (opening a run), as ``add_steps`` would plot them one by one."""
+        losses = [float(r["loss"]) for r in rows]
+        self.steps = [int(r["step"]) for r in rows]
+        self.losses = losses
+        self.smoothed = smoothed(losses)
+        self.lrs = [float(r.get("lr", 0.0)) for r in rows]
+        if rows:
+            r = rows[-1]
+            self.last = StepEvent(r["step"], r["loss"], np.zeros(0, np.float32), np.zeros(0, np.int64),
+                                  r.get("lr", 0.0), r.get("images_per_sec", 0.0), r.get("elapsed", 0.0), 0.0,
+                                  total_steps)
+        self.redraw()
+
+    def redraw(self) -> None:
+        self._last_draw = time.monotonic()
+        steps = np.asarray(self.steps, dtype=float)
+        self.raw.setData(steps, np.asarray(self.losses))
+        self.smooth.setData(steps, np.asarray(self.smoothed))
+        self.lr_curve.setData(steps, np.asarray(self.lrs))
+        x, means, width = self.loss_by_t()
+        self.bars.setOpts(x=x, height=means, width=width * 0.9)
+        ev = self.last
+        if ev is not None:
+            self.stats.setText(
+                f"step {ev.step:,} / {ev.total_steps:,}   loss {ev.loss:.4f}   "
+                f"lr {ev.lr:.2e}   {ev.images_per_sec:,.0f} images/s   "
+                f"elapsed {_hms(ev.elapsed)}   ETA {_hms(ev.eta)}")
+
+    def loss_by_t(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(bin centres, mean loss per bin, bin width) of the loss by timestep, as plotted."""
+        width = self.timesteps / T_BINS
+        means = np.where(self.bin_count > 0, self.bin_sum / np.maximum(self.bin_count, 1), 0.0)
+        return (np.arange(T_BINS) + 0.5) * width, means, width
+
+    def add_preview(self, ev: PreviewEvent) -> None:
+        self.previews.append(ev)
+        at_end = self.preview_slider.value() == self.preview_slider.maximum()
+        self.preview_slider.setEnabled(True)
+        self.preview_slider.setRange(0, len(self.previews) - 1)
+        if at_end or len(self.previews) == 1:
+            self.preview_slider.setValue(len(self.previews) - 1)
+            self._show_preview(len(self.previews) - 1)
+
+    def _show_preview(self, index: int) -> None:
+        if not self.previews:
+            return
+        ev = self.previews[index]
+        self.preview.set_images(ev.images)
+        self.preview_label.setText(f"Preview {index + 1} of {len(self.previews)}: step {ev.step:,}, "
+                                   f"{ev.sampler.upper()} {ev.sample_steps} steps, {ev.seconds:.1f} s")
+
+
+def _smooth_one(prev: float, loss: float) -> float:
+    """One step of the plotted exponential moving average of the loss."""
+    return SMOOTHING * prev + (1 - SMOOTHING) * loss
+
+
+def smoothed(losses: list[float]) -> list[float]:
+    """The plotted moving average of ``losses``, from the first loss."""
+    out: list[float] = []
+    for loss in losses:
+        out.append(_smooth_one(out[-1] if out else loss, loss))
+    return out
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

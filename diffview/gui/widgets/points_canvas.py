@@ -1,0 +1,131 @@
+"""Plots for 2D points: a square plot over [−3, 3]² that can also be drawn on, arrows, contour lines.
+
+The items are created once and updated with ``setData``; arrows and contours are each one
+PlotDataItem (segments in pairs, contours separated by NaN), so thousands of segments draw fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+from diffview.core.data.points import PLOT_LIMIT
+
+DATA_COLOUR = (170, 170, 170, 70)  # the data, in the background
+POINT_COLOUR = (90, 160, 255, 150)  # points of the current view
+BRIGHT_COLOUR = (255, 176, 80, 230)  # current positions, highlights
+TRUE_COLOUR = (255, 176, 80, 200)  # the true score
+LEARNED_COLOUR = (120, 200, 255, 230)  # the learned score
+
+
+class PointsPlot(pg.PlotWidget):
+    """A square plot spanning [−limit, limit]² with fixed axes. With ``draw_enabled`` a press or a drag of
+    the left button sprays a few points (small jitter) around the cursor and emits them as ``drawn``."""
+
+    drawn = Signal(object)  # float32 [k, 2] in plot coordinates
+
+    def __init__(self, title: str = "", limit: float = PLOT_LIMIT, parent=None):
+        super().__init__(parent, title=title)
+        self.limit = limit
+        self.setMouseEnabled(False, False)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setAspectLocked(True)
+        self.setXRange(-limit, limit, padding=0.02)
+        self.setYRange(-limit, limit, padding=0.02)
+        self.showGrid(x=True, y=True, alpha=0.12)
+        for side in ("left", "bottom"):
+            self.getAxis(side).setStyle(tickLength=-4)
+        self.setMinimumSize(200, 200)
+        self.draw_enabled = False
+        self.spray, self.jitter = 4, 0.06
+        self._pressed = False
+        self._rng = np.random.default_rng(0)
+
+    def scatter(self, colour=POINT_COLOUR, size: float = 3.0) -> pg.ScatterPlotItem:
+        item = pg.ScatterPlotItem(size=size, pen=None, brush=pg.mkBrush(*colour))
+        self.addItem(item)
+        return item
+
+    def lines(self, colour, width: float = 1.0, connect="pairs") -> pg.PlotDataItem:
+        item = pg.PlotDataItem(pen=pg.mkPen(colour, width=width), connect=connect)
+        self.addItem(item)
+        return item
+
+    # ------------------------------------------------------------------ drawing with the mouse
+    def to_data(self, pos) -> tuple[float, float]:
+        """A widget position (QPointF) in plot coordinates."""
+        p = self.plotItem.vb.mapSceneToView(self.mapToScene(pos.toPoint()))
+        return p.x(), p.y()
+
+    def _spray(self, pos) -> None:
+        x, y = self.to_data(pos)
+        if abs(x) > self.limit or abs(y) > self.limit:
+            return
+        pts = np.array([x, y]) + self._rng.normal(0.0, self.jitter, (self.spray, 2))
+        self.drawn.emit(np.clip(pts, -self.limit, self.limit).astype(np.float32))
+
+    def mousePressEvent(self, ev) -> None:
+        if self.draw_enabled and ev.button() == Qt.LeftButton:
+            self._pressed = True
+            self._spray(ev.position())
+            ev.accept()
+            return
+        super().mousePressEvent(ev)
+
+    def mouseMoveEvent(self, ev) -> None:
+        if self._pressed:
+            self._spray(ev.position())
+            ev.accept()
+            return
+        super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev) -> None:
+        if self._pressed:
+            self._pressed = False
+            ev.accept()
+            return
+        super().mouseReleaseEvent(ev)
+
+
+def arrow_segments(origins: np.ndarray, vectors: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Arrows of equal ``length`` along ``vectors`` [N, 2] from ``origins`` [N, 2], as x, y for
+    ``connect="pairs"``: per arrow 6 points (shaft origin→tip, then two barbs tip→barb)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    d = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+    o = np.asarray(origins, dtype=np.float64)
+    tip = o + length * d
+    c, s = np.cos(np.radians(28)), np.sin(np.radians(28))
+    back = -0.35 * length * d
+    barb1 = tip + np.stack([c * back[:, 0] - s * back[:, 1], s * back[:, 0] + c * back[:, 1]], 1)
+    barb2 = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], 1)
+    pts = np.stack([o, tip, tip, barb1, tip, barb2], 1).reshape(-1, 2)
+    return pts[:, 0], pts[:, 1]
+
+
+def contour_lines(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray]:
+    """Level sets of ``values`` [len(xs), len(ys)] (first axis x) at ``levels``, as x, y with NaN between lines."""
+    dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+    out_x, out_y = [], []
+    for level in levels:
+        for line in pg.functions.isocurve(values, float(level), connected=True):
+            arr = np.asarray(line, dtype=np.float64)
+            # isocurve's coordinates put sample i at i + 0.5
+            out_x.append(np.append(xs[0] + (arr[:, 0] - 0.5) * dx, np.nan))
+            out_y.append(np.append(ys[0] + (arr[:, 1] - 0.5) * dy, np.nan))
+    if not out_x:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(out_x), np.concatenate(out_y)
+
+
+def paths_with_gaps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trajectories ``frames`` [S, N, 2] as one polyline per point, NaN-separated (for connect="finite")."""
+    paths = np.transpose(frames, (1, 0, 2)).astype(np.float64)  # [N, S, 2]
+    gaps = np.full((paths.shape[0], 1, 2), np.nan)
+    flat = np.concatenate([paths, gaps], 1).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
+
+
+__all__ = ["PointsPlot", "arrow_segments", "contour_lines", "paths_with_gaps"]

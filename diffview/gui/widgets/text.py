@@ -1,0 +1,28 @@
+"""A formula caption and a monospace readout, and the one sentence that says what t means."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+# Appended to every caption that uses the paper's subscripts, so one convention for t holds across the app.
+T_INDEX_NOTE = ("t is the 0-based timestep index 0…T−1 of every control and readout; "
+                "the paper numbers steps 1…T, so index t is the paper's step t+1.")
+
+
+def caption(text: str) -> QLabel:
+    """The formula a view plots, set small under it (rich text allowed)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.RichText)
+    label.setWordWrap(True)
+    label.setStyleSheet("color: #9aa0a6; font-size: 11px; padding: 2px 4px;")
+    label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+    return label
+
+
+def readout() -> QLabel:
+    label = QLabel()
+    label.setTextFormat(Qt.RichText)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px;")
+    return label
