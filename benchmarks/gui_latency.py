@@ -35,7 +35,7 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from diffview.core.data.images import ImageDataset  # noqa: E402
-from diffview.core.data.source import load_dataset
+from diffview.core.data.source import load_source
 from diffview.core.train.config import TrainConfig  # noqa: E402
 from diffview.core.train.trainer import StepEvent, Trainer  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
@@ -232,7 +232,7 @@ def main() -> None:
               f"max {max(times):.1f} ms (target: drawn within 16 ms)")
     if "training" not in cases:
         return
-    data, _ = load_dataset("digits")
+    data, _ = load_source("digits")
     for threads in [int(x) for x in args.threads.split(",")]:
         cfg = TrainConfig(threads=threads, steps=10**6, preview_every=10**6, checkpoint_every=10**6)
         base = headless_rate(cfg, data, args.seconds)

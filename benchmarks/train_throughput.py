@@ -51,9 +51,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, repeats: int =
 
 def data_path_ms(args) -> float:
     """Median time to draw one training batch from the built-in digits held in memory."""
-    from diffview.core.data.source import load_dataset
+    from diffview.core.data.source import load_source
 
-    data, _ = load_dataset("digits", flip=True)
+    data, _ = load_source("digits", flip=True)
     g = torch.Generator().manual_seed(0)
     times = []
     for _ in range(200):

@@ -348,7 +348,8 @@ def _sample(args) -> int:
 
 def _sample_points(run, args, steps: int, out: Path) -> int:
     """2D runs: a scatter plot PNG (the data faintly behind), the points as CSV, and the distance to the data."""
-    from diffview.core.data.points import distance_to_data, load_points, save_points_csv, scatter_image
+    from diffview.core.data.points import PointDataset, distance_to_data, save_points_csv, scatter_image
+    from diffview.core.data.source import load_source
     from diffview.core.io.export import save_grid
 
     if args.gif:
@@ -361,9 +362,10 @@ def _sample_points(run, args, steps: int, out: Path) -> int:
     seconds = time.perf_counter() - t0
     points = final.float().cpu()
     try:
-        dataset = load_points(run.config.dataset)[0]
+        data = load_source(run.config.dataset)[0]
     except ValueError:  # a CSV that has since moved: the samples still get written
-        dataset = None
+        data = None
+    dataset = data if isinstance(data, PointDataset) else None
     meta = {"seed": args.seed, "step": run.step, "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta,
             "objective": run.objective, "run": str(run.root)}
     message = f"Wrote {args.n:,} points to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)"

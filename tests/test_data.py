@@ -8,7 +8,7 @@ from PIL import Image
 
 from diffview.core.data.files import IMAGE_EXTENSIONS
 from diffview.core.data.images import DataError, DatasetReport, ImageDataset, StreamingImageDataset, load_image_folder
-from diffview.core.data.source import load_dataset
+from diffview.core.data.source import load_source
 
 RNG = np.random.default_rng(0)
 
@@ -430,9 +430,9 @@ def test_summary_lists_at_most_ten_skipped():
     assert one.summary() == "Used 1 image from builtin:digits (32×32, RGB).\nWarning: w"
 
 
-def test_load_dataset_reads_a_folder(tmp_path):
+def test_load_source_reads_a_folder(tmp_path):
     folder = _folder(tmp_path, [_noise(40, 40)], "mine")
-    ds, report = load_dataset(str(folder))
+    ds, report = load_source(str(folder))
     assert report.source == str(folder) and ds.image_size == 32 and ds.channels == 3
-    ds, report = load_dataset(str(folder), image_size=16, channels=1, flip=True)
+    ds, report = load_source(str(folder), image_size=16, channels=1, flip=True)
     assert ds.image_size == 16 and ds.channels == 1 and ds.flip

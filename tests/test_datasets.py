@@ -10,7 +10,7 @@ from diffview.core.data.builtin import BUILTIN_DATASETS, cache_path, load_builti
 from diffview.core.data.digits import make_digits
 from diffview.core.data.images import DataError, ImageDataset
 from diffview.core.data.shapes import make_shapes
-from diffview.core.data.source import load_dataset
+from diffview.core.data.source import load_source
 
 
 @pytest.fixture(autouse=True)
@@ -131,16 +131,16 @@ def test_builtin_resize():
     assert abs(ds.images.float().mean() - native.images.float().mean()) < 3
 
 
-def test_load_dataset_dispatches(tmp_path):
-    ds, report = load_dataset("digits")
+def test_load_source_dispatches(tmp_path):
+    ds, report = load_source("digits")
     assert report.source == "builtin:digits" and len(ds) == 200 and ds.image_size == 28 and ds.channels == 1
-    ds, report = load_dataset("builtin:shapes", image_size=8, channels=1, flip=True)
+    ds, report = load_source("builtin:shapes", image_size=8, channels=1, flip=True)
     assert report.source == "builtin:shapes" and ds.images.shape == (200, 1, 8, 8) and ds.flip
     assert report.channels == 1
     with pytest.raises(DataError, match="digits, shapes"):
-        load_dataset("builtin:nope")
+        load_source("builtin:nope")
     folder = tmp_path / "digits_folder"
     folder.mkdir()
     Image.new("RGB", (40, 40), (10, 20, 30)).save(folder / "a.png")
-    ds, report = load_dataset(str(folder))
+    ds, report = load_source(str(folder))
     assert report.source == str(folder) and ds.images.shape == (1, 3, 32, 32)

@@ -245,7 +245,7 @@ def test_resume_from_the_app_trains_on_the_runs_own_data_with_its_flip(qtbot, wi
     assert trainer.step == 4, window.log.toPlainText()
     data = getattr(trainer, "dataset", None) or trainer._dataset
     assert data.flip is True and len(data) == 7 and data.image_size == 8
-    expected, _ = core_source.load_dataset(str(a), image_size=8)
+    expected, _ = core_source.load_source(str(a), image_size=8)
     np.testing.assert_array_equal(data.preview(7).numpy(), expected.preview(7).numpy())
 
 

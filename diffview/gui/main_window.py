@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffview import __version__
-from diffview.core.data.source import load_dataset
+from diffview.core.data.source import load_source, source_kind
 from diffview.core.runs.open import is_run_folder
 from diffview.core.schedule import make_schedule
 from diffview.core.train.trainer import Trainer, describe_device, pick_device
@@ -224,7 +224,9 @@ class MainWindow(RunsMixin, QMainWindow):
         self._load_id = load_id = getattr(self, "_load_id", 0) + 1  # only the newest load is shown
         self.show_message("info", f"Loading {source}…")
         def load():  # the preview too: a streamed folder decodes each of its files
-            data, report = load_dataset(source, image_size=cfg.image_size, channels=channels)
+            if source_kind(source) == "points":
+                raise ValueError(f"{source} is a set of 2D points: open it in the 2D diffusion tab.")
+            data, report = load_source(source, image_size=cfg.image_size, channels=channels)
             return data, report, data.preview(100).numpy()
 
         self._run_task(load,

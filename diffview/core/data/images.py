@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -60,10 +60,12 @@ class DatasetReport:
 
 
 class _BatchSource(Dataset):
-    """What both dataset kinds share: batches in [−1, 1] with reproducible random flips."""
+    """What both image dataset classes share (the ImageData protocol, core/data/protocol.py): batches in
+    [−1, 1] with reproducible random flips."""
 
     flip: bool
-    kind = "images"
+    labels: torch.Tensor | None
+    kind: Literal["images"] = "images"
 
     @property
     def channels(self) -> int:
@@ -73,8 +75,13 @@ class _BatchSource(Dataset):
     def image_size(self) -> int:
         raise NotImplementedError
 
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        """One image's shape: (C, S, S)."""
+        return (self.channels, self.image_size, self.image_size)
+
     def sample_shape(self, n: int) -> tuple[int, ...]:
-        return (n, self.channels, self.image_size, self.image_size)
+        return (n, *self.data_shape)
 
     def _uint8(self, indices: torch.Tensor) -> torch.Tensor:
         """The uint8 images [B, C, S, S] at ``indices`` (a LongTensor of shape [B])."""

@@ -13,6 +13,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -38,8 +39,6 @@ class PointReport:
     used: int
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
-    channels: int = 2  # coordinates per point, so code written for DatasetReport reads it too
-    image_size: int = 0
 
     def summary(self) -> str:
         line = f"Used {self.used:,} 2D points from {self.source}"
@@ -49,10 +48,10 @@ class PointReport:
 
 
 class PointDataset:
-    """Points float32 [N, dim] (standardised), with the batch interface of ``ImageDataset``."""
+    """Points float32 [N, dim] (standardised), with the batch interface of ``ImageDataset``: the
+    PointData protocol (core/data/protocol.py)."""
 
-    kind = "points"
-    image_size = 0
+    kind: Literal["points"] = "points"
 
     def __init__(self, points: torch.Tensor, name: str = "points"):
         points = torch.as_tensor(points, dtype=torch.float32)
@@ -61,25 +60,36 @@ class PointDataset:
         self.points, self.name = points.contiguous(), name
 
     @property
-    def channels(self) -> int:
+    def dim(self) -> int:
+        """Coordinates per point."""
         return self.points.shape[1]
+
+    @property
+    def data_shape(self) -> tuple[int]:
+        """One point's shape: (dim,)."""
+        return (self.dim,)
 
     def __len__(self) -> int:
         return len(self.points)
 
     def sample_shape(self, n: int) -> tuple[int, ...]:
-        return (n, self.channels)
+        return (n, *self.data_shape)
+
+    def points_at(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """The points float32 [B, dim] at ``indices``."""
+        return self.points[torch.as_tensor(indices, dtype=torch.long).reshape(-1)]
 
     def sample_batch(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``batch_size`` points drawn uniformly with replacement (torch.randint on ``generator``)."""
         return self.points[torch.randint(len(self), (batch_size,), generator=generator)]
 
 
-def load_points(source: str, seed: int = 0) -> tuple[PointDataset, PointReport]:
-    """A built-in 2D dataset by name (10,000 points from ``seed``), or a CSV file of x,y rows."""
+def load_points(source: str, seed: int = 0, n: int | None = None) -> tuple[PointDataset, PointReport]:
+    """A built-in 2D dataset by name (``n`` points, default 10,000, from ``seed``), or a CSV file of x,y rows."""
     name = source[len("builtin:"):] if source.startswith("builtin:") else source
     if name in TOY_DATASETS:
-        return PointDataset(make_toy(name, TOY_SIZE, seed), name), PointReport(f"builtin:{name}", TOY_SIZE)
+        n = TOY_SIZE if n is None else int(n)
+        return PointDataset(make_toy(name, n, seed), name), PointReport(f"builtin:{name}", n)
     pts, skipped = read_points_csv(source)
     if len(pts) < MIN_POINTS:
         raise DataError(f"{source} holds {len(pts)} point(s); at least {MIN_POINTS} are needed to train")

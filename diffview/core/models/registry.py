@@ -12,13 +12,14 @@ MODEL_PRESETS = tuple(PRESETS) + tuple(MLP_PRESETS)
 
 
 def build_model(preset: str, data, dropout: float | None = None) -> nn.Module:
-    """The preset's network for ``data`` (an image dataset or a PointDataset), or a clear ValueError.
+    """The preset's network for ``data`` (core/data/protocol.py: ImageData or PointData, told apart by
+    ``data.kind``), or a clear ValueError.
 
     ``dropout`` None keeps the preset's own rate; a number overrides it."""
-    if getattr(data, "kind", "images") == "points":
+    if data.kind == "points":
         if preset not in MLP_PRESETS:
             raise ValueError(f"2D points train an MLP: choose model {' or '.join(MLP_PRESETS)}, not {preset!r}")
-        return build_mlp(preset, data.channels)
+        return build_mlp(preset, data.dim)
     if preset in MLP_PRESETS:
         raise ValueError(f"model {preset!r} is for 2D points; for images choose one of {', '.join(PRESETS)}")
     overrides = {} if dropout is None else {"dropout": dropout}

@@ -20,8 +20,9 @@ from typing import Iterator
 import torch
 
 from diffview.core.data.images import StreamingImageDataset
-from diffview.core.data.points import PLOT_LIMIT, distance_to_data, is_points_source, load_points, scatter_image
-from diffview.core.data.source import load_dataset
+from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
+from diffview.core.data.protocol import TrainingData
+from diffview.core.data.source import source_kind
 from diffview.core.diffusion import iter_sample
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.io.export import save_grid, to_uint8
@@ -33,8 +34,9 @@ from diffview.core.train import distributed
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
-from diffview.core.train.resume import check_run_data, load_run_config, load_run_data, resumed_config
+from diffview.core.train.resume import load_run_config, resumed_config
 from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
+from diffview.core.train.run_data import check_run_data, checkpoint_data_fields, load_run_data, load_training_data
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -112,14 +114,6 @@ def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
     return lambda: next(batches)
 
 
-def load_training_data(cfg: TrainConfig):
-    """The dataset a config names, with its report: 2D points or images."""
-    if is_points_source(cfg.dataset):
-        return load_points(cfg.dataset, seed=0)
-    channels = cfg.channels if cfg.channels == "auto" else int(cfg.channels)
-    return load_dataset(cfg.dataset, image_size=cfg.image_size, channels=channels, flip=cfg.flip, seed=0)
-
-
 # ----------------------------------------------------------------------------- the trainer
 class Trainer:
     """Trains a UNet on images, or an MLP on 2D points, by ``config``; writes a run folder when
@@ -133,7 +127,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
-                 dataset=None):
+                 dataset: TrainingData | None = None):
         self.config = config.validate()
         self.run_dir = RunDir(run_dir) if run_dir is not None else None
         self.resume = resume
@@ -179,7 +173,7 @@ class Trainer:
         if self.resume:
             ckpt, state = self.dist.from_main(self._read_latest_checkpoint)  # rank 0 reads, all load
             self.config = cfg = resumed_config(self.config, state, self.dist.world_size)
-            flips = f", flips {'on' if cfg.flip else 'off'}" if not is_points_source(cfg.dataset) else ""
+            flips = f", flips {'on' if cfg.flip else 'off'}" if source_kind(cfg.dataset) == "images" else ""
             yield LogEvent(f"Resuming {ckpt.parent.parent} from {ckpt.name} (step {state['step']}) on its own "
                            f"data: {cfg.dataset}{flips}.")
         else:
@@ -197,7 +191,7 @@ class Trainer:
         data = self._dataset
         if data.kind == "images":  # the run records what "auto" resolved to, and the flips it trained with
             cfg.channels, cfg.image_size = str(data.channels), data.image_size
-            cfg.flip = bool(getattr(data, "flip", cfg.flip))
+            cfg.flip = bool(getattr(data, "flip", cfg.flip))  # a stand-in that draws its own batches may have none
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
         self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout), cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
@@ -228,7 +222,7 @@ class Trainer:
         )
 
     @property
-    def dataset(self):
+    def dataset(self) -> TrainingData | None:
         """The data this trainer trains on (for a resume: the run's own, once ``run()`` has loaded it)."""
         return self._dataset
 
@@ -363,9 +357,7 @@ class Trainer:
             "step": self.step,
             "config": self.config.to_dict(),
             **architecture(self.model),
-            "data_kind": self._dataset.kind,
-            "image_size": self._dataset.image_size,
-            "channels": self._dataset.channels,
+            **checkpoint_data_fields(self._dataset),
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict(),
             "ema_updates": self.ema.updates,

@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.bound import VLBResult, vlb_by_timestep
-from diffview.core.data.builtin import load_builtin
-from diffview.core.data.images import convert_channels
+from diffview.core.data.source import load_source
 from diffview.gui.views.job_view import JobView, float_images
 from diffview.gui.widgets.text import readout
 
@@ -40,11 +39,11 @@ def evaluation_images(dataset, report, channels: int, size: int, n: int, seed: i
     A built-in dataset gives a fresh draw with another seed (held out); a folder has no held-out
     split, so a random subset of its training images is used and the sentence says so.
     """
-    source = getattr(report, "source", "") or ""
+    source = report.source if report is not None else ""
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1]
-        ds, _ = load_builtin(name, image_size=size, seed=HELD_OUT_SEED, n=n)
-        return (float_images(convert_channels(ds.images, channels)),
+        ds, _ = load_source(source, image_size=size, channels=channels, seed=HELD_OUT_SEED, n=n)
+        return (float_images(ds.images_uint8(torch.arange(len(ds)))),
                 f"{n} held-out {name} images (a fresh draw with seed {HELD_OUT_SEED}; training used seed 0)")
     if dataset is None:
         raise ValueError("No dataset is loaded: the bound needs images to evaluate.")

@@ -117,9 +117,9 @@ class MemoriseView(JobView):
         dataset, _ = self.current_dataset()
         if dataset is None:
             raise ValueError("No dataset is loaded: there is no training set to search.")
-        if (dataset.channels, dataset.image_size, dataset.image_size) != tuple(like):
+        if dataset.data_shape != tuple(like):
             raise ValueError(f"The samples are {'×'.join(map(str, like))} but the training images are "
-                             f"{dataset.channels}×{dataset.image_size}×{dataset.image_size}: load the run's dataset.")
+                             f"{'×'.join(map(str, dataset.data_shape))}: load the run's dataset.")
         return dataset
 
     def start(self) -> bool:
