@@ -174,7 +174,7 @@ def score_run(path: str, judge: Judge, real: float, out: Path) -> None:
 
     run = open_run(path)
     x = None
-    for st in run.iter_sample(256, sampler="ddim", steps=50, seed=123):
+    for st in run.handle.iter_sample(256, sampler="ddim", steps=50, seed=123):
         x = st.x_prev
     frac, cover = readability(judge, x)
     save_grid(to_uint8(x[:100]), out / "scored-run.png", nrow=10, scale=3)

@@ -307,35 +307,39 @@ def _sample(args) -> int:
     from tqdm import tqdm
 
     from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
+    from diffview.core.runs.handle import FromDiffusers, PointShape
     from diffview.core.runs.open import open_run
 
     run = open_run(args.run, ema=not args.raw)
+    model = run.handle
     if args.raw and run.config is None:
         raise ValueError(f"--raw: {run.root} is a diffusers model, saved with one set of weights; leave out --raw")
-    steps = args.steps or (50 if args.sampler == "ddim" else run.schedule.timesteps)
-    if steps > run.schedule.timesteps:
-        raise ValueError(f"--steps {steps} exceeds the run's T = {run.schedule.timesteps}")
+    steps = args.steps or (50 if args.sampler == "ddim" else model.schedule.timesteps)
+    if steps > model.schedule.timesteps:
+        raise ValueError(f"--steps {steps} exceeds the run's T = {model.schedule.timesteps}")
     if not 0.0 <= args.eta <= 1.0:
         raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
     # a diffusers folder (often a download cache) is not written into: its default grid goes to the current folder
     out = Path(args.out) if args.out else (run.root / "samples" if run.config else Path(".")) / (
         f"sample-{args.sampler}{steps}-seed{args.seed}" + (f"-step{run.step}.png" if run.config else ".png"))
-    if run.data_kind == "points":
+    if isinstance(model.shape, PointShape):
         return _sample_points(run, args, steps, out)
     if args.csv:
         raise ValueError("--csv writes 2D points; this run makes images")
     keep_every = max(1, steps // 60)
     frames, final = [], None
     t0 = time.perf_counter()
-    for st in tqdm(run.iter_sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
-                                   device=args.device), total=steps, unit="step", file=sys.stderr):
+    for st in tqdm(model.iter_sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
+                                     device=args.device), total=steps, unit="step", file=sys.stderr):
         if args.gif and (st.index % keep_every == 0 or st.t_prev < 0):
             frames.append(np.concatenate([make_grid(to_uint8(st.x_t)), make_grid(to_uint8(st.x0_pred))], axis=1))
         final = st.x_prev
     seconds = time.perf_counter() - t0
-    meta = {"seed": args.seed, "step": run.step, "schedule": run.schedule.name, "timesteps": run.schedule.timesteps,
-            "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta, "objective": run.objective,
-            "weights": run.source if run.config is None else "raw" if args.raw else "ema", "run": str(run.root)}
+    meta = {"seed": args.seed, "step": run.step, "schedule": model.schedule.name,
+            "timesteps": model.schedule.timesteps, "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta,
+            "objective": model.objective,
+            "weights": "diffusers" if isinstance(model.origin, FromDiffusers) else "raw" if args.raw else "ema",
+            "run": str(run.root)}
     images = to_uint8(final)
     save_grid(images, out, metadata=meta, scale=2)
     print(f"Wrote {args.n} samples to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)", file=sys.stderr)
@@ -355,10 +359,8 @@ def _sample_points(run, args, steps: int, out: Path) -> int:
     if args.gif:
         raise ValueError("--gif shows images; for 2D runs open the run in the app to watch the trajectories")
     t0 = time.perf_counter()
-    final = None
-    for st in run.iter_sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
-                              device=args.device):
-        final = st.x_prev
+    final = run.handle.sample(args.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
+                              device=args.device)
     seconds = time.perf_counter() - t0
     points = final.float().cpu()
     try:
@@ -367,7 +369,7 @@ def _sample_points(run, args, steps: int, out: Path) -> int:
         data = None
     dataset = data if isinstance(data, PointDataset) else None
     meta = {"seed": args.seed, "step": run.step, "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta,
-            "objective": run.objective, "run": str(run.root)}
+            "objective": run.handle.objective, "run": str(run.root)}
     message = f"Wrote {args.n:,} points to {out} ({args.sampler}, {steps} steps, {seconds:.1f} s)"
     if dataset is not None:
         distance, floor, n = distance_to_data(points, dataset)

@@ -7,6 +7,7 @@ from helpers import square_dataset, tiny_config
 
 from diffview.core.io import files as ck  # the atomic writes under save_checkpoint
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint, save_checkpoint
+from diffview.core.runs.handle import ImageShape
 from diffview.core.runs.open import open_run
 from diffview.core.train.trainer import Trainer
 
@@ -110,10 +111,10 @@ def test_torn_metrics_line_is_skipped(tmp_path):
 def test_open_run_samples_from_a_trained_run(tmp_path):
     list(Trainer(tiny_config(steps=4, checkpoint_every=4), tmp_path / "run", dataset=square_dataset()).run())
     run = open_run(tmp_path / "run")
-    assert run.step == 4 and run.channels == 1 and run.image_size == 8
-    steps = list(run.iter_sample(3, sampler="ddim", steps=5, seed=1))
+    assert run.step == 4 and run.handle.shape == ImageShape(1, 8)
+    steps = list(run.handle.iter_sample(3, sampler="ddim", steps=5, seed=1))
     assert len(steps) == 5 and steps[-1].x_prev.shape == (3, 1, 8, 8)
-    again = list(run.iter_sample(3, sampler="ddim", steps=5, seed=1))
+    again = list(run.handle.iter_sample(3, sampler="ddim", steps=5, seed=1))
     torch.testing.assert_close(steps[-1].x_prev, again[-1].x_prev, rtol=0, atol=0)
     with pytest.raises(CheckpointError, match="does not exist"):
         open_run(tmp_path / "nope")

@@ -20,6 +20,7 @@ from diffview.core.runs.diffusers_model import (
     objective_from_scheduler_config,
     schedule_from_scheduler_config,
 )
+from diffview.core.runs.handle import FromDiffusers, ImageShape
 from diffview.core.runs.open import is_run_folder, open_run
 
 T = 50
@@ -153,10 +154,11 @@ def test_open_and_sample_a_few_steps(diffusers, tmp_path, scheduler, layout):
     for path in ([tmp_path / "m"] + ([tmp_path / "m" / "unet"] if layout == "pipeline" else [])):
         assert is_diffusers_folder(path)
         run = open_run(path)
-        assert (run.config, run.source, run.objective, run.schedule.name) == (None, "diffusers", "v", "cosine")
-        assert (run.channels, run.image_size, run.schedule.timesteps) == (3, 8, T)
+        assert (run.config, type(run.handle.origin), run.handle.objective, run.handle.schedule.name) == (
+            None, FromDiffusers, "v", "cosine")
+        assert (run.handle.shape, run.handle.schedule.timesteps) == (ImageShape(3, 8), T)
         for sampler in ("ddim", "ddpm"):
-            steps = list(run.iter_sample(2, sampler=sampler, steps=3, seed=1))
+            steps = list(run.handle.iter_sample(2, sampler=sampler, steps=3, seed=1))
             assert [s.t for s in steps] == [49, 32, 16] and steps[-1].t_prev == -1
             assert steps[-1].x_prev.shape == (2, 3, 8, 8) and torch.isfinite(steps[-1].x_prev).all()
             assert not torch.equal(steps[0].x0_pred, steps[-1].x0_pred)
@@ -170,7 +172,7 @@ def test_the_wrapper_returns_what_the_unet_returns(diffusers, tmp_path):
     x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 7, 49])
     with torch.no_grad():
         expected = unet.eval()(x, t).sample
-        got = run.model(x, t)
+        got = run.handle.model(x, t)
     assert expected.abs().max() > 1e-3
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -234,9 +236,9 @@ def test_the_app_opens_a_diffusers_folder_and_samples_it(diffusers, qtbot, tmp_p
     qtbot.addWidget(w)
     qtbot.waitUntil(lambda: w.loaded_run is not None and w.dataset is not None and not w._tasks, timeout=60_000)
     run = w.loaded_run
-    assert w.schedule is run.schedule and w.forward_view.schedule is run.schedule
-    torch.testing.assert_close(w.schedule_view.schedule.betas, run.schedule.betas)
-    assert float(run.schedule.betas[-1]) == pytest.approx(0.03)  # the scheduler's, not the settings' default
+    assert w.schedule is run.handle.schedule and w.forward_view.schedule is run.handle.schedule
+    torch.testing.assert_close(w.schedule_view.schedule.betas, run.handle.schedule.betas)
+    assert float(run.handle.schedule.betas[-1]) == pytest.approx(0.03)  # the scheduler's, not the settings' default
     assert not w.settings.train_button.isEnabled()
     w.start_training()
     assert w.trainer is None and not w.controller.running
@@ -329,17 +331,18 @@ def test_the_bound_of_a_learned_range_model_is_improved_ddpm_eq_15(diffusers, tm
 
     unet, _ = save_variance_model(diffusers, tmp_path / "m", "learned_range")
     run = open_run(tmp_path / "m")
-    assert run.model.variance_type == "learned_range"
+    assert run.handle.model.variance_type == "learned_range"
     x0 = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    terms = vlb_terms(run.model, x0, run.schedule, objective="eps", generator=torch.Generator().manual_seed(2))
+    terms = vlb_terms(run.handle.model, x0, run.handle.schedule, objective="eps",
+                      generator=torch.Generator().manual_seed(2))
     g = torch.Generator().manual_seed(2)
     for t in range(T):  # every timestep, L_0 included, drawing the noise in the order vlb_terms does
         noise = torch.randn(x0.shape, generator=g)
         torch.testing.assert_close(terms[:, t], improved_ddpm_kl_bits(unet, x0, t, noise), rtol=2e-5, atol=1e-7)
-    fixed = vlb_terms(run.model, x0, run.schedule, objective="eps", variance="fixed_small",
+    fixed = vlb_terms(run.handle.model, x0, run.handle.schedule, objective="eps", variance="fixed_small",
                       generator=torch.Generator().manual_seed(2))
     assert ((terms - fixed).abs()[:, 1:] > 1e-5 * fixed[:, 1:]).all()  # with β̃_t: another model's bound
-    r = vlb_by_timestep(run.model, x0, run.schedule, objective="eps", seed=2)
+    r = vlb_by_timestep(run.handle.model, x0, run.handle.schedule, objective="eps", seed=2)
     assert r.variance == "learned_range"
     torch.testing.assert_close(torch.from_numpy(r.terms), terms.mean(0), rtol=1e-12, atol=0)
 
@@ -366,11 +369,11 @@ def test_our_ddpm_step_with_the_learned_variance_is_the_schedulers(diffusers, t)
 def test_sampling_a_diffusers_model_is_its_schedulers_chain(diffusers, tmp_path, variance_type, steps):
     unet, sched = save_variance_model(diffusers, tmp_path / "m", variance_type)
     run = open_run(tmp_path / "m")
-    assert run.model.variance_type == variance_type
-    ours = list(run.iter_sample(2, sampler="ddpm", steps=steps, seed=1))
+    assert run.handle.model.variance_type == variance_type
+    ours = list(run.handle.iter_sample(2, sampler="ddpm", steps=steps, seed=1))
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(run.sample_shape(2), generator=g)
+    x = torch.randn(run.handle.sample_shape(2), generator=g)
     with torch.no_grad():
         for st, t in zip(ours, sched.timesteps):
             assert st.t == int(t)
@@ -391,4 +394,4 @@ def test_a_learned_variance_without_its_channels_or_positive_is_refused(diffuser
     save_variance_model(diffusers, tmp_path / "n", "learned")  # random outputs: σ² < 0 somewhere
     run = open_run(tmp_path / "n")
     with pytest.raises(ValueError, match="not positive everywhere"):
-        vlb_by_timestep(run.model, torch.zeros(1, 1, 8, 8), run.schedule, objective="eps", timesteps=3)
+        vlb_by_timestep(run.handle.model, torch.zeros(1, 1, 8, 8), run.handle.schedule, objective="eps", timesteps=3)

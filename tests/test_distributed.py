@@ -16,6 +16,7 @@ from helpers import write_image_folder
 
 from diffview.cli import main as cli_main
 from diffview.core.io.checkpoint import RunDir, load_checkpoint
+from diffview.core.runs.handle import ImageShape
 from diffview.core.runs.open import describe_run, open_run
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.trainer import StepEvent, Trainer, load_run_config
@@ -151,7 +152,7 @@ def test_a_distributed_run_resumes_on_two_processes_or_one_and_opens_anywhere(dd
     torch.testing.assert_close(torch.tensor(rest), torch.tensor(single[4:]), rtol=1e-5, atol=0)
 
     loaded = open_run(two)
-    assert loaded.step == 6 and loaded.config.world_size == 2 and loaded.channels == 1 and loaded.image_size == 8
+    assert loaded.step == 6 and loaded.config.world_size == 2 and loaded.handle.shape == ImageShape(1, 8)
     assert cli_main(["sample", str(two), "--n", "2", "--steps", "2", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").is_file()
 

@@ -136,7 +136,7 @@ def test_switching_ema_and_raw_weights_never_rereads_the_checkpoint(qtbot, windo
     qtbot.waitUntil(lambda: window.loaded_run is not None and not window._tasks, timeout=30_000)
     state = load_checkpoint(window.loaded_run.checkpoint)
     for ema in (False, True, False, True):
-        model = window.sampling_view.model_source(ema=ema)[0]
+        model = window.sampling_view.model_source(ema=ema).model
         for k, v in model.state_dict().items():
             torch.testing.assert_close(v, state["ema" if ema else "model"][k], rtol=0, atol=0)
     assert len(reads) == 1
@@ -220,12 +220,12 @@ def test_the_analysis_views_get_a_snapshot_copied_on_a_worker(qtbot, window, tmp
     window.trainer = trainer = live_trainer(tmp_path)
     monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
     with Probe() as probe:
-        assert window._model_source(ema=True) is None  # not yet: the copy is being taken
-        qtbot.waitUntil(lambda: window._model_source(ema=True) is not None, timeout=30_000)
+        assert window.model_source(ema=True) is None  # not yet: the copy is being taken
+        qtbot.waitUntil(lambda: window.model_source(ema=True) is not None, timeout=30_000)
     assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
-    model, *_, label = window._model_source(ema=True)
-    assert label == "the training run at step 3"
-    for k, v in model.state_dict().items():
+    handle = window.model_source(ema=True)
+    assert handle.label == "the training run at step 3"
+    for k, v in handle.model.state_dict().items():
         torch.testing.assert_close(v, trainer.ema.model.state_dict()[k], rtol=0, atol=0)
 
 

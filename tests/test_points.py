@@ -94,10 +94,10 @@ def moons_run(tmp_path_factory):
 def test_mlp_learns_moons_within_three_times_the_data_floor(moons_run):
     run_dir, events = moons_run
     run = open_run(run_dir)
-    assert run.data_kind == "points"
+    assert run.handle.shape.kind == "points"
     with torch.no_grad():
-        x = sample(run.model, (10_000, 2), run.schedule, sampler="ddpm", steps=250, objective=run.objective,
-                   clip_x0=False, generator=torch.Generator().manual_seed(3))
+        x = sample(run.handle.model, (10_000, 2), run.handle.schedule, sampler="ddpm", steps=250,
+                   objective=run.handle.objective, clip_x0=False, generator=torch.Generator().manual_seed(3))
     distance, floor, n = distance_to_data(x, load_points("moons")[0])
     assert n == 10_000 and distance < 3 * floor, (distance, floor)
     previews = [e for e in events if isinstance(e, PreviewEvent)]

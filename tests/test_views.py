@@ -18,6 +18,7 @@ from diffview.core.data.images import ImageDataset  # noqa: E402
 from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.io.export import to_uint8  # noqa: E402
 from diffview.core.models.unet import build_unet  # noqa: E402
+from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.views.bound import BoundView, evaluation_images  # noqa: E402
@@ -60,7 +61,8 @@ def dataset():
 
 
 def wire(view, model, schedule, dataset, report=FOLDER):
-    view.model_source = lambda ema=True: (model, schedule, "eps", 1, 8, "a tiny test model")
+    handle = ModelHandle(model, schedule, "eps", ImageShape(1, 8), FromTraining(1), "a tiny test model")
+    view.model_source = lambda ema=True: handle
     view.data_source = lambda: (dataset, report)
     return view
 
@@ -408,7 +410,7 @@ def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbo
     names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     at = names.index("Sampling")
     assert names[at + 1:at + 5] == ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
-    assert w.bound_view.model_source == w._model_source and w.bound_view.current_model() is None
+    assert w.bound_view.model_source == w.model_source and w.bound_view.current_model() is None
     assert "No model yet" in w.bound_view.status.text()
     qtbot.waitUntil(lambda: not running_threads(), timeout=30_000)  # the 2D tab's first score field
     start_every_tabs_longest_job(w, model, dataset, make_schedule("cosine", LONG_T))

@@ -12,7 +12,7 @@ and cast to the dtype and device of the input tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -290,24 +290,11 @@ class SampleStep:
     x_prev: torch.Tensor  # the sample after the step: x_{t_prev}, or x_0 after the last step
 
 
-def iter_sample(
-    model: Model,
-    shape: Sequence[int],
-    schedule: NoiseSchedule,
-    *,
-    sampler: str = "ddpm",
-    steps: int | None = None,
-    eta: float = 0.0,
-    spacing: str = "trailing",
-    objective: str = "eps",
-    clip_x0: bool = True,
-    variance: str | None = None,
-    generator: torch.Generator | None = None,
-    x_T: torch.Tensor | None = None,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-    t_start: int | None = None,
-) -> Iterator[SampleStep]:
+def iter_sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, *, sampler: str = "ddpm",
+                steps: int | None = None, eta: float = 0.0, spacing: str = "trailing", objective: str = "eps",
+                clip_x0: bool = True, variance: str | None = None, generator: torch.Generator | None = None,
+                x_T: torch.Tensor | None = None, device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float32, t_start: int | None = None) -> Iterator[SampleStep]:
     """Run the reverse process from x_T ~ N(0, I), yielding a :class:`SampleStep` per step.
 
     ``model(x_t, t)`` is any callable with ``t`` a LongTensor of shape [B]. DDPM visits all T
@@ -362,13 +349,26 @@ def iter_sample(
             x = res.prev
 
 
+def noise_from_seed(shape: Sequence[int], seed: int) -> tuple[torch.Tensor, torch.Generator]:
+    """x_T ~ N(0, I) drawn on the CPU from a generator seeded ``seed``, and that generator: a sampler given
+    both draws every step's noise after x_T, so one seed fixes the whole reverse process."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(tuple(shape), generator=g), g
+
+
+def final_sample(steps: Iterable[SampleStep], stop: Callable[[], bool] | None = None) -> torch.Tensor | None:
+    """The x_0 a reverse process ends at (its last step's ``x_prev``); None once ``stop()``, asked after every
+    step (before the next model call), is True."""
+    last = None
+    for last in steps:
+        if stop is not None and stop():
+            return None
+    return None if last is None else last.x_prev
+
+
 def sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, **kwargs) -> torch.Tensor:
     """Run :func:`iter_sample` to the end and return x_0."""
-    last = None
-    for last in iter_sample(model, shape, schedule, **kwargs):
-        pass
-    assert last is not None
-    return last.x_prev
+    return final_sample(iter_sample(model, shape, schedule, **kwargs))
 
 
 def langevin_step(

@@ -182,7 +182,7 @@ def make_schedule(name: str = "linear", timesteps: int = 1000, **options: Any) -
         betas = torch.clamp(1.0 - alpha_bar[1:] / alpha_bar[:-1], min=0.0, max=float(opts["max_beta"]))
     _check_betas(betas, name)
     if zero_terminal_snr:
-        betas = _rescale_zero_terminal_snr(betas)
+        betas = rescale_zero_terminal_snr(betas)
         opts["zero_terminal_snr"] = True
     return schedule_from_betas(betas, name=name, options=opts, allow_terminal_one=zero_terminal_snr)
 
@@ -211,8 +211,9 @@ def respace(schedule: NoiseSchedule, use_timesteps: Sequence[int]) -> NoiseSched
     )
 
 
-def _rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
+def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
     # Lin et al. 2024, Algorithm 1: shift and scale √ᾱ so that √ᾱ_{T−1} = 0 and √ᾱ_0 is kept.
+    """The betas rescaled to a zero terminal SNR (ᾱ_{T−1} = 0), ᾱ_0 unchanged."""
     sqrt_ab = torch.sqrt(torch.cumprod(1.0 - betas, dim=0))
     first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
     sqrt_ab = (sqrt_ab - last) * first / (first - last)

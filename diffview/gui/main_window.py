@@ -71,7 +71,7 @@ class MainWindow(RunsMixin, QMainWindow):
         self.schedule_view = ScheduleView()
         self.training_view = TrainingView()
         self.sampling_view = SamplingView()
-        self.sampling_view.model_source = lambda ema=True: self._model_source(ema, deferred=True)
+        self.sampling_view.model_source = lambda ema=True: self.model_source(ema, deferred=True)
         self.opener = RunOpener(self)  # opening a run happens on a worker, and so does copying live weights
         self.opener.progress.connect(lambda text: self.run_label.setText(f"opening {self.opener.path}: {text}…"))
         self.opener.opened.connect(self._run_opened)

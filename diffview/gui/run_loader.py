@@ -18,7 +18,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from diffview.core.io.checkpoint import RunDir
-from diffview.core.runs.open import LoadedRun, open_run
+from diffview.core.runs.handle import FromTraining, ImageShape, LoadedRun, ModelHandle, data_shape
+from diffview.core.runs.open import open_run
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.events import PreviewEvent
 from diffview.gui.workers.jobs import Job
@@ -44,13 +45,15 @@ def read_run(path: str, emit=lambda _: None, cancelled=lambda: False) -> OpenedR
     folder = RunDir(run.root)
     opened = OpenedRun(run, folder.read_metrics())
     pngs = sorted(folder.samples.glob("step_*.png"))
+    shape = run.handle.shape
+    gray = isinstance(shape, ImageShape) and shape.channels == 1  # a 2D run's previews are RGB scatter plots
     for i, png in enumerate(pngs):
         if cancelled():
             return None
         emit(f"decoding preview {i + 1} of {len(pngs)}")
         try:
             with Image.open(png) as img:
-                arr = np.asarray(img.convert("L" if run.channels == 1 else "RGB"))
+                arr = np.asarray(img.convert("L" if gray else "RGB"))
         except OSError:
             continue
         arr = arr[:, :, None] if arr.ndim == 2 else arr
@@ -211,19 +214,20 @@ class RunsMixin:
         s = self.settings
         for w in (s.schedule, s.timesteps, s.objective):
             w.blockSignals(True)  # the schedule comes from the model's scheduler, not from these settings
-        if run.schedule.name in SCHEDULES:
-            s.schedule.setCurrentText(run.schedule.name)
-        s.timesteps.setValue(run.schedule.timesteps)
-        s.objective.setCurrentText(run.objective)
+        model = run.handle
+        if model.schedule.name in SCHEDULES:
+            s.schedule.setCurrentText(model.schedule.name)
+        s.timesteps.setValue(model.schedule.timesteps)
+        s.objective.setCurrentText(model.objective)
         for w in (s.schedule, s.timesteps, s.objective):
             w.blockSignals(False)
-        self._show_schedule(run.schedule)
-        self.training_view.reset(run.schedule.timesteps)
-        self.show_message("info", f"Opened the diffusers model {run.root} ({run.schedule.name} schedule, "
-                                  f"T = {run.schedule.timesteps}, {run.objective} objective). Sample draws from it; "
-                                  "diffview does not train diffusers models further, so Train is off.")
+        self._show_schedule(model.schedule)
+        self.training_view.reset(model.schedule.timesteps)
+        self.show_message("info", f"Opened the diffusers model {run.root} ({model.schedule.name} schedule, "
+                                  f"T = {model.schedule.timesteps}, {model.objective} objective). Sample draws from "
+                                  "it; diffview does not train diffusers models further, so Train is off.")
         if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
-            self.load_source("shapes" if run.channels == 3 else "digits", keep_model=True)
+            self.load_source("shapes" if model.shape.channels == 3 else "digits", keep_model=True)
 
     def _allow_training(self, ok: bool) -> None:
         self.settings.train_button.setEnabled(ok and not self.controller.running)
@@ -231,12 +235,13 @@ class RunsMixin:
                                               "A diffusers model is open: diffview samples from it but does not "
                                               "train it further")
 
-    def _model_source(self, ema: bool = True, deferred: bool = False):
-        """What the views sample from: the live trainer's weights, copied on a worker (``deferred``: by the view's
-        own worker, else the newest copy, None before the first), or the opened run's (both weights in memory)."""
+    def model_source(self, ema: bool = True, deferred: bool = False) -> ModelHandle | None:
+        """What the views sample from: the live trainer's weights, copied on a worker (``deferred``: the handle's
+        model is pending, taken by the view's own worker, else the newest copy, None before the first), or the
+        opened run's (both weights in memory)."""
         t = self.trainer
         if t is not None and t.model is not None and t.step > 0:
-            data = t._dataset
+            data = t.dataset
             if deferred:
                 model, label = Deferred(lambda: snapshot(t, ema)), f"the training run at step {t.step:,}"
             else:
@@ -246,9 +251,8 @@ class RunsMixin:
                                               "in a moment.")
                     return None
                 model, label = got
-            return model, t.schedule, t.config.objective, data.channels, data.image_size, label
+            shape = data_shape(data.kind, data.channels, data.image_size)
+            return ModelHandle(model, t.schedule, t.config.objective, shape, FromTraining(t.step), label)
         if self.loaded_run is not None:
-            run = self.loaded_run
-            label = f"{run.root.name} at step {run.step:,}" if run.config else f"the diffusers model {run.root.name}"
-            return run.model_for(ema), run.schedule, run.objective, run.channels, run.image_size, label
+            return self.loaded_run.handle_for(ema)
         return None

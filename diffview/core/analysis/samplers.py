@@ -8,10 +8,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from diffview.core.diffusion import (
-    Model,
-    iter_sample,
-)
+from diffview.core.diffusion import Model, final_sample, iter_sample
 from diffview.core.schedule import NoiseSchedule
 
 
@@ -50,11 +47,9 @@ def compare_samplers(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, s
         if stop is not None and stop():
             return
         t0 = time.perf_counter()
-        final = None
-        for st in iter_sample(model, x_T.shape, schedule, sampler=spec.sampler, steps=spec.steps, eta=spec.eta,
-                              objective=objective, clip_x0=clip_x0, x_T=x_T.clone(),
-                              generator=torch.Generator().manual_seed(seed)):
-            final = st.x_prev
-            if stop is not None and stop():  # before the next model call
-                return
+        final = final_sample(iter_sample(model, x_T.shape, schedule, sampler=spec.sampler, steps=spec.steps,
+                                         eta=spec.eta, objective=objective, clip_x0=clip_x0, x_T=x_T.clone(),
+                                         generator=torch.Generator().manual_seed(seed)), stop)
+        if final is None:  # stopped: asked after every step, before the next model call
+            return
         yield SamplerResult(spec, final.float().cpu(), time.perf_counter() - t0)

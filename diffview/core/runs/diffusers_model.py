@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from diffview.core.io.checkpoint import CheckpointError
-from diffview.core.runs.open import LoadedRun
-from diffview.core.schedule import NoiseSchedule, _rescale_zero_terminal_snr, make_schedule, schedule_from_betas
+from diffview.core.runs.handle import FromDiffusers, ImageShape, LoadedRun, ModelHandle
+from diffview.core.schedule import NoiseSchedule, make_schedule, rescale_zero_terminal_snr, schedule_from_betas
 
 INSTALL = 'pip install "diffview[diffusers]"'
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
@@ -119,7 +119,7 @@ def schedule_from_scheduler_config(cfg: dict[str, Any]) -> NoiseSchedule:
             raise ValueError(f"scheduler option trained_betas must be a list of numbers, "
                              f"got shape {tuple(betas.shape)}")
         if zero_snr:
-            betas = _rescale_zero_terminal_snr(betas)
+            betas = rescale_zero_terminal_snr(betas)
         return schedule_from_betas(betas, name="trained", options={"zero_terminal_snr": True} if zero_snr else {},
                                    allow_terminal_one=zero_snr)
     name = cfg.get("beta_schedule", "linear")
@@ -211,7 +211,8 @@ def _checked_unet_config(root: Path, unet_dir: Path, variance: str = "fixed_smal
 
 
 def open_diffusers_folder(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:
-    """Load a diffusers UNet2DModel and its scheduler as a :class:`LoadedRun` (eval mode, on ``device``)."""
+    """Load a diffusers UNet2DModel and its scheduler as a :class:`LoadedRun` (eval mode, on ``device``): no
+    config (diffview does not train it further), step 0, one set of weights."""
     root = Path(path)
     unet_dir, sched_path = _locate(root)
     sched = _read_json(sched_path)
@@ -232,8 +233,9 @@ def open_diffusers_folder(path: str | os.PathLike, device: str | torch.device = 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"diffusers could not load the UNet in {unet_dir} ({first})") from None
     model = DiffusersUNet(unet, channels, variance).eval().to(device)
-    return LoadedRun(root, None, unet_dir, 0, model, schedule, channels, size, False,
-                     objective=objective, source="diffusers")
+    origin = FromDiffusers(root)
+    handle = ModelHandle(model, schedule, objective, ImageShape(channels, size), origin, str(origin))
+    return LoadedRun(root, None, unet_dir, 0, False, handle)
 
 
 def describe_diffusers_folder(path: str | os.PathLike) -> str:

@@ -23,7 +23,7 @@ from diffview.core.data.images import StreamingImageDataset
 from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
 from diffview.core.data.protocol import TrainingData
 from diffview.core.data.source import source_kind
-from diffview.core.diffusion import iter_sample
+from diffview.core.diffusion import final_sample, iter_sample, noise_from_seed
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.io.export import save_grid, to_uint8
 from diffview.core.io.files import atomic_write_text
@@ -238,7 +238,7 @@ class Trainer:
         yield from self._setup()
         cfg, data = self.config, self._dataset
         autocast = self.device.type == "cuda"
-        preview_x = torch.randn(data.sample_shape(cfg.preview_n), generator=torch.Generator().manual_seed(cfg.seed + 1))
+        preview_x, _ = noise_from_seed(data.sample_shape(cfg.preview_n), cfg.seed + 1)
         next_batch = (self.dist.batch_source if self.dist.active else batch_source)(
             data, cfg.batch_size, self.gen, cfg.seed + self.step)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
@@ -328,13 +328,10 @@ class Trainer:
         t0 = time.perf_counter()
         x = x_T.to(self.device)
         points = self._dataset.kind == "points"
-        final = None
         steps = min(cfg.preview_steps, cfg.timesteps)
-        for st in iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
-                              steps=steps, objective=cfg.objective, x_T=x, clip_x0=not points,
-                              generator=torch.Generator().manual_seed(cfg.seed + 2)):
-            final = st.x_prev
-        final = final.float().cpu()
+        final = final_sample(iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
+                                         steps=steps, objective=cfg.objective, x_T=x, clip_x0=not points,
+                                         generator=torch.Generator().manual_seed(cfg.seed + 2))).float().cpu()
         distance = None
         if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
             distance = distance_to_data(final, self._dataset)[0]

@@ -18,7 +18,7 @@ def add_analysis_tabs(window) -> list:
     names = ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
     at = window.tabs.indexOf(window.sampling_view) + 1
     for i, (view, name) in enumerate(zip(views, names)):
-        view.model_source = window._model_source
+        view.model_source = window.model_source
         view.data_source = lambda: (window.dataset, window.report)
         view.message.connect(window.show_message)
         window.tabs.insertTab(at + i, view, name)  # "&&" is a literal & in a tab

@@ -141,10 +141,11 @@ class BoundView(JobView):
         """Start computing the bound of the current model; False if there is none or one is running."""
         if self.busy:
             return False
-        source = self.current_model()
-        if source is None:
+        handle = self.current_model()
+        if handle is None:
             return False
-        model, schedule, objective, channels, size, label = source
+        model, schedule, objective, label = handle.model, handle.schedule, handle.objective, handle.label
+        channels, size = handle.shape.channels, handle.shape.size
         dataset, report = self.current_dataset()
         n, seed = self.images.value(), self.seed
         k = None if self.all_t.isChecked() or self.k.value() >= schedule.timesteps else self.k.value()

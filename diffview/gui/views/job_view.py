@@ -6,6 +6,7 @@ import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
+from diffview.core.runs.handle import ImageShape
 from diffview.gui.widgets.text import caption
 from diffview.gui.workers.jobs import Job
 
@@ -28,7 +29,7 @@ class JobView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.model_source = None  # callable(ema=True) -> (model, schedule, objective, channels, size, label) | None
+        self.model_source = None  # callable(ema=True) -> ModelHandle | None
         self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
         self._job: Job | None = None
 
@@ -48,11 +49,14 @@ class JobView(QWidget):
         return self._job is not None
 
     def current_model(self):
-        """The model source's tuple, or None (and the reason in the view's status)."""
-        source = self.model_source(ema=True) if self.model_source is not None else None
-        if source is None:
+        """The model source's ModelHandle for an image model, or None (and the reason in the view's status)."""
+        handle = self.model_source(ema=True) if self.model_source is not None else None
+        if handle is None:
             self.set_status(self.NO_MODEL)
-        return source
+        elif not isinstance(handle.shape, ImageShape):
+            self.set_status(f"{handle.label} makes {handle.shape}: this tab works on image models.")
+            return None
+        return handle
 
     def current_dataset(self):
         return self.data_source() if self.data_source is not None else (None, None)

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.memorise import Neighbours, nearest_training_images
-from diffview.core.diffusion import iter_sample
 from diffview.core.io.export import to_uint8
 from diffview.gui.views.job_view import JobView, float_images
 
@@ -126,32 +125,26 @@ class MemoriseView(JobView):
         """Generate N samples with the current model, then search the training set."""
         if self.busy:
             return False
-        source = self.current_model()
-        if source is None:
+        handle = self.current_model()
+        if handle is None:
             return False
-        model, schedule, objective, channels, size, label = source
         try:
-            dataset = self._training_images((channels, size, size))
+            dataset = self._training_images(handle.sample_shape(1)[1:])
         except ValueError as e:
             self.set_status(str(e))
             return False
-        n, steps, seed = self.n.value(), min(self.steps.value(), schedule.timesteps), self.seed.value()
+        n, steps, seed = self.n.value(), min(self.steps.value(), handle.schedule.timesteps), self.seed.value()
 
         def work(emit, cancelled):
-            model.eval()
-            g = torch.Generator().manual_seed(seed)
-            final = None
-            with torch.no_grad():
-                for st in iter_sample(model, (n, channels, size, size), schedule, sampler="ddim", steps=steps,
-                                      objective=objective, generator=g):
-                    if cancelled():
-                        return None
-                    final = st.x_prev
+            handle.model.eval()
+            final = handle.sample(n, sampler="ddim", steps=steps, seed=seed, stop=cancelled)
+            if final is None:
+                return None
             samples = to_uint8(final)
             emit(("sampled", len(dataset)))
             return self._search(samples, dataset, cancelled)
 
-        self.set_status(f"Sampling {n} images from {label} (DDIM, {steps} steps)…")
+        self.set_status(f"Sampling {n} images from {handle.label} (DDIM, {steps} steps)…")
         self._busy_buttons(True)
         self.run_job(work, "diffview-memorisation", self._on_item, self._on_done)
         return True

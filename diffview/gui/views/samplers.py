@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.samplers import SamplerResult, SamplerSpec, compare_samplers
+from diffview.core.diffusion import noise_from_seed
 from diffview.core.io.export import make_grid, save_grid, to_uint8
 from diffview.gui.views.job_view import JobView
 from diffview.gui.widgets.images import ImageGrid
@@ -114,14 +115,14 @@ class CompareView(JobView):
         except ValueError as e:
             self.set_status(f"η list: {e}")
             return False
-        source = self.current_model()
-        if source is None:
+        handle = self.current_model()
+        if handle is None:
             return False
-        model, schedule, objective, channels, size, label = source
+        model, schedule, objective, label = handle.model, handle.schedule, handle.objective, handle.label
         T = schedule.timesteps
         self.specs = sampler_specs(T, self.k.value(), etas, self.ddpm_full.isChecked(), self.few.value())
         seed = self.seed.value()
-        self.x_T = torch.randn((self.n.value(), channels, size, size), generator=torch.Generator().manual_seed(seed))
+        self.x_T, _ = noise_from_seed(handle.sample_shape(self.n.value()), seed)
         self.results = []
         self._make_grids(len(self.specs))
         for grid, spec in zip(self.grids, self.specs):
@@ -130,8 +131,8 @@ class CompareView(JobView):
 
         def work(emit, cancelled):
             model.eval()
-            for res in compare_samplers(model, x_T, schedule, self.specs, objective=objective, seed=seed,
-                                        stop=cancelled):
+            for res in compare_samplers(model, x_T, schedule, self.specs, objective=objective,
+                                        clip_x0=handle.clip_x0, seed=seed, stop=cancelled):
                 emit(res)
             return None
 

@@ -3,7 +3,7 @@
 Sampling runs on a worker thread; each step's grids (uint8) come back through a signal, at most
 every ``EMIT_SECONDS``, and are stored so a slider can scrub the finished trajectory and a play
 button replay it. The final grid exports as PNG, the trajectory as GIF and as a PNG strip, on a
-worker (a 100-frame GIF takes seconds). A model source may hand a :class:`~.tasks.Deferred` model (a
+worker (a 100-frame GIF takes seconds). A model source may hand a ModelHandle whose model is pending (a
 snapshot of a live trainer's weights): the sampling worker takes it, never the GUI thread.
 """
 
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,13 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffview.core.diffusion import iter_sample
 from diffview.core.io.export import make_grid, save_gif, save_grid, save_strip, to_uint8
+from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
 from diffview.gui.workers.jobs import Job
-from diffview.gui.workers.tasks import Deferred
 from diffview.gui.workers.threads import new_thread
 
 EMIT_SECONDS = 0.03
@@ -44,42 +42,38 @@ MAX_FRAMES = 250
 
 class _SampleWorker(QObject):
     frames = Signal(list)  # [(index, t, x_t uint8, x0_pred uint8, seconds)]
-    resolved = Signal(str)  # the label of a Deferred model, once the worker has taken it
+    resolved = Signal(str)  # the label of a pending model, once the worker has taken it
     finished = Signal(str)  # "" or an error message
 
-    def __init__(self, model, schedule, settings: dict):
+    def __init__(self, handle: ModelHandle, settings: dict):
         super().__init__()
-        self.model, self.schedule, self.settings = model, schedule, settings
+        self.handle, self.settings = handle, settings
         self.cancelled = False
 
     @Slot()
     def run(self) -> None:
         s = self.settings
         try:
-            if isinstance(self.model, Deferred):  # (module, label), e.g. a snapshot under the trainer's lock
-                self.model, label = self.model.resolve()
-                self.resolved.emit(label)
-            g = torch.Generator().manual_seed(s["seed"])
-            shape = (s["n"], s["channels"], s["size"], s["size"])
-            x_T = torch.randn(shape, generator=g)
+            if isinstance(self.handle.model, PendingModel):  # e.g. a snapshot under the trainer's lock
+                self.handle = self.handle.resolved()
+                self.resolved.emit(self.handle.label)
             total = s["steps"]
             keep = max(1, total // MAX_FRAMES)
             pending, last, t0 = [], time.monotonic(), time.perf_counter()
-            with torch.no_grad():
-                for st in iter_sample(self.model, shape, self.schedule, sampler=s["sampler"], steps=s["steps"],
-                                      eta=s["eta"], objective=s["objective"], x_T=x_T, generator=g):
-                    if self.cancelled:
-                        break
-                    final = st.t_prev < 0
-                    if st.index % keep == 0 or final:
-                        pending.append((st.index, st.t, to_uint8(st.x_t), to_uint8(st.x0_pred),
-                                        time.perf_counter() - t0))
-                    if final:
-                        pending.append((st.index + 1, -1, to_uint8(st.x_prev), to_uint8(st.x_prev),
-                                        time.perf_counter() - t0))
-                    if pending and (time.monotonic() - last >= EMIT_SECONDS or final):
-                        self.frames.emit(pending)
-                        pending, last = [], time.monotonic()
+            for st in self.handle.iter_sample(s["n"], sampler=s["sampler"], steps=s["steps"], eta=s["eta"],
+                                              seed=s["seed"]):
+                if self.cancelled:
+                    break
+                final = st.t_prev < 0
+                if st.index % keep == 0 or final:
+                    pending.append((st.index, st.t, to_uint8(st.x_t), to_uint8(st.x0_pred),
+                                    time.perf_counter() - t0))
+                if final:
+                    pending.append((st.index + 1, -1, to_uint8(st.x_prev), to_uint8(st.x_prev),
+                                    time.perf_counter() - t0))
+                if pending and (time.monotonic() - last >= EMIT_SECONDS or final):
+                    self.frames.emit(pending)
+                    pending, last = [], time.monotonic()
             if pending:
                 self.frames.emit(pending)
             self.finished.emit("")
@@ -92,7 +86,7 @@ class SamplingView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.model_source = None  # callable returning (model, schedule, objective, channels, size, label)
+        self.model_source = None  # callable(ema=True) -> ModelHandle | None
         self.trajectory: list[tuple] = []
         self._thread: QThread | None = None
         self._worker: _SampleWorker | None = None
@@ -188,14 +182,16 @@ class SamplingView(QWidget):
         if self.model_source is None:
             self.status.setText("No model yet: train one (Ctrl+T) or open a run folder (File ▸ Open Run).")
             return
-        source = self.model_source(ema=self.weights.currentIndex() == 0)
-        if source is None:
+        handle = self.model_source(ema=self.weights.currentIndex() == 0)
+        if handle is None:
             self.status.setText("No model yet: train for at least one step, or open a run folder.")
             return
-        model, schedule, objective, channels, size, label = source
+        if not isinstance(handle.shape, ImageShape):
+            self.status.setText(f"{handle.label} makes {handle.shape}: this tab samples image models.")
+            return
+        schedule, label = handle.schedule, handle.label
         settings = {"sampler": self.sampler.currentText().lower(), "steps": min(self.steps.value(), schedule.timesteps),
-                    "eta": self.eta.value(), "n": self.n.value(), "seed": self.seed.value(),
-                    "objective": objective, "channels": channels, "size": size}
+                    "eta": self.eta.value(), "n": self.n.value(), "seed": self.seed.value()}
         self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label}
         self.trajectory = []
         self.player.stop()
@@ -204,7 +200,7 @@ class SamplingView(QWidget):
         self.status.setText(f"Sampling {settings['n']} images with {settings['sampler'].upper()}, "
                             f"{settings['steps']} steps, from {label}…")
         self._thread = new_thread("diffview-sampling")
-        self._worker = _SampleWorker(model, schedule, settings)
+        self._worker = _SampleWorker(handle, settings)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.frames.connect(self._on_frames)

@@ -162,10 +162,11 @@ class SDEditView(JobView):
     def load_image_file(self, path: str) -> bool:
         """Any image file, decoded like the training images, at the dataset's size and channels."""
         dataset, _ = self.current_dataset()
-        source = None if dataset is not None else self.current_model()
-        if dataset is None and source is None:
+        handle = None if dataset is not None else self.current_model()
+        if dataset is None and handle is None:
             return False
-        channels, size = (dataset.channels, dataset.image_size) if dataset is not None else source[3:5]
+        channels, size = ((dataset.channels, dataset.image_size) if dataset is not None
+                          else (handle.shape.channels, handle.shape.size))
         try:
             arr = decode_image(path, size)
         except SkipFile as e:
@@ -197,12 +198,12 @@ class SDEditView(JobView):
         if self.original is None:
             self.set_status("No image: load a dataset or open an image file.")
             return False
-        source = self.current_model()
-        if source is None:
+        handle = self.current_model()
+        if handle is None:
             return False
-        model, schedule, objective, channels, size, label = source
-        if self.original.shape[1:] != (channels, size, size):
-            self.set_status(f"The model takes {channels}×{size}×{size} images; this one is "
+        model, schedule, objective, label = handle.model, handle.schedule, handle.objective, handle.label
+        if self.original.shape[1:] != handle.sample_shape(1)[1:]:
+            self.set_status(f"The model takes {handle.shape} images; this one is "
                             f"{'×'.join(map(str, self.original.shape[1:]))}.")
             return False
         T = schedule.timesteps
