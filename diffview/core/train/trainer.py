@@ -15,13 +15,13 @@ import json
 import os
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, cast
 
 import torch
 
 from diffview.core.data.images import StreamingImageDataset
 from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
-from diffview.core.data.protocol import TrainingData
+from diffview.core.data.protocol import ImageData, TrainingData
 from diffview.core.data.source import source_kind
 from diffview.core.diffusion import final_sample, iter_sample, noise_from_seed
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
@@ -190,8 +190,9 @@ class Trainer:
             check_run_data(self._dataset, cfg)
         data = self._dataset
         if data.kind == "images":  # the run records what "auto" resolved to, and the flips it trained with
-            cfg.channels, cfg.image_size = str(data.channels), data.image_size
-            cfg.flip = bool(getattr(data, "flip", cfg.flip))  # a stand-in that draws its own batches may have none
+            images = cast(ImageData, data)
+            cfg.channels, cfg.image_size = str(images.channels), images.image_size
+            cfg.flip = bool(getattr(images, "flip", cfg.flip))  # a stand-in that draws its own batches may have none
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
         self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout), cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
