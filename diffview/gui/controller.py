@@ -85,8 +85,8 @@ class TrainingController(QObject):
         if self.running:
             raise RuntimeError("a training run is already in progress")
         self.trainer = trainer
-        self._job = Job(lambda emit, cancelled: _train(trainer, emit), "diffview-training", self,
-                        on_cancel=self.stop, torch_threads=False)
+        self._job = Job(lambda emit, cancelled: _train(trainer, emit), "diffview-training", on_cancel=self.stop,
+                        torch_threads=False)
         self._job.item.connect(self._on_batch)
         self._job.done.connect(self._on_job_done)
         self._set_state("running")
@@ -136,7 +136,6 @@ class TrainingController(QObject):
     def _on_job_done(self, _result, _error: str) -> None:  # _train reports its own failures as a DoneEvent
         done = self._done or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
         self._done = None
-        self._job.deleteLater()
         self._job = None
         self._set_state("idle")
         self.finished.emit(done)

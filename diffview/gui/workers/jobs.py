@@ -19,14 +19,14 @@ import time
 import weakref
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from diffview.gui.workers.threads import new_thread, use_worker_torch_threads
 
 Emit = Callable[[Any], None]
 JobFunction = Callable[[Emit, Callable[[], bool]], Any]
 
-_running: "weakref.WeakSet[Job]" = weakref.WeakSet()
+_running: "set[Job]" = set()  # held here until their thread has ended: no owner's end can destroy one
 _sets: "weakref.WeakSet[Jobs]" = weakref.WeakSet()
 
 
@@ -68,16 +68,19 @@ class Job(QObject):
     """One cancellable computation on a worker thread, with progress items on the way and a result at the end.
 
     ``on_cancel`` is also called by ``cancel()`` (training: ask the trainer to stop after its step);
-    ``torch_threads=False`` leaves the worker's torch thread count to ``fn``."""
+    ``torch_threads=False`` leaves the worker's torch thread count to ``fn``. A Job has no Qt parent: once
+    started, this module keeps it (and its thread) alive until the thread has ended, whatever happens to the
+    object that started it."""
 
     item = Signal(object)
     done = Signal(object, str)  # (result or None, "" or an error message)
 
-    def __init__(self, fn: JobFunction, name: str, parent: QObject | None = None, *,
-                 on_cancel: Callable[[], None] | None = None, torch_threads: bool = True):
-        super().__init__(parent)
+    def __init__(self, fn: JobFunction, name: str, *, on_cancel: Callable[[], None] | None = None,
+                 torch_threads: bool = True):
+        super().__init__()
         self.name = name
         self._cancelled = False
+        self._started = self._ended = False
         self._on_cancel = on_cancel
         self._result: tuple = (None, "")
         self.thread = new_thread(name)
@@ -90,6 +93,7 @@ class Job(QObject):
 
     def start(self) -> "Job":
         _running.add(self)
+        self._started = True
         self.thread.start()
         return self
 
@@ -104,7 +108,7 @@ class Job(QObject):
 
     @property
     def running(self) -> bool:
-        return self in _running
+        return self._started and not self._ended
 
     def wait(self, ms: int = 60_000) -> bool:
         """Block until the thread ends (shutdown, tests); True if it ended. ``done`` follows on the event loop."""
@@ -121,9 +125,10 @@ class Job(QObject):
 
     @Slot()
     def _cleanup(self) -> None:
-        _running.discard(self)
+        self._ended = True
         self.runner.deleteLater()
         self.thread.deleteLater()
+        QTimer.singleShot(0, lambda: _running.discard(self))  # released after this slot, never inside it
         self.done.emit(*self._result)
 
 
@@ -132,7 +137,7 @@ class Jobs(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._jobs: set[Job] = set()
+        self._jobs: dict[Job, Callable[[Any, str], None] | None] = {}  # running job -> its on_done
         self.closed = False
         _sets.add(self)
 
@@ -148,20 +153,18 @@ class Jobs(QObject):
         error)`` once its thread has ended (both on the GUI thread). ``options`` go to :class:`Job`."""
         if self.closed:
             return None
-        job = Job(fn, name, self, **options)
+        job = Job(fn, name, **options)
         if on_item is not None:
             job.item.connect(on_item)
-        job.done.connect(lambda result, error: self._done(job, result, error, on_done))
-        self._jobs.add(job)
+        job.done.connect(self._done)  # a slot of this object: nothing arrives once it is gone
+        self._jobs[job] = on_done
         return job.start()
 
-    def _done(self, job: Job, result, error: str, on_done) -> None:
-        self._jobs.discard(job)
-        try:
-            if on_done is not None:
-                on_done(result, error)
-        finally:
-            job.deleteLater()
+    @Slot(object, str)
+    def _done(self, result, error: str) -> None:
+        on_done = self._jobs.pop(self.sender(), None)
+        if on_done is not None:
+            on_done(result, error)
 
     def cancel(self) -> None:
         for job in list(self._jobs):
@@ -194,7 +197,7 @@ def stop_everything(ms: int = 30_000) -> bool:
     while it runs."""
     for jobs in list(_sets):
         jobs.closed = True
-    running = list(_running)
+    running = [job for job in _running if job.running]
     for job in running:
         job.cancel()
     return _wait_all(running, ms)
