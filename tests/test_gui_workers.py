@@ -281,3 +281,115 @@ def test_closing_while_a_run_opens_exits_cleanly(tmp_path):
     assert "exit 0 busy False" in r.stdout
     assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert time.perf_counter() - t0 < 60
+
+
+# ---------------------------------------------------------------------- the one worker abstraction
+def test_a_job_reports_progress_its_result_or_its_failure_and_applies_the_worker_thread_rule(qtbot):
+    from diffview.gui.workers.jobs import Jobs
+    from diffview.gui.workers.threads import use_worker_torch_threads
+
+    use_worker_torch_threads()
+    expected_threads = torch.get_num_threads()  # what the rule gives a worker here
+    torch.set_num_threads(expected_threads + 1)  # the GUI thread's own setting must not leak into the job
+    jobs, items, ends = Jobs(), [], []
+
+    def work(emit, cancelled):
+        for i in range(3):
+            emit(i)
+        return torch.get_num_threads()
+
+    jobs.start(work, "diffview-test", items.append, lambda result, error: ends.append((result, error)))
+    assert jobs
+    qtbot.waitUntil(lambda: bool(ends) and not jobs, timeout=10_000)
+    assert items == [0, 1, 2] and ends == [(expected_threads, "")]
+
+    def broken(emit, cancelled):
+        raise RuntimeError("the model broke")
+
+    jobs.start(broken, "diffview-test", on_done=lambda result, error: ends.append((result, error)))
+    qtbot.waitUntil(lambda: len(ends) == 2 and not jobs, timeout=10_000)
+    assert ends[1] == (None, "the model broke")
+    jobs.start(work, "diffview-test", on_done=lambda result, error: ends.append((result, error)))  # still usable
+    qtbot.waitUntil(lambda: len(ends) == 3 and not jobs, timeout=10_000)
+    assert ends[2] == (expected_threads, "")
+
+
+def test_the_sampling_job_runs_with_the_worker_thread_count(qtbot, window, tmp_path, monkeypatch):
+    """The sampling view once ran its own worker without the rule: OpenMP's default team of every core."""
+    from diffview.gui.workers.threads import use_worker_torch_threads
+
+    use_worker_torch_threads()
+    expected = torch.get_num_threads()
+    torch.set_num_threads(expected + 1)
+    seen = []
+    real = sampling_view.iter_sample
+
+    def counted(*args, **kwargs):
+        for st in real(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            yield st
+
+    monkeypatch.setattr(sampling_view, "iter_sample", counted)
+    sv = sampled(qtbot, window, tmp_path)
+    assert seen and set(seen) == {expected}, seen
+    assert len(sv.trajectory) == 6
+
+
+def test_stop_everything_cancels_every_job_at_once_waits_for_each_and_starts_nothing_after(qtbot):
+    from diffview.gui.workers.jobs import Jobs, stop_everything
+
+    first, second, ends = Jobs(), Jobs(), []
+
+    def until_cancelled(emit, cancelled):
+        t0 = time.perf_counter()
+        while not cancelled():
+            time.sleep(0.01)
+            if time.perf_counter() - t0 > 20:
+                return "never cancelled"
+        return "cancelled"
+
+    for jobs in (first, second, first):
+        jobs.start(until_cancelled, "diffview-test", on_done=lambda result, error: ends.append((result, error)))
+    qtbot.wait(100)
+    assert len(running_threads()) == 3
+    t0 = time.perf_counter()
+    assert stop_everything(ms=10_000)
+    assert running_threads() == [] and time.perf_counter() - t0 < 1.0  # together, not one after another
+    qtbot.waitUntil(lambda: len(ends) == 3, timeout=10_000)  # each one's end still arrives, on the GUI thread
+    assert ends == [("cancelled", "")] * 3 and not first and not second
+    assert first.closed and second.closed and first.start(until_cancelled, "diffview-test") is None
+    again = Jobs()
+    assert again.start(lambda emit, cancelled: 1, "diffview-test").wait(10_000)  # a new set starts again
+    qtbot.waitUntil(lambda: not again, timeout=10_000)
+
+
+def test_every_thread_in_the_gui_comes_from_the_one_job_class():
+    """One worker abstraction: no other module makes a QThread or moves a worker object onto one."""
+    import diffview.gui
+
+    root = __import__("pathlib").Path(diffview.gui.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p.name not in ("jobs.py", "threads.py")
+                 and any(s in p.read_text() for s in ("QThread(", "moveToThread", "new_thread("))]
+    assert offenders == []
+
+
+def test_an_owner_gone_mid_job_never_destroys_its_running_thread(qtbot):
+    import gc
+
+    from diffview.gui.workers.jobs import Jobs, stop_everything
+
+    def until_cancelled(emit, cancelled):
+        while not cancelled():
+            time.sleep(0.01)
+
+    ends = []
+    owner = Jobs()
+    owner.start(until_cancelled, "diffview-test", on_done=lambda result, error: ends.append(error))
+    del owner
+    gc.collect()
+    qtbot.wait(100)
+    assert running_threads() == ["diffview-test"]  # still running, not destroyed with its owner
+    assert stop_everything(ms=10_000) and running_threads() == []
+    qtbot.wait(100)
+    assert ends == []  # its owner is gone: nothing is delivered to it

@@ -33,14 +33,15 @@ def view(qtbot, tmp_path):
     v.resize(1200, 760)
     v.show()
     v.set_schedule(make_schedule("cosine", 100))
-    v.train_overrides = dict(TINY)
+    v.session.train_overrides = dict(TINY)
     yield v
     v.shutdown()
     qtbot.wait(20)
 
 
 def idle(qtbot, v, timeout=30_000):
-    qtbot.waitUntil(lambda: not v.controller.running and not v._tasks and not v._score_busy, timeout=timeout)
+    s = v.session
+    qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)
 
 
 def random_model(seed=0):
@@ -55,45 +56,46 @@ def test_forward_plot_is_q_sample_of_the_data_with_the_stored_noise(view):
     view.source.setCurrentText("circles")
     view.t_slider.setValue(37)
     assert view.t_spin.value() == 37
-    x, y = view.forward_points.getData()
-    expected = q_sample(view.dataset.points[:2000], 37, view.schedule, view.forward_noise).numpy()
+    s = view.session
+    x, y = view.forward_panel.points.getData()
+    expected = q_sample(s.dataset.points[:2000], 37, s.schedule, s.forward_noise).numpy()
     np.testing.assert_allclose(np.stack([x, y], 1), expected, rtol=1e-6, atol=1e-6)
-    assert len(x) == 2000 and view.forward_noise.shape == (2000, 2)
+    assert len(x) == 2000 and s.forward_noise.shape == (2000, 2)
     view.set_schedule(make_schedule("linear", 50))  # the main window's schedule, with another T
     assert view.t_slider.maximum() == 49 and view.t == 37
-    x, _ = view.forward_points.getData()
-    np.testing.assert_allclose(x, q_sample(view.dataset.points[:2000], 37, view.schedule, view.forward_noise)[:, 0])
+    x, _ = view.forward_panel.points.getData()
+    np.testing.assert_allclose(x, q_sample(s.dataset.points[:2000], 37, s.schedule, s.forward_noise)[:, 0])
 
 
 def test_tiny_training_reports_distances_and_stops_its_thread(qtbot, view):
     previews = []
-    view.controller.preview.connect(previews.append)
+    view.session.controller.preview.connect(previews.append)
     view.train_button.click()
-    assert view.controller.running and not view.train_button.isEnabled()
+    assert view.session.controller.running and not view.train_button.isEnabled()
     idle(qtbot, view)
     assert [p.step for p in previews] == [20, 40] and all(p.distance > 0 for p in previews)
     assert "step 40" in view.distance_label.text() and f"{previews[-1].distance:.4f}" in view.distance_label.text()
-    assert "floor" in view.distance_label.text() and view.floor > 0
+    assert "floor" in view.distance_label.text() and view.session.floor > 0
     assert "finished" in view.progress.text() and view.train_button.isEnabled()
-    assert view.trainer.config.timesteps == 100 and view.trainer.config.model == "mlp-tiny"
+    assert view.session.trainer.config.timesteps == 100 and view.session.trainer.config.model == "mlp-tiny"
     # training ends by sampling reverse trajectories from the snapshot: x_T, then one frame per step
-    assert view.model is not None and view.trajectory.shape == (101, 300, 2)
-    x, _ = view.traj_paths.getData()
+    assert view.session.model is not None and view.session.trajectory.shape == (101, 300, 2)
+    x, _ = view.traj_panel.paths.getData()
     assert len(x) == 300 * 102  # 101 positions and a gap per path
     assert running_threads() == []
 
 
 def test_score_arrows_point_along_the_models_score(qtbot, view):
     model = random_model()
-    view.set_model(model, view.schedule, "v")
+    view.session.set_model(model, view.session.schedule, "v")
     view.t_slider.setValue(60)
     idle(qtbot, view)
-    out = view.score_result
+    out = view.session.score_result
     assert out["t"] == 60
     grid = torch.from_numpy(out["grid"])
-    expected = score_from_model(model, grid, 60, view.schedule, "v").numpy()
+    expected = score_from_model(model, grid, 60, view.session.schedule, "v").numpy()
     np.testing.assert_allclose(out["score"], expected, rtol=1e-5, atol=1e-6)
-    x, y = view.learned_arrows.getData()
+    x, y = view.score_panel.learned_arrows.getData()
     shaft = np.stack([x[1::6] - x[0::6], y[1::6] - y[0::6]], 1)
     np.testing.assert_allclose(shaft / np.linalg.norm(shaft, axis=1, keepdims=True),
                                expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
@@ -103,43 +105,44 @@ def test_score_arrows_point_along_the_models_score(qtbot, view):
 
 def test_rapid_slider_moves_coalesce_and_gaussians8_draws_level_sets(qtbot, view):
     view.source.setCurrentText("gaussians8")
-    view.set_model(random_model(), view.schedule, "v")
+    view.session.set_model(random_model(), view.session.schedule, "v")
     for t in range(10, 30):
         view.t_slider.setValue(t)
     idle(qtbot, view)
-    assert view.score_result["t"] == 29
-    alpha_bar = float(view.schedule.alphas_cumprod[29])
+    assert view.session.score_result["t"] == 29
+    alpha_bar = float(view.session.schedule.alphas_cumprod[29])
     from diffview.core.data.toy2d import gaussians8_score
-    np.testing.assert_allclose(view.score_result["true"],
-                               gaussians8_score(torch.from_numpy(view.score_result["grid"]), alpha_bar).numpy(),
+    np.testing.assert_allclose(view.session.score_result["true"],
+                               gaussians8_score(torch.from_numpy(view.session.score_result["grid"]),
+                                                alpha_bar).numpy(),
                                rtol=1e-5, atol=1e-6)
-    cx, _ = view.contours.getData()
+    cx, _ = view.score_panel.contours.getData()
     assert len(cx) > 50 and np.isnan(cx).any()
 
 
 def test_drawn_points_are_trained_on(qtbot, view, tmp_path):
     view.source.setCurrentText(DRAW)
-    assert view.forward_plot.draw_enabled and view.dataset is None
-    plot = view.forward_plot
+    assert view.forward_panel.plot.draw_enabled and view.session.dataset is None
+    plot = view.forward_panel.plot
     centre = plot.mapFromScene(plot.plotItem.vb.mapViewToScene(__import__("pyqtgraph").Point(0.0, 0.0)))
     qtbot.mousePress(plot.viewport(), Qt.LeftButton, pos=centre)
     for dx in range(1, 12):
         qtbot.mouseMove(plot.viewport(), QPoint(centre.x() + 4 * dx, centre.y() - 2 * dx))
     qtbot.mouseRelease(plot.viewport(), Qt.LeftButton, pos=QPoint(centre.x() + 48, centre.y() - 24))
-    n = len(view.drawn)
+    n = len(view.session.drawn)
     assert n >= 24 and f"{n:,} points drawn" in view.drawn_label.text()
-    assert abs(view.drawn[:4].mean(0)).max() < 0.3  # sprayed around the press, in plot coordinates
-    assert (np.diff(view.drawn[::4, 0]) > 0).sum() > 5  # the drag moved to the right
+    assert abs(view.session.drawn[:4].mean(0)).max() < 0.3  # sprayed around the press, in plot coordinates
+    assert (np.diff(view.session.drawn[::4, 0]) > 0).sum() > 5  # the drag moved to the right
     view.train_button.click()
     idle(qtbot, view)
-    data = view.trainer._dataset.points
-    np.testing.assert_allclose(data.numpy(), standardise(torch.from_numpy(view.drawn)).numpy(), atol=1e-6)
-    csv = view.trainer.config.dataset
+    data = view.session.trainer.dataset.points
+    np.testing.assert_allclose(data.numpy(), standardise(torch.from_numpy(view.session.drawn)).numpy(), atol=1e-6)
+    csv = view.session.trainer.config.dataset
     assert csv.startswith(str(tmp_path)) and csv.endswith(".csv")
     np.testing.assert_allclose(read_points_csv(csv)[0].numpy(), data.numpy(), atol=1e-4)
-    assert view.distance_label.text() and view.trajectory is not None
+    assert view.distance_label.text() and view.session.trajectory is not None
     view.clear_button.click()
-    assert len(view.drawn) == 0 and "0 points drawn" in view.drawn_label.text()
+    assert len(view.session.drawn) == 0 and "0 points drawn" in view.drawn_label.text()
 
 
 def test_too_few_drawn_points_is_a_message_not_a_crash(qtbot, view):
@@ -147,33 +150,34 @@ def test_too_few_drawn_points_is_a_message_not_a_crash(qtbot, view):
     messages = []
     view.message.connect(lambda level, text: messages.append((level, text)))
     view.train_button.click()
-    assert not view.controller.running and messages and messages[0][0] == "error" and "at least" in messages[0][1]
+    assert not view.session.controller.running
+    assert messages and messages[0][0] == "error" and "at least" in messages[0][1]
 
 
 def test_langevin_and_ddpm_from_the_same_start_run_to_the_end(qtbot, view):
-    view.set_model(random_model(), view.schedule, "v")
+    view.session.set_model(random_model(), view.session.schedule, "v")
     view.levels.setValue(8)
     view.steps_per_level.setValue(3)
     view.step_size.setValue(0.2)
     view.langevin_button.click()
     idle(qtbot, view)
-    out = view.langevin
+    out = view.session.langevin
     assert out["lang"].shape == out["ddpm"].shape == (9, 2000, 2)
     np.testing.assert_array_equal(out["lang"][0], out["ddpm"][0])  # the same x_T
     assert not np.allclose(out["lang"][-1], out["ddpm"][-1])
     assert out["ts"] == timestep_sequence(100, 8, "linspace") and out["ts"][-1] == 0  # both samplers visit these
-    assert view.lang_slider.maximum() == 8 and "level 8 of 8" in view.lang_label.text()
-    text = view.lang_text.text()
+    assert view.lang_panel.slider.maximum() == 8 and "level 8 of 8" in view.lang_panel.label.text()
+    text = view.lang_panel.text.text()
     assert f"{out['lang_d']:.4f}" in text and f"{out['ddpm_d']:.4f}" in text and f"{out['floor']:.4f}" in text
-    x, _ = view.lang_points.getData()
+    x, _ = view.lang_panel.lang_points.getData()
     np.testing.assert_array_equal(x, out["lang"][-1][:, 0])
-    view.lang_slider.setValue(0)
-    np.testing.assert_array_equal(view.ddpm_points.getData()[0], out["ddpm"][0][:, 0])
-    view.final_button.click()
+    view.lang_panel.slider.setValue(0)
+    np.testing.assert_array_equal(view.lang_panel.ddpm_points.getData()[0], out["ddpm"][0][:, 0])
+    view.distances.final_button.click()
     idle(qtbot, view, timeout=60_000)
-    final = view.final_distances
+    final = view.session.final_distances
     assert final["n"] == 10_000 and final["floor"] < out["floor"]
-    assert f"DDPM {final['ddpm_d']:.4f} · Langevin {final['lang_d']:.4f}" in view.readout.text()
+    assert f"DDPM {final['ddpm_d']:.4f} · Langevin {final['lang_d']:.4f}" in view.distances.readout.text()
 
 
 def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, monkeypatch):
@@ -196,52 +200,54 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     w.lab2d_view.t_slider.setValue(45)
     assert w.forward_view.t == 45 and w.forward_view.spin.value() == 45
     w.settings.timesteps.setValue(200)
-    assert w.lab2d_view.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
-    w.lab2d_view.train_overrides = dict(TINY, steps=100_000)
+    assert w.lab2d_view.session.schedule is w.schedule and w.lab2d_view.t_slider.maximum() == 199
+    w.lab2d_view.session.train_overrides = dict(TINY, steps=100_000)
     w.lab2d_view.train_button.click()
-    qtbot.waitUntil(lambda: w.lab2d_view.trainer.step > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: w.lab2d_view.session.trainer.step > 0, timeout=30_000)
     qtbot.waitUntil(lambda: not w._tasks, timeout=60_000)  # the main window's digits
     w.close()  # stops the 2D run and waits for it
     assert running_threads() == []
     qtbot.wait(50)  # the controller's finished signal arrives; nothing new starts after closing
-    assert not w.lab2d_view.controller.running and not w.lab2d_view._tasks
+    assert not w.lab2d_view.session.controller.running and not w.lab2d_view.session.jobs
 
 
 def test_a_new_run_clears_the_previous_runs_samples(qtbot, view):
-    view.set_model(random_model(), view.schedule, "v")
+    view.session.set_model(random_model(), view.session.schedule, "v")
     view.levels.setValue(4)
     view.steps_per_level.setValue(2)
     view.langevin_button.click()
     idle(qtbot, view)
-    assert view.langevin is not None and view.lang_text.text()
-    view.train_overrides = dict(TINY, steps=100_000)
+    assert view.session.langevin is not None and view.lang_panel.text.text()
+    view.session.train_overrides = dict(TINY, steps=100_000)
     view.train_button.click()
-    assert view.langevin is None and view.lang_text.text() == "" and len(view.lang_points.getData()[0]) == 0
+    assert view.session.langevin is None and view.lang_panel.text.text() == ""
+    assert len(view.lang_panel.lang_points.getData()[0]) == 0
     view.stop_button.click()
     idle(qtbot, view)
 
 
 def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkeypatch):
-    import diffview.gui.views.lab2d as lab
+    import diffview.gui.views.lab2d.session as lab
     from diffview.core.analysis.samplers import default_sampler_specs
     from diffview.core.data.points import distance_to_data
     from diffview.core.diffusion import sample
 
     monkeypatch.setattr(lab, "FINAL_N", 500)  # small, for speed; the view's own number otherwise
     model = random_model()
-    view.set_model(model, view.schedule, "v")
-    view.compare_button.click()
+    view.session.set_model(model, view.session.schedule, "v")
+    view.distances.compare_button.click()
     idle(qtbot, view, timeout=60_000)
-    out = view.sampler_table
+    out = view.session.sampler_table
     specs = default_sampler_specs(100)
     assert [row[0] for row in out["rows"]] == [s.label for s in specs] and out["n"] == 500
     ddim = specs[2]  # DDIM η=0: deterministic, so recomputable from the same x_T
     x_T = torch.randn(500, 2, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        x = sample(model, x_T.shape, view.schedule, sampler="ddim", steps=ddim.steps, eta=0.0, objective="v",
+        x = sample(model, x_T.shape, view.session.schedule, sampler="ddim", steps=ddim.steps, eta=0.0, objective="v",
                    clip_x0=False, x_T=x_T)
-    assert out["rows"][2][1] == distance_to_data(x, view.dataset)[0]
-    assert f"{out['rows'][2][1]:.4f}" in view.readout.text() and f"floor {out['floor']:.4f}" in view.readout.text()
+    assert out["rows"][2][1] == distance_to_data(x, view.session.dataset)[0]
+    readout = view.distances.readout.text()
+    assert f"{out['rows'][2][1]:.4f}" in readout and f"floor {out['floor']:.4f}" in readout
 
 
 class Breakable(torch.nn.Module):
@@ -258,7 +264,7 @@ class Breakable(torch.nn.Module):
 
 
 def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeypatch):
-    import diffview.gui.views.lab2d as lab
+    import diffview.gui.views.lab2d.session as lab
 
     monkeypatch.setattr(lab, "FINAL_N", 300)
     view.levels.setValue(4)
@@ -266,13 +272,14 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
     messages = []
     view.message.connect(lambda level, text: messages.append((level, text)))
     model = Breakable(random_model())
-    view.set_model(model, view.schedule, "v")  # the score field at t
+    view.session.set_model(model, view.session.schedule, "v")  # the score field at t
     idle(qtbot, view)
-    assert "failed (the MLP broke)" in view.score_plot.getPlotItem().titleLabel.text and not view._score_busy
-    jobs = [(view.sample_button, view.traj_label, lambda: view.trajectory),
-            (view.langevin_button, view.lang_text, lambda: view.langevin),
-            (view.final_button, view.readout, lambda: view.final_distances),
-            (view.compare_button, view.readout, lambda: getattr(view, "sampler_table", None))]
+    assert "failed (the MLP broke)" in view.score_panel.plot.getPlotItem().titleLabel.text
+    assert not view.session.score_busy
+    jobs = [(view.sample_button, view.traj_panel.label, lambda: view.session.trajectory),
+            (view.langevin_button, view.lang_panel.text, lambda: view.session.langevin),
+            (view.distances.final_button, view.distances.readout, lambda: view.session.final_distances),
+            (view.distances.compare_button, view.distances.readout, lambda: view.session.sampler_table)]
     for button, label, result in jobs:
         button.click()
         idle(qtbot, view, timeout=60_000)
@@ -281,7 +288,8 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
     model.broken = False
     view.set_timestep(42)  # the field updates again
     idle(qtbot, view)
-    assert view.score_result["t"] == 42 and view.score_plot.getPlotItem().titleLabel.text == "Score field at t = 42"
+    assert view.session.score_result["t"] == 42
+    assert view.score_panel.plot.getPlotItem().titleLabel.text == "Score field at t = 42"
     for button, label, result in jobs:
         button.click()
         idle(qtbot, view, timeout=60_000)
@@ -308,8 +316,8 @@ def test_each_job_is_cancelled_between_model_calls(qtbot, view, monkeypatch):
 
     sched = make_schedule("cosine", 1000)
     for job in (lambda: reverse_trajectories(counted, sched, "v", n=10, check=check),
-                lambda: langevin_vs_ddpm(counted, sched, "v", view.dataset, n=10, check=check),
-                lambda: sampler_distances(counted, sched, "v", view.dataset, n=10, check=check)):
+                lambda: langevin_vs_ddpm(counted, sched, "v", view.session.dataset, n=10, check=check),
+                lambda: sampler_distances(counted, sched, "v", view.session.dataset, n=10, check=check)):
         calls.clear()
         with pytest.raises(Cancel):
             job()

@@ -396,8 +396,8 @@ def start_every_tabs_longest_job(w, model, dataset, schedule):
     w.sdedit_view.sampler.setCurrentText("DDPM")
     assert w.bound_view.start() and w.compare_view.start() and w.memorise_view.start() and w.sdedit_view.start()
     torch.manual_seed(0)
-    w.lab2d_view.set_model(Slow(build_mlp("mlp-tiny").eval()), schedule, "v")
-    w.lab2d_view.compare_samplers()
+    w.lab2d_view.session.set_model(Slow(build_mlp("mlp-tiny").eval()), schedule, "v")
+    w.lab2d_view.session.compare_samplers()
 
 
 def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbot, qtlog, tmp_path, model,

@@ -1,10 +1,11 @@
 """The training controller: runs the core's Trainer on a worker thread and turns its events into Qt signals.
 
-The worker drives ``Trainer.run()`` (a plain generator) on a QThread. Step events arrive far
+A :class:`~diffview.gui.workers.jobs.Job` drives ``Trainer.run()`` (a plain generator). Step events arrive far
 faster than a screen can show them, so the worker batches them and emits at most every
 ``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of small arrays cross
 the thread boundary (the core builds them that way). Stop and pause are flags the trainer checks
-between steps, so the GUI thread never waits on training.
+between steps, so the GUI thread never waits on training; cancelling the job (closing the app) stops it
+the same way. The trainer sets its own torch thread count (``cfg.threads``), so the job leaves it alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import threading
 import time
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from diffview.core.train.trainer import (
     CheckpointEvent,
@@ -24,36 +25,27 @@ from diffview.core.train.trainer import (
     Trainer,
     WarningEvent,
 )
-from diffview.gui.workers.threads import new_thread
+from diffview.gui.workers.jobs import Job
 
 BATCH_SECONDS = 0.1
 
 
-class _Worker(QObject):
-    batch = Signal(list)  # a list of core events, in order
-    finished = Signal()
-
-    def __init__(self, trainer: Trainer):
-        super().__init__()
-        self.trainer = trainer
-
-    @Slot()
-    def run(self) -> None:
-        _lower_priority()
-        pending: list = []
-        last = time.monotonic()
-        try:
-            for ev in self.trainer.run():
-                pending.append(ev)
-                now = time.monotonic()
-                if not isinstance(ev, StepEvent) or now - last >= BATCH_SECONDS:
-                    self.batch.emit(pending)
-                    pending, last = [], now
-        except Exception as e:  # an unexpected bug must reach the user as a message, not kill the thread
-            pending.append(DoneEvent("failed", self.trainer.step, f"Training stopped by an internal error: {e!r}"))
-        if pending:
-            self.batch.emit(pending)
-        self.finished.emit()
+def _train(trainer: Trainer, emit) -> None:
+    """The training job: drive ``trainer.run()``, emitting lists of events, steps batched."""
+    _lower_priority()
+    pending: list = []
+    last = time.monotonic()
+    try:
+        for ev in trainer.run():
+            pending.append(ev)
+            now = time.monotonic()
+            if not isinstance(ev, StepEvent) or now - last >= BATCH_SECONDS:
+                emit(pending)
+                pending, last = [], now
+    except Exception as e:  # an unexpected bug must reach the user as a message, not kill the thread
+        pending.append(DoneEvent("failed", trainer.step, f"Training stopped by an internal error: {e!r}"))
+    if pending:
+        emit(pending)
 
 
 def _lower_priority(niceness: int = 5) -> None:
@@ -80,29 +72,25 @@ class TrainingController(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: _Worker | None = None
+        self._job: Job | None = None
         self.trainer: Trainer | None = None
         self.state = "idle"
         self._done: DoneEvent | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._job is not None
 
     def start(self, trainer: Trainer) -> None:
         if self.running:
             raise RuntimeError("a training run is already in progress")
         self.trainer = trainer
-        self._thread = new_thread("diffview-training")
-        self._worker = _Worker(trainer)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.batch.connect(self._on_batch)
-        self._worker.finished.connect(self._thread.quit, Qt.DirectConnection)  # see tasks.BackgroundTask
-        self._thread.finished.connect(self._on_thread_finished)
+        self._job = Job(lambda emit, cancelled: _train(trainer, emit), "diffview-training", on_cancel=self.stop,
+                        torch_threads=False)
+        self._job.item.connect(self._on_batch)
+        self._job.done.connect(self._on_job_done)
         self._set_state("running")
-        self._thread.start()
+        self._job.start()
         self.started.emit()
 
     def pause(self) -> None:
@@ -123,7 +111,7 @@ class TrainingController(QObject):
 
     def wait(self, ms: int = 60_000) -> bool:
         """Block until the worker thread ends (for shutdown and tests); True if it ended."""
-        return self._thread is None or self._thread.wait(ms)
+        return self._job is None or self._job.wait(ms)
 
     @Slot(list)
     def _on_batch(self, events: list) -> None:
@@ -144,15 +132,11 @@ class TrainingController(QObject):
                 self.checkpoint.emit(ev)
                 self.message.emit("info", f"Checkpoint at step {ev.step}: {ev.path}")
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
+    @Slot(object, str)
+    def _on_job_done(self, _result, _error: str) -> None:  # _train reports its own failures as a DoneEvent
         done = self._done or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
         self._done = None
-        if self._thread is not None:
-            self._thread.deleteLater()
-        if self._worker is not None:
-            self._worker.deleteLater()
-        self._thread = self._worker = None
+        self._job = None
         self._set_state("idle")
         self.finished.emit(done)
 

@@ -40,7 +40,7 @@ from diffview.gui.views.lab2d import Lab2DView
 from diffview.gui.views.sampling import SamplingView
 from diffview.gui.views.schedule import ScheduleView
 from diffview.gui.views.training import TrainingView
-from diffview.gui.workers.tasks import BackgroundTask
+from diffview.gui.workers.jobs import Jobs, stop_everything
 from diffview.gui.workers.threads import collect_garbage_on_gui_thread
 
 RUNS_ROOT = Path.home() / "diffview-runs"
@@ -62,7 +62,7 @@ class MainWindow(RunsMixin, QMainWindow):
         self.trainer: Trainer | None = None
         self.loaded_run = None
         self.run_dir: Path | None = None
-        self._tasks: set[BackgroundTask] = set()
+        self._tasks = Jobs(self)  # loading data
         self._close_when_stopped = False
 
         self.settings = SettingsPanel()
@@ -349,21 +349,12 @@ class MainWindow(RunsMixin, QMainWindow):
             self.show_message("info", "Closing: stopping training and writing a checkpoint first…")
             event.ignore()
             return
-        self.opener.cancel_and_wait()
-        self.snapshots.wait()
-        self.sampling_view.cancel_and_wait()
-        for view in self.analysis_views:
-            view.cancel_and_wait()
-        self.lab2d_view.shutdown()
-        for task in list(self._tasks):
-            task.wait()
+        stop_everything()  # every job in the app (the 2D tab's training too) cancelled, then waited for
         event.accept()
 
     def _run_task(self, fn, on_done, on_error) -> None:
-        task = BackgroundTask(fn, on_done, on_error, self)
-        self._tasks.add(task)
-        task.finished.connect(lambda: self._tasks.discard(task))
-        task.start()
+        self._tasks.start(lambda emit, cancelled: fn(), "diffview-task",
+                          on_done=lambda result, error: on_error(error) if error else on_done(result))
 
     def _about(self) -> None:
         QMessageBox.about(self, "About diffview",

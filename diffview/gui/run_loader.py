@@ -2,7 +2,8 @@
 
 :class:`RunOpener` reads a run's checkpoint once (the EMA and the raw weights, so switching between
 them never reads it again), or imports diffusers and loads a diffusers folder, then reads the run's
-metrics and decodes every preview PNG, all on a worker (:class:`~.jobs.Job`), reporting progress.
+metrics and decodes every preview PNG, all on a worker (a :class:`~diffview.gui.workers.jobs.Job`),
+reporting progress.
 A second ``open`` supersedes the first: the first is cancelled and its result dropped.
 
 :class:`WeightSnapshots` keeps the newest copy of a live trainer's weights for the views that need a
@@ -22,9 +23,7 @@ from diffview.core.runs.handle import FromTraining, ImageShape, LoadedRun, Model
 from diffview.core.runs.open import open_run
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.events import PreviewEvent
-from diffview.gui.workers.jobs import Job
-from diffview.gui.workers.tasks import BackgroundTask, Deferred
-from diffview.gui.workers.threads import use_worker_torch_threads
+from diffview.gui.workers.jobs import Deferred, Job, Jobs
 
 
 @dataclass
@@ -71,23 +70,23 @@ class RunOpener(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._jobs: set[Job] = set()  # superseded ones too, until their thread ends
+        self._jobs = Jobs(self)  # superseded ones too, until their thread ends
         self._current: Job | None = None
         self.path: str | None = None
 
     @property
     def busy(self) -> bool:
-        return self._current is not None
+        """Opening a run (not once cancelled, by a second open or by the app closing)."""
+        return self._current is not None and not self._current.cancelled
 
     def open(self, path: str) -> None:
         self.cancel()  # superseded: its result is dropped
         self.path = path
-        job = Job(lambda emit, cancelled: read_run(path, emit, cancelled), "diffview-open-run", self)
-        job.item.connect(lambda text: self.progress.emit(text) if job is self._current else None)
-        job.done.connect(lambda result, error: self._done(job, result, error))
-        self._jobs.add(job)
-        self._current = job
-        job.start()
+        job = None
+        job = self._current = self._jobs.start(
+            lambda emit, cancelled: read_run(path, emit, cancelled), "diffview-open-run",
+            lambda text: self.progress.emit(text) if job is self._current else None,
+            lambda result, error: self._done(job, result, error))
 
     def cancel(self) -> None:
         if self._current is not None:
@@ -96,11 +95,9 @@ class RunOpener(QObject):
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
         self.cancel()
-        for job in list(self._jobs):
-            job.wait(ms)
+        self._jobs.wait(ms)
 
     def _done(self, job: Job, result, error: str) -> None:
-        self._jobs.discard(job)
         if job is not self._current:
             return
         self._current = None
@@ -112,8 +109,8 @@ class RunOpener(QObject):
 
 def snapshot(trainer, ema: bool = True):
     """(a CPU copy of the trainer's (EMA) model, its label); call on a worker. The step is read before and
-    after the copy, which holds the trainer's lock, so the copy's step lies between the two."""
-    use_worker_torch_threads()  # building the copy runs torch ops: not with a team of every core
+    after the copy, which holds the trainer's lock, so the copy's step lies between the two. (The job it runs in
+    sets the worker's torch threads: building the copy runs torch ops, not with a team of every core.)"""
     before = trainer.step
     model = trainer.snapshot_model(ema=ema)
     after = trainer.step
@@ -130,7 +127,8 @@ class WeightSnapshots(QObject):
         super().__init__(parent)
         self.trainer = None
         self._cache: dict[bool, tuple[int, object, str]] = {}  # ema -> (trainer step when asked, model, label)
-        self._tasks: dict[bool, BackgroundTask] = {}
+        self._jobs = Jobs(self)
+        self._asking: set[bool] = set()  # the ``ema`` values being copied now
         self._asked = False
 
     def get(self, trainer, ema: bool = True):
@@ -145,25 +143,23 @@ class WeightSnapshots(QObject):
 
     def refresh(self, ema: bool = True) -> None:
         trainer = self.trainer
-        if trainer is None or trainer.model is None or ema in self._tasks:
+        if trainer is None or trainer.model is None or ema in self._asking:
             return
         step = trainer.step
-        task = BackgroundTask(lambda: snapshot(trainer, ema), lambda got: self._taken(trainer, ema, step, got),
-                              lambda err: None, self, name="diffview-snapshot")
-        self._tasks[ema] = task
-        task.finished.connect(lambda: self._tasks.pop(ema, None))
-        task.start()
+        if self._jobs.start(lambda emit, cancelled: snapshot(trainer, ema), "diffview-snapshot",
+                            on_done=lambda got, error: self._taken(trainer, ema, step, got, error)) is not None:
+            self._asking.add(ema)
 
-    def _taken(self, trainer, ema: bool, step: int, got) -> None:
-        if trainer is self.trainer:
+    def _taken(self, trainer, ema: bool, step: int, got, error: str) -> None:
+        self._asking.discard(ema)
+        if not error and trainer is self.trainer:
             self._cache[ema] = (step, *got)
             if self._asked:
                 self._asked = False
                 self.ready.emit(got[1])
 
     def wait(self, ms: int = 30_000) -> None:
-        for task in list(self._tasks.values()):
-            task.wait(ms)
+        self._jobs.wait(ms)
 
 
 class RunsMixin:

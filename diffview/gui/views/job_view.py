@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from diffview.core.runs.handle import ImageShape
 from diffview.gui.widgets.text import caption
-from diffview.gui.workers.jobs import Job
+from diffview.gui.workers.jobs import Job, Jobs
 
 
 def float_images(images) -> "torch.Tensor":  # noqa: F821
@@ -31,7 +31,7 @@ class JobView(QWidget):
         super().__init__(parent)
         self.model_source = None  # callable(ema=True) -> ModelHandle | None
         self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
-        self._job: Job | None = None
+        self.jobs = Jobs(self)  # one at a time
 
     def arrange(self, form, right, width: int, formula: str) -> None:
         """The tab's layout: the controls (``form``) at ``width`` on the left, ``right`` beside them with the
@@ -46,7 +46,7 @@ class JobView(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return bool(self.jobs)
 
     def current_model(self):
         """The model source's ModelHandle for an image model, or None (and the reason in the view's status)."""
@@ -64,22 +64,20 @@ class JobView(QWidget):
     def set_status(self, text: str) -> None:  # each view has a status label
         self.status.setText(text)
 
-    def run_job(self, fn, name: str, on_item=None, on_done=None) -> Job:
-        job = Job(fn, name, self)
-        if on_item is not None:
-            job.item.connect(on_item)
+    def run_job(self, fn, name: str, on_item=None, on_done=None) -> Job | None:
+        """Run ``fn(emit, cancelled)`` as the view's job; ``on_done(result, error, cancelled)`` at the end, after
+        a failure's message went to the status and the log. None once the app is closing."""
+        job = None
 
         def finished(result, error):
-            self._job = None
             if error:
                 self.set_status(error)
                 self.message.emit("error", error)
             if on_done is not None:
                 on_done(result, error, job.cancelled)
 
-        job.done.connect(finished)
-        self._job = job
-        return job.start()
+        job = self.jobs.start(fn, name, on_item, finished)
+        return job
 
     def start(self) -> bool:
         """Start the view's computation; False if it cannot (no model, busy, bad input: the status says)."""
@@ -94,10 +92,7 @@ class JobView(QWidget):
             self.start()
 
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        self.jobs.cancel()
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self._job.wait(ms)
+        self.jobs.cancel_and_wait(ms)

@@ -3,8 +3,9 @@
 Sampling runs on a worker thread; each step's grids (uint8) come back through a signal, at most
 every ``EMIT_SECONDS``, and are stored so a slider can scrub the finished trajectory and a play
 button replay it. The final grid exports as PNG, the trajectory as GIF and as a PNG strip, on a
-worker (a 100-frame GIF takes seconds). A model source may hand a ModelHandle whose model is pending (a
-snapshot of a live trainer's weights): the sampling worker takes it, never the GUI thread.
+worker (a 100-frame GIF takes seconds). Both are :class:`~diffview.gui.workers.jobs.Job` s. A model source
+may hand a ModelHandle whose model is pending (a snapshot of a live trainer's weights): the sampling job
+takes it, never the GUI thread.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -33,52 +34,34 @@ from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
-from diffview.gui.workers.jobs import Job
-from diffview.gui.workers.threads import new_thread
+from diffview.gui.workers.jobs import Job, Jobs
 
 EMIT_SECONDS = 0.03
 MAX_FRAMES = 250
 
 
-class _SampleWorker(QObject):
-    frames = Signal(list)  # [(index, t, x_t uint8, x0_pred uint8, seconds)]
-    resolved = Signal(str)  # the label of a pending model, once the worker has taken it
-    finished = Signal(str)  # "" or an error message
-
-    def __init__(self, handle: ModelHandle, settings: dict):
-        super().__init__()
-        self.handle, self.settings = handle, settings
-        self.cancelled = False
-
-    @Slot()
-    def run(self) -> None:
-        s = self.settings
-        try:
-            if isinstance(self.handle.model, PendingModel):  # e.g. a snapshot under the trainer's lock
-                self.handle = self.handle.resolved()
-                self.resolved.emit(self.handle.label)
-            total = s["steps"]
-            keep = max(1, total // MAX_FRAMES)
-            pending, last, t0 = [], time.monotonic(), time.perf_counter()
-            for st in self.handle.iter_sample(s["n"], sampler=s["sampler"], steps=s["steps"], eta=s["eta"],
-                                              seed=s["seed"]):
-                if self.cancelled:
-                    break
-                final = st.t_prev < 0
-                if st.index % keep == 0 or final:
-                    pending.append((st.index, st.t, to_uint8(st.x_t), to_uint8(st.x0_pred),
-                                    time.perf_counter() - t0))
-                if final:
-                    pending.append((st.index + 1, -1, to_uint8(st.x_prev), to_uint8(st.x_prev),
-                                    time.perf_counter() - t0))
-                if pending and (time.monotonic() - last >= EMIT_SECONDS or final):
-                    self.frames.emit(pending)
-                    pending, last = [], time.monotonic()
-            if pending:
-                self.frames.emit(pending)
-            self.finished.emit("")
-        except Exception as e:  # shown to the user in the view, never a traceback
-            self.finished.emit(f"Sampling failed: {e}")
+def _sample(handle: ModelHandle, s: dict, emit, cancelled) -> None:
+    """The sampling job: ("model", label) once a pending model is taken, then ("frames", [(index, t, x_t uint8,
+    x0_pred uint8, seconds)]) at most every EMIT_SECONDS; stops between model calls once ``cancelled()``."""
+    if isinstance(handle.model, PendingModel):  # e.g. a snapshot under the trainer's lock
+        handle = handle.resolved()
+        emit(("model", handle.label))
+    total = s["steps"]
+    keep = max(1, total // MAX_FRAMES)
+    pending, last, t0 = [], time.monotonic(), time.perf_counter()
+    for st in handle.iter_sample(s["n"], sampler=s["sampler"], steps=s["steps"], eta=s["eta"], seed=s["seed"]):
+        if cancelled():
+            break
+        final = st.t_prev < 0
+        if st.index % keep == 0 or final:
+            pending.append((st.index, st.t, to_uint8(st.x_t), to_uint8(st.x0_pred), time.perf_counter() - t0))
+        if final:
+            pending.append((st.index + 1, -1, to_uint8(st.x_prev), to_uint8(st.x_prev), time.perf_counter() - t0))
+        if pending and (time.monotonic() - last >= EMIT_SECONDS or final):
+            emit(("frames", pending))
+            pending, last = [], time.monotonic()
+    if pending:
+        emit(("frames", pending))
 
 
 class SamplingView(QWidget):
@@ -88,8 +71,8 @@ class SamplingView(QWidget):
         super().__init__(parent)
         self.model_source = None  # callable(ema=True) -> ModelHandle | None
         self.trajectory: list[tuple] = []
-        self._thread: QThread | None = None
-        self._worker: _SampleWorker | None = None
+        self.jobs = Jobs(self)
+        self._job: Job | None = None  # sampling
         self._export_job: Job | None = None
 
         self.sampler = QComboBox()
@@ -162,7 +145,7 @@ class SamplingView(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None
+        return self._job is not None
 
     def set_timesteps(self, T: int) -> None:
         self.steps.setMaximum(T)
@@ -199,25 +182,20 @@ class SamplingView(QWidget):
             w.setEnabled(False)
         self.status.setText(f"Sampling {settings['n']} images with {settings['sampler'].upper()}, "
                             f"{settings['steps']} steps, from {label}…")
-        self._thread = new_thread("diffview-sampling")
-        self._worker = _SampleWorker(handle, settings)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.frames.connect(self._on_frames)
-        self._worker.resolved.connect(self._on_resolved)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.finished.connect(self._thread.quit, Qt.DirectConnection)  # see tasks.BackgroundTask
-        self._thread.finished.connect(self._on_thread_finished)
-        self._thread.start()
+        self._job = self.jobs.start(lambda emit, cancelled: _sample(handle, settings, emit, cancelled),
+                                    "diffview-sampling", self._on_item, self._on_finished)
+        if self._job is None:  # the app is closing
+            self.run_button.setEnabled(True)
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
-        if self._worker is not None:
-            self._worker.cancelled = True
-        if self._thread is not None:
-            self._thread.wait(ms)
-        if self._export_job is not None:
-            self._export_job.cancel()
-            self._export_job.wait(ms)
+        self.jobs.cancel_and_wait(ms)
+
+    def _on_item(self, item) -> None:
+        kind, value = item
+        if kind == "model":
+            self._on_resolved(value)
+        else:
+            self._on_frames(value)
 
     @Slot(str)
     def _on_resolved(self, label: str) -> None:
@@ -238,23 +216,16 @@ class SamplingView(QWidget):
         self.xt_grid.set_title(f"x<sub>t</sub>, {where}")
         self.frame_label.setText(f"step {index} of {self.settings['steps']}, {where}, {seconds:.2f} s")
 
-    @Slot(str)
-    def _on_finished(self, error: str) -> None:
+    def _on_finished(self, _result, error: str) -> None:
+        self._job = None
         if error:
+            error = f"Sampling failed: {error}"
             self.status.setText(error)
             self.message.emit("error", error)
-            return
-        if not self.trajectory:
-            return
-        seconds = self.trajectory[-1][4]
-        self.status.setText(f"Done: {self.settings['sampler'].upper()}, {self.settings['steps']} steps, "
-                            f"{seconds:.1f} s. Scrub or replay the trajectory, or export it.")
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        self._thread.deleteLater()
-        self._worker.deleteLater()
-        self._thread = self._worker = None
+        elif self.trajectory:
+            seconds = self.trajectory[-1][4]
+            self.status.setText(f"Done: {self.settings['sampler'].upper()}, {self.settings['steps']} steps, "
+                                f"{seconds:.1f} s. Scrub or replay the trajectory, or export it.")
         self.run_button.setEnabled(True)
         if self.trajectory:
             self.player.set_frames(len(self.trajectory))
@@ -320,11 +291,10 @@ class SamplingView(QWidget):
                 self.status.setText(f"Wrote {written}")
                 self.message.emit("info", f"Wrote {written}")
 
-        job = Job(work, "diffview-export", self)
-        job.item.connect(lambda p: self.status.setText(f"Writing {path}: frame {p[0]} of {p[1]}…"))
-        job.done.connect(done)
-        self._export_job = job
-        return job.start()
+        self._export_job = self.jobs.start(work, "diffview-export",
+                                           lambda p: self.status.setText(f"Writing {path}: frame {p[0]} of {p[1]}…"),
+                                           done)
+        return self._export_job
 
 
 def _write_png(trajectory, meta: dict, path: str, progress=None) -> Path:

@@ -1,0 +1,217 @@
+"""The 2D tab's panels: each draws one result of the session and holds no state beyond what it shows.
+
+Forward (x_t of the data, and drawing), reverse trajectories, the score field, annealed Langevin beside
+DDPM, and the distances readout (with the buttons that measure them).
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from diffview.core.data.points import PLOT_LIMIT
+from diffview.gui.views.lab2d.session import FINAL_N, GRID, TRAJ_N
+from diffview.gui.widgets.players import FramePlayer
+from diffview.gui.widgets.points_canvas import (
+    BRIGHT_COLOUR,
+    DATA_COLOUR,
+    LEARNED_COLOUR,
+    TRUE_COLOUR,
+    PointsPlot,
+    arrow_segments,
+    paths_with_gaps,
+)
+from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
+
+EMPTY = np.zeros((0, 2))
+FORWARD_TITLE = "Forward: x<sub>t</sub> of 2,000 data points"
+
+
+def failed_text(err: str) -> str:
+    return f"<span style='color:#ff8080'>failed: {html.escape(err)}</span>"
+
+
+class _Panel(QWidget):
+    """A plot (or a row of them), an optional player under it, then its formula's caption."""
+
+    def arrange(self, plots, player, formula: str) -> QVBoxLayout:
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
+        box.addLayout(plots) if isinstance(plots, QHBoxLayout) else box.addWidget(plots, 1)
+        if player is not None:
+            box.addWidget(player)
+        box.addWidget(caption(formula))
+        return box
+
+
+class ForwardPanel(_Panel):
+    """x_t = q_sample(x_0) of the shown points at t over the data; in draw mode, a drag adds points."""
+
+    drawn = Signal(object)  # points, plot coordinates
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = PointsPlot(FORWARD_TITLE)
+        self.plot.drawn.connect(self.drawn)
+        self.data = self.plot.scatter(DATA_COLOUR, 3)
+        self.points = self.plot.scatter()
+        self.arrange(self.plot, None,
+                     "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn once;"
+                     " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points. " + T_INDEX_NOTE)
+
+    def set_drawing(self, drawing: bool) -> None:
+        self.plot.draw_enabled = drawing
+        self.plot.setTitle("Draw: drag on this plot to add points" if drawing else FORWARD_TITLE)
+
+    def show_points(self, x0: np.ndarray, xt: np.ndarray, t: int) -> None:
+        self.data.setData(pos=x0)
+        self.points.setData(pos=xt)
+        self.data.setVisible(t > 0)
+
+
+class TrajectoryPanel(_Panel):
+    """Reverse DDPM paths from x_T, faint, with the positions at the player's frame bright."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = PointsPlot(f"Reverse DDPM trajectories ({TRAJ_N} points)")
+        self.data = self.plot.scatter(DATA_COLOUR, 3)
+        self.paths = self.plot.lines((90, 160, 255, 16), connect="finite")
+        self.now = self.plot.scatter(BRIGHT_COLOUR, 4)
+        self.player = FramePlayer(40)
+        self.player.frame.connect(self._show_frame)
+        self.slider, self.label = self.player.slider, self.player.label
+        self.trajectory: np.ndarray | None = None
+        self.ts: list[int] = []
+        self.arrange(self.plot, self.player,
+                     "x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z from "
+                     "x<sub>T</sub> ~ N(0, I): paths faint, current positions bright")
+
+    def show_trajectory(self, trajectory: np.ndarray, ts: list[int]) -> None:
+        self.trajectory, self.ts = trajectory, ts
+        self.paths.setData(*paths_with_gaps(trajectory))
+        self.player.set_frames(len(trajectory))
+
+    def clear(self) -> None:
+        self.trajectory = None
+        self.now.setData(pos=EMPTY)
+        self.paths.setData([], [])
+        self.label.setText("")
+
+    def _show_frame(self, k: int) -> None:
+        if self.trajectory is None:
+            return
+        self.now.setData(pos=self.trajectory[k])
+        S = len(self.trajectory) - 1
+        where = "x<sub>T</sub>" if k == 0 else "x<sub>0</sub>" if self.ts[k - 1] < 0 else \
+            f"x<sub>t</sub>, t = {self.ts[k - 1]}"
+        self.label.setText(f"step {k} of {S}: {where}")
+
+
+class ScorePanel(_Panel):
+    """The learned score's directions on a grid at t, and for gaussians8 the true score and log-density."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = PointsPlot("Score field at t")
+        self.points = self.plot.scatter(DATA_COLOUR, 2)
+        self.contours = self.plot.lines((120, 230, 140, 170), connect="finite")
+        self.true_arrows = self.plot.lines(TRUE_COLOUR, 1.2)
+        self.learned_arrows = self.plot.lines(LEARNED_COLOUR, 1.2)
+        self.arrange(self.plot, None,
+                     "<span style='color:#78c8ff'>s<sub>θ</sub>(x,t) = −ε<sub>θ</sub>(x,t)/√(1−ᾱ<sub>t</sub>)"
+                     "</span> on a 20×20 grid, arrows normalised to one length (direction only); gaussians8: "
+                     "<span style='color:#78e68c'>level sets of log p<sub>t</sub></span> and "
+                     "<span style='color:#ffb050'>the true score ∇log p<sub>t</sub></span>")
+
+    def show_field(self, out: dict, points_at_t: np.ndarray) -> None:
+        length = 0.8 * (2 * PLOT_LIMIT - 0.3) / (GRID - 1)
+        for item, key in ((self.learned_arrows, "score"), (self.true_arrows, "true")):
+            item.setData(*(arrow_segments(out["grid"], out[key], length) if out[key] is not None else ([], [])))
+        self.contours.setData(*(out["contours"] if out["contours"] is not None else ([], [])))
+        self.points.setData(pos=points_at_t)
+        self.plot.setTitle(f"Score field at t = {out['t']}"
+                           + ("" if out["score"] is not None else " (true score only: not trained yet)"))
+
+    def show_error(self, t: int, err: str) -> None:
+        self.plot.setTitle(f"Score field at t = {t}: failed ({html.escape(err)})")
+
+
+class LangevinPanel(_Panel):
+    """Annealed Langevin beside DDPM from the same x_T, level by level, with their distances to the data."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.lang_plot = PointsPlot("Annealed Langevin")
+        self.ddpm_plot = PointsPlot("DDPM, same x<sub>T</sub>")
+        self.lang_points = self.lang_plot.scatter(LEARNED_COLOUR)
+        self.ddpm_points = self.ddpm_plot.scatter()
+        for plot in (self.lang_plot, self.ddpm_plot):
+            plot.setMinimumSize(150, 150)
+        self.player = FramePlayer(80)
+        self.player.frame.connect(self._show_frame)
+        self.slider, self.label = self.player.slider, self.player.label
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.RichText)
+        self.text.setStyleSheet("font-family: monospace; font-size: 11px;")
+        self.result: dict | None = None
+        pair = QHBoxLayout()
+        pair.addWidget(self.lang_plot)
+        pair.addWidget(self.ddpm_plot)
+        box = self.arrange(pair, self.player, "x ← x + (δ<sub>t</sub>/2) s<sub>θ</sub>(x, t) + √δ<sub>t</sub> z,  "
+                                              "δ<sub>t</sub> = δ(1−ᾱ<sub>t</sub>), at each level t; beside DDPM at "
+                                              "the same levels")
+        box.insertWidget(2, self.text)
+
+    def show_result(self, out: dict) -> None:
+        self.result = out
+        self.player.set_frames(out["levels"] + 1)
+        self.text.setText(f"SW distance to data ({out['n']:,} points): <span style='color:#78c8ff'>Langevin "
+                          f"{out['lang_d']:.4f}</span> · DDPM {out['ddpm_d']:.4f} · floor {out['floor']:.4f}")
+
+    def clear(self) -> None:
+        self.result = None
+        for item in (self.lang_points, self.ddpm_points):
+            item.setData(pos=EMPTY)
+        self.text.setText("")
+        self.label.setText("")
+
+    def _show_frame(self, k: int) -> None:
+        if self.result is None:
+            return
+        self.lang_points.setData(pos=self.result["lang"][k])
+        self.ddpm_points.setData(pos=self.result["ddpm"][k])
+        where = "x<sub>T</sub>" if k == 0 else f"t = {self.result['ts'][k - 1]}"
+        self.label.setText(f"level {k} of {self.result['levels']}, {where}")
+
+
+class DistancesPanel(QWidget):
+    """The buttons that measure the samplers on FINAL_N points, and the readout of what they measured."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.final_button = QPushButton(f"Distances on {FINAL_N:,} points")
+        self.final_button.setToolTip("DDPM and annealed Langevin on 10,000 points each, against the data")
+        self.compare_button = QPushButton(f"Compare samplers on {FINAL_N:,} points")
+        self.compare_button.setToolTip("DDPM with T steps and respaced, DDIM at η = 0 and 1, from one x_T: each "
+                                       "one's distance to the data and wall time")
+        self.readout = readout()
+        self.readout.setWordWrap(True)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        for w in (self.final_button, self.compare_button, self.readout):
+            box.addWidget(w)
+
+    def show_final(self, out: dict) -> None:
+        self.readout.setText(f"SW distance to data:<br>DDPM {out['ddpm_d']:.4f} · Langevin {out['lang_d']:.4f}<br>"
+                             f"floor {out['floor']:.4f} ({out['n']:,} points; {out['levels']} levels, "
+                             f"{out['per']} steps each, δ = {out['step']:g})")
+
+    def show_samplers(self, out: dict) -> None:
+        rows = "<br>".join(f"{label}: {d:.4f} ({seconds:.1f} s)" for label, d, seconds in out["rows"])
+        self.readout.setText(f"SW distance to data, one x<sub>T</sub>:<br>{rows}<br>floor {out['floor']:.4f} "
+                             f"({out['n']:,} points)")
