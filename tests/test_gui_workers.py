@@ -203,7 +203,7 @@ def live_trainer(tmp_path):
 
 
 def test_the_weight_snapshot_for_sampling_is_taken_on_the_sampling_worker(qtbot, window, tmp_path, monkeypatch):
-    window.trainer = trainer = live_trainer(tmp_path)
+    window.session.trainer = trainer = live_trainer(tmp_path)
     monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
     sv = window.sampling_view
     sv.steps.setValue(3)
@@ -217,7 +217,7 @@ def test_the_weight_snapshot_for_sampling_is_taken_on_the_sampling_worker(qtbot,
 
 
 def test_the_analysis_views_get_a_snapshot_copied_on_a_worker(qtbot, window, tmp_path, monkeypatch):
-    window.trainer = trainer = live_trainer(tmp_path)
+    window.session.trainer = trainer = live_trainer(tmp_path)
     monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
     with Probe() as probe:
         assert window.model_source(ema=True) is None  # not yet: the copy is being taken

@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog
 
 from diffview.core.io.checkpoint import RunDir
-from diffview.core.runs.handle import FromTraining, ImageShape, LoadedRun, ModelHandle, data_shape
+from diffview.core.runs.handle import ImageShape, LoadedRun
 from diffview.core.runs.open import open_run
-from diffview.core.schedule import SCHEDULES
 from diffview.core.train.events import PreviewEvent
-from diffview.gui.workers.jobs import Deferred, Job, Jobs
+from diffview.gui.workers.jobs import Job, Jobs
 
 
 @dataclass
@@ -160,95 +158,3 @@ class WeightSnapshots(QObject):
 
     def wait(self, ms: int = 30_000) -> None:
         self._jobs.wait(ms)
-
-
-class RunsMixin:
-    """The main window's part in opening runs and handing models to the views (mixed into MainWindow)."""
-
-    def open_run_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
-                                                str(self.runs_root))
-        if path:
-            self.open_run_folder(path)
-
-    def open_run_folder(self, path: str) -> None:
-        """Open a run on a worker (a second open supersedes the first); Train waits until it is open."""
-        if self.controller.running:
-            self.show_message("error", "Stop training before opening another run.")
-            return
-        self.opener.open(str(path))
-        self.settings.train_button.setEnabled(False)
-        self.run_label.setText(f"opening {path}…")
-        self.show_message("info", f"Opening {path}…")
-
-    def _open_failed(self, message: str) -> None:
-        self.show_message("error", message)
-        self.run_label.setText(f"run: {self.run_dir}" if self.run_dir else "no run folder")
-        self._allow_training(self.loaded_run is None or self.loaded_run.config is not None)
-
-    def _run_opened(self, opened) -> None:
-        run = opened.run
-        self.loaded_run = run
-        self.trainer = None
-        self.run_dir = run.root
-        self.run_label.setText(f"run: {run.root}")
-        self._allow_training(run.config is not None)
-        if run.config is None:
-            self._opened_diffusers(run)
-            return
-        self.settings.set_config(run.config)
-        self.update_schedule()
-        self.training_view.reset(run.config.timesteps)
-        self.training_view.set_history(opened.metrics, run.config.steps)
-        for ev in opened.previews:
-            self.training_view.add_preview(ev)
-        self.show_message("info", f"Opened {run.root} at step {run.step:,}. Train resumes it; Sample draws from it.")
-        self.load_source(run.config.dataset)
-
-    def _opened_diffusers(self, run) -> None:
-        """A diffusers model: its schedule in the views, its objective in Settings, nothing to train or replay."""
-        s = self.settings
-        for w in (s.schedule, s.timesteps, s.objective):
-            w.blockSignals(True)  # the schedule comes from the model's scheduler, not from these settings
-        model = run.handle
-        if model.schedule.name in SCHEDULES:
-            s.schedule.setCurrentText(model.schedule.name)
-        s.timesteps.setValue(model.schedule.timesteps)
-        s.objective.setCurrentText(model.objective)
-        for w in (s.schedule, s.timesteps, s.objective):
-            w.blockSignals(False)
-        self._show_schedule(model.schedule)
-        self.training_view.reset(model.schedule.timesteps)
-        self.show_message("info", f"Opened the diffusers model {run.root} ({model.schedule.name} schedule, "
-                                  f"T = {model.schedule.timesteps}, {model.objective} objective). Sample draws from "
-                                  "it; diffview does not train diffusers models further, so Train is off.")
-        if self.dataset is None:  # the forward view needs images; a built-in of the model's channel count
-            self.load_source("shapes" if model.shape.channels == 3 else "digits", keep_model=True)
-
-    def _allow_training(self, ok: bool) -> None:
-        self.settings.train_button.setEnabled(ok and not self.controller.running)
-        self.settings.train_button.setToolTip("Start training (Ctrl+T)" if ok else
-                                              "A diffusers model is open: diffview samples from it but does not "
-                                              "train it further")
-
-    def model_source(self, ema: bool = True, deferred: bool = False) -> ModelHandle | None:
-        """What the views sample from: the live trainer's weights, copied on a worker (``deferred``: the handle's
-        model is pending, taken by the view's own worker, else the newest copy, None before the first), or the
-        opened run's (both weights in memory)."""
-        t = self.trainer
-        if t is not None and t.model is not None and t.step > 0:
-            data = t.dataset
-            if deferred:
-                model, label = Deferred(lambda: snapshot(t, ema)), f"the training run at step {t.step:,}"
-            else:
-                got = self.snapshots.get(t, ema)
-                if got is None:
-                    self.show_message("info", "Copying the training run's weights off the GUI thread; run again "
-                                              "in a moment.")
-                    return None
-                model, label = got
-            shape = data_shape(data.kind, data.channels, data.image_size)
-            return ModelHandle(model, t.schedule, t.config.objective, shape, FromTraining(t.step), label)
-        if self.loaded_run is not None:
-            return self.loaded_run.handle_for(ema)
-        return None

@@ -3,6 +3,8 @@ learning rate, steps, device; and the Train / Pause / Stop buttons."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -138,6 +140,13 @@ class SettingsPanel(QWidget):
             i = self.dataset.findText(path)
         self.dataset.setCurrentIndex(i)
 
+    def show_source(self, source: str) -> None:
+        """Show ``source`` (a folder path or a built-in's name) as the loaded dataset."""
+        if Path(source).exists():
+            self.set_folder(source)
+        else:
+            self.dataset.setCurrentText(source)
+
     def dataset_source(self) -> str:
         return self.dataset.currentText()
 
@@ -165,8 +174,27 @@ class SettingsPanel(QWidget):
         for b in blocked:
             b.unblock()
 
+    def show_model_schedule(self, schedule, objective: str) -> None:
+        """Show a diffusers model's schedule and objective without a signal: they come from the model's
+        scheduler, and the caller shows that schedule itself."""
+        blocked = [QSignalBlocker(w) for w in (self.schedule, self.timesteps, self.objective)]
+        if schedule.name in SCHEDULES:
+            self.schedule.setCurrentText(schedule.name)
+        self.timesteps.setValue(schedule.timesteps)
+        self.objective.setCurrentText(objective)
+        for b in blocked:
+            b.unblock()
+
+    def allow_training(self, ok: bool) -> None:
+        """Train on or off for what is open (off for a diffusers model), and never while training."""
+        self.train_button.setEnabled(ok and self.state == "idle")
+        self.train_button.setToolTip("Start training (Ctrl+T)" if ok else
+                                     "A diffusers model is open: diffview samples from it but does not "
+                                     "train it further")
+
     def set_state(self, state: str) -> None:
         """Enable what makes sense: settings only while idle; Pause/Stop only while training."""
+        self.state = state
         idle = state == "idle"
         for w in (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
                   self.model, self.batch, self.lr, self.steps, self.device):

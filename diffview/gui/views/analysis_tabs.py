@@ -10,21 +10,22 @@ from diffview.gui.views.sdedit import SDEditView
 
 
 def add_analysis_tabs(window) -> list:
-    """Make the four views, give them the window's model, dataset and schedule, and add their tabs
+    """Make the four views, give them the session's model, dataset and schedule, and add their tabs
     right after the Sampling tab; returns the views (the window cancels their work on close)."""
+    session = window.session
     window.bound_view, window.compare_view = BoundView(), CompareView()
     window.memorise_view, window.sdedit_view = MemoriseView(), SDEditView()
     views = [window.bound_view, window.compare_view, window.memorise_view, window.sdedit_view]
     names = ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
     at = window.tabs.indexOf(window.sampling_view) + 1
     for i, (view, name) in enumerate(zip(views, names)):
-        view.model_source = window.model_source
-        view.data_source = lambda: (window.dataset, window.report)
+        view.model_source = session.model_source
+        view.data_source = lambda: (session.dataset, session.report)
         view.message.connect(window.show_message)
         window.tabs.insertTab(at + i, view, name)  # "&&" is a literal & in a tab
     window.bound_view.loss_source = window.training_view.loss_by_t
-    window.controller.steps.connect(window.bound_view.on_training_steps)
-    window.sdedit_view.schedule_source = lambda: window.schedule
+    session.controller.steps.connect(window.bound_view.on_training_steps)
+    window.sdedit_view.schedule_source = lambda: session.schedule
 
     def last_samples():
         trajectory = window.sampling_view.trajectory

@@ -14,7 +14,9 @@ SHOWN = 100
 
 
 class DataView(QWidget):
-    def __init__(self, parent=None):
+    """``session``: an AppSession whose data this shows as it loads (or call ``set_dataset``)."""
+
+    def __init__(self, session=None, parent=None):
         super().__init__(parent)
         self.grid = ImageGrid("training images as the model sees them")
         self.summary = QLabel("No dataset loaded.")
@@ -38,6 +40,8 @@ class DataView(QWidget):
         layout.addLayout(row, 1)
         layout.addWidget(caption("Pixels are scaled to [−1, 1] (x / 127.5 − 1): the range the forward process "
                                  "starts from and x̂<sub>0</sub> is clipped to."))
+        if session is not None:
+            session.data_changed.connect(lambda _: self.set_dataset(session.preview, session.report))
 
     def set_dataset(self, images_uint8: np.ndarray, report: DatasetReport) -> None:
         self.grid.set_images(images_uint8[:SHOWN], nrow=10)

@@ -34,9 +34,11 @@ STRIP_STEPS = 10
 
 
 class ForwardView(QWidget):
+    """``session``: an AppSession whose images and schedule this shows as they change."""
+
     timestep_changed = Signal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, session=None, parent=None):
         super().__init__(parent)
         self.schedule: NoiseSchedule | None = None
         self.x0: torch.Tensor | None = None
@@ -85,6 +87,9 @@ class ForwardView(QWidget):
         layout.setColumnStretch(1, 2)
         layout.setRowStretch(0, 4)
         layout.setRowStretch(1, 1)
+        if session is not None:
+            session.data_changed.connect(lambda _: self.set_images(session.preview))
+            session.schedule_changed.connect(self.set_schedule)
 
     @property
     def t(self) -> int:

@@ -24,9 +24,11 @@ OVERLAY_COLOURS = {"linear": "#c792ea", "cosine": "#89ddff", "sigmoid": "#f78c6c
 
 
 class ScheduleView(QWidget):
+    """``session``: an AppSession whose schedule this shows as it changes."""
+
     timestep_changed = Signal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, session=None, parent=None):
         super().__init__(parent)
         self.schedule: NoiseSchedule | None = None
         self.layout_widget = pg.GraphicsLayoutWidget()
@@ -73,6 +75,8 @@ class ScheduleView(QWidget):
                                  " + √(1−ᾱ<sub>t</sub>) ε, so √ᾱ<sub>t</sub> is how much signal is left and"
                                  " √(1−ᾱ<sub>t</sub>) how much noise;  SNR<sub>t</sub> = ᾱ<sub>t</sub> / (1−ᾱ<sub>t</sub>)."
                                  "  Drag the white marker to move t. " + T_INDEX_NOTE))
+        if session is not None:
+            session.schedule_changed.connect(self.set_schedule)
 
     def set_schedule(self, schedule: NoiseSchedule) -> None:
         self.schedule = schedule

@@ -24,7 +24,9 @@ SMOOTHING = 0.98
 
 
 class TrainingView(QWidget):
-    def __init__(self, parent=None):
+    """``session``: an AppSession whose training (live, or an opened run's history) this plots."""
+
+    def __init__(self, session=None, parent=None):
         super().__init__(parent)
         self.plots = pg.GraphicsLayoutWidget()
         self.p_loss = self.plots.addPlot(row=0, col=0, colspan=2, title="loss (raw and smoothed)")
@@ -77,6 +79,14 @@ class TrainingView(QWidget):
                                  " (Salimans &amp; Ho 2022). Loss by t shows which noise levels the model still finds hard;"
                                  " the Bound tab puts the VLB terms beside it. " + T_INDEX_NOTE), 1, 0, 1, 2)
         self.reset(1000)
+        self.session = session
+        if session is not None:
+            session.history_reset.connect(self.reset)
+            session.run_opened.connect(self.show_run)
+            session.schedule_changed.connect(self._schedule_changed)
+            session.controller.steps.connect(self.add_steps)
+            session.controller.preview.connect(self.add_preview)
+            session.training_finished.connect(lambda _: self.redraw())
 
     def reset(self, timesteps: int) -> None:
         self.timesteps = timesteps
@@ -122,6 +132,16 @@ class TrainingView(QWidget):
                                   r.get("lr", 0.0), r.get("images_per_sec", 0.0), r.get("elapsed", 0.0), 0.0,
                                   total_steps)
         self.redraw()
+
+    def show_run(self, opened) -> None:
+        """An opened run's logged history and its preview grids (an OpenedRun)."""
+        self.set_history(opened.metrics, opened.run.config.steps)
+        for ev in opened.previews:
+            self.add_preview(ev)
+
+    def _schedule_changed(self, schedule) -> None:
+        if not self.session.training:  # a live run's loss by t keeps the T it trains with
+            self.timesteps = schedule.timesteps
 
     def redraw(self) -> None:
         self._last_draw = time.monotonic()
