@@ -25,7 +25,8 @@ from diffview.core.analysis.lab2d import (
     score_field,
     score_grid,
 )
-from diffview.core.data.points import PointDataset, distance_to_data, load_points, save_points_csv, standardise
+from diffview.core.data.points import PointDataset, distance_to_data, save_points_csv, standardise
+from diffview.core.data.source import load_source
 from diffview.core.data.toy2d import TOY_DATASETS
 from diffview.core.diffusion import q_sample
 from diffview.core.schedule import SCHEDULES, NoiseSchedule, make_schedule
@@ -98,7 +99,7 @@ class Lab2DSession(QObject):
     # ------------------------------------------------------------------ data
     def set_source(self, name: str) -> None:
         self.source = name
-        self.dataset = None if name == DRAW else load_points(name)[0]
+        self.dataset = None if name == DRAW else load_source(name)[0]
         self._data_changed()
 
     def add_drawn(self, points: np.ndarray) -> None:
