@@ -103,7 +103,7 @@ def open_run_stall(app: QApplication, run: Path) -> str:
     with StallProbe() as probe:
         window.open_run_folder(str(run))
         seconds = run_until(app, lambda: not window.opener.busy and not window._tasks)
-    params = sum(p.numel() for p in window.loaded_run.model.parameters())
+    params = sum(p.numel() for p in window.loaded_run.handle.model.parameters())
     size = ckpt.stat().st_size / 2**20
     line = (f"open a ddpm-cifar10 run ({params / 1e6:.1f}M parameters, checkpoint {size:.0f} MiB): "
             f"{seconds:.2f} s; {probe.summary()}")

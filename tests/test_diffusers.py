@@ -260,7 +260,7 @@ def test_the_app_opens_a_diffusers_folder_and_samples_it(diffusers, qtbot, tmp_p
     w.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
     qtbot.waitUntil(lambda: w.loaded_run.root == tmp_path / "single", timeout=60_000)  # opened on a worker
     assert w.loaded_run.root == tmp_path / "single" and w.schedule_view.schedule.name == "cosine"
-    assert w.forward_view.schedule is w.loaded_run.schedule and not w.settings.train_button.isEnabled()
+    assert w.forward_view.schedule is w.loaded_run.handle.schedule and not w.settings.train_button.isEnabled()
     w.load_source("digits")  # choosing data closes the diffusers model: Train trains a new one
     assert w.loaded_run is None and w.settings.train_button.isEnabled()
     assert w.schedule_view.schedule.name == w.settings.config().schedule

@@ -18,7 +18,7 @@ from diffview.core.data.images import ImageDataset  # noqa: E402
 from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.io.export import to_uint8  # noqa: E402
 from diffview.core.models.unet import build_unet  # noqa: E402
-from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle  # noqa: E402
+from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle, PointShape  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.views.bound import BoundView, evaluation_images  # noqa: E402
@@ -345,6 +345,18 @@ def _result(view):
 
 BUTTONS = {BoundView: "Compute the bound", CompareView: "Run samplers", MemoriseView: "Generate and search",
            SDEditView: "Noise and denoise"}
+
+
+@pytest.mark.parametrize("cls", [BoundView, CompareView, MemoriseView, SDEditView])
+def test_a_model_of_2d_points_is_refused_with_the_reason(qtbot, cls, schedule, dataset):
+    from diffview.core.models.mlp import build_mlp
+
+    view = wire(cls(), build_mlp("mlp-tiny").eval(), schedule, dataset)
+    points = ModelHandle(build_mlp("mlp-tiny").eval(), schedule, "eps", PointShape(2), FromTraining(5), "a 2D model")
+    view.model_source = lambda ema=True: points
+    qtbot.addWidget(view)
+    assert not view.start() and not view.busy
+    assert view.status.text() == "a 2D model makes 2D points: this tab works on image models."
 
 
 @pytest.mark.parametrize("cls", [BoundView, CompareView, MemoriseView, SDEditView])
