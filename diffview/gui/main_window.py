@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         if run is not None and run.config is not None:
             self.settings.set_config(run.config)
         elif run is not None:
-            self.settings.show_model_schedule(run.schedule, run.objective)
+            self.settings.show_model_schedule(run.handle.schedule, run.handle.objective)
 
     @Slot(object)
     def _training_finished(self, done) -> None:
