@@ -1,4 +1,5 @@
-"""Shared test set-up: headless Qt, a deliberate thread count, deterministic seeds."""
+"""Shared test set-up: headless Qt, a deliberate thread count, deterministic seeds, a private dataset cache,
+no worker thread left behind, and the app's main window for GUI tests."""
 
 import gc
 import os
@@ -27,3 +28,39 @@ def _garbage_on_the_main_thread():
     threads = sys.modules.get("diffview.gui.workers.threads")
     if threads is not None and not gc.isenabled():
         threads.collect_garbage_if_due()
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    """Built-in datasets are generated into this session's own cache, never the user's."""
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    """Fail any test that leaves one of the app's worker threads running (once the GUI is loaded)."""
+    yield
+    threads = sys.modules.get("diffview.gui.workers.threads")
+    if threads is not None:
+        assert threads.running_threads() == [], f"threads still running after the test: {threads.running_threads()}"
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The app's main window on the built-in digits, shown once its data has loaded; every worker it
+    started is stopped and waited for afterwards."""
+    from diffview.gui.main_window import MainWindow
+
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
+    yield w
+    if w.controller.running:
+        w.controller.stop()
+        w.controller.wait()
+    w.opener.cancel_and_wait()
+    w.snapshots.wait()
+    w.sampling_view.cancel_and_wait()
+    w._tasks.cancel_and_wait()
+    qtbot.wait(50)

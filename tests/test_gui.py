@@ -18,36 +18,7 @@ from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.io.export import make_grid, to_uint8  # noqa: E402
 from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
-from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.workers.threads import running_threads  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def no_threads_left():
-    """Fail any test that leaves one of the app's worker threads running."""
-    yield
-    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(runs_root=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
-    yield w
-    if w.controller.running:
-        w.controller.stop()
-        w.controller.wait()
-    w.sampling_view.cancel_and_wait()
-    for task in list(w._tasks):
-        task.wait()
-    qtbot.wait(50)
 
 
 def use_tiny_folder(qtbot, w, tmp_path):

@@ -22,41 +22,11 @@ from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
 from diffview.core.runs import open as core_runs  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui import run_loader  # noqa: E402
-from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.views import sampling as sampling_view
 from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 SLOW_S = 1.5  # how long each slow step is made to take
 MAX_GAP_MS = 300  # the longest the probe may go without a tick meanwhile (on the GUI thread it would be ≥ 1500)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def no_threads_left():
-    yield
-    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(runs_root=tmp_path / "runs")
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
-    yield w
-    if w.controller.running:
-        w.controller.stop()
-        w.controller.wait()
-    w.opener.cancel_and_wait()
-    w.snapshots.wait()
-    w.sampling_view.cancel_and_wait()
-    for task in list(w._tasks):
-        task.wait()
-    qtbot.wait(50)
 
 
 class Probe:
@@ -322,14 +292,16 @@ def test_the_sampling_job_runs_with_the_worker_thread_count(qtbot, window, tmp_p
     expected = torch.get_num_threads()
     torch.set_num_threads(expected + 1)
     seen = []
-    real = sampling_view.iter_sample
+    from diffview.core.runs import handle as handle_module  # the tab samples through ModelHandle.iter_sample
+
+    real = handle_module.iter_sample
 
     def counted(*args, **kwargs):
         for st in real(*args, **kwargs):
             seen.append(torch.get_num_threads())
             yield st
 
-    monkeypatch.setattr(sampling_view, "iter_sample", counted)
+    monkeypatch.setattr(handle_module, "iter_sample", counted)
     sv = sampled(qtbot, window, tmp_path)
     assert seen and set(seen) == {expected}, seen
     assert len(sv.trajectory) == 6

@@ -20,12 +20,6 @@ TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview
             warmup_steps=5, threads=1)
 
 
-@pytest.fixture(autouse=True)
-def no_threads_left():
-    yield
-    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
-
-
 @pytest.fixture
 def view(qtbot, tmp_path):
     v = Lab2DView(runs_root=tmp_path)

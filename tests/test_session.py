@@ -12,21 +12,9 @@ pytest.importorskip("pytestqt")
 from helpers import tiny_config, write_image_folder  # noqa: E402
 
 from diffview.gui.session import AppSession  # noqa: E402
-from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 SIGNALS = ("message", "data_changed", "schedule_changed", "model_changed", "run_opened", "opening",
            "trainable_changed", "run_status", "history_reset", "training_started", "training_finished")
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def no_threads_left():
-    yield
-    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
 
 
 class Recorder:

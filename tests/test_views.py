@@ -32,17 +32,6 @@ T = 50
 FOLDER = SimpleNamespace(source="/some/folder")
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.fixture(autouse=True)
-def no_threads_left():
-    yield
-    assert running_threads() == [], f"threads still running after the test: {running_threads()}"
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

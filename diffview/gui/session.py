@@ -10,8 +10,8 @@ the views observe those signals and never read each other. What the user has cho
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 

@@ -47,32 +47,13 @@ def _round_half_even(num: int, den: int) -> int:
 class NoiseLevelControl(TimestepControl):
     """The 0-based index t over 0..T−1, with one more stop below 0 (UNTOUCHED) shown as "none"."""
 
+    MINIMUM = UNTOUCHED
+
     def __init__(self, maximum: int = 999, parent=None):
         super().__init__(maximum, parent=parent)
         self.spin.setSpecialValueText("none")
         self.slider.setToolTip("Timestep t (0-based index, the paper's step t+1); the far left is none: "
                                "x_0 untouched")
-
-    def setValue(self, t: int) -> None:  # noqa: N802 (Qt's naming)
-        t = max(UNTOUCHED, min(int(t), self.maximum()))
-        if t == self._value:
-            return
-        self._value = t
-        for w in (self.slider, self.spin):
-            if w.value() != t:
-                w.blockSignals(True)
-                w.setValue(t)
-                w.blockSignals(False)
-        self.changed.emit(t)
-
-    def set_maximum(self, maximum: int) -> int:
-        t = super().set_maximum(maximum)
-        for w in (self.slider, self.spin):
-            w.blockSignals(True)
-            w.setMinimum(UNTOUCHED)
-            w.setValue(self._value)
-            w.blockSignals(False)
-        return t
 
 
 class SDEditView(JobView):

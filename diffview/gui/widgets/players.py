@@ -7,10 +7,11 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBo
 
 
 class TimestepControl(QWidget):
-    """"t" with a slider and a spin box that move together over 0..maximum; ``changed`` carries a new t
+    """"t" with a slider and a spin box that move together over MINIMUM..maximum; ``changed`` carries a new t
     (only when t changes, so two controls may follow each other without echoing back and forth)."""
 
     changed = Signal(int)
+    MINIMUM = 0  # the lowest t; a subclass may add stops below 0 (the Noise & denoise tab's "none")
 
     def __init__(self, maximum: int = 999, label: str = "t", parent=None):
         super().__init__(parent)
@@ -36,7 +37,7 @@ class TimestepControl(QWidget):
 
     def setValue(self, t: int) -> None:  # noqa: N802 (Qt's naming, so it connects like a Qt setter)
         """Move both to t (clamped) and emit ``changed`` if t changed."""
-        t = max(0, min(int(t), self.maximum()))
+        t = max(self.MINIMUM, min(int(t), self.maximum()))
         if t == self._value:
             return
         self._value = t
@@ -48,11 +49,11 @@ class TimestepControl(QWidget):
         self.changed.emit(t)
 
     def set_maximum(self, maximum: int) -> int:
-        """A new range 0..maximum without emitting; returns t, clamped into it."""
-        t = self._value = min(self._value, maximum)
+        """A new range MINIMUM..maximum without emitting; returns t, clamped into it."""
+        t = self._value = max(self.MINIMUM, min(self._value, maximum))
         for w in (self.slider, self.spin):
             w.blockSignals(True)
-            w.setRange(0, maximum)
+            w.setRange(self.MINIMUM, maximum)
             w.setValue(t)
             w.blockSignals(False)
         self.slider.setPageStep(max(1, (maximum + 1) // 20))
