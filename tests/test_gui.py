@@ -266,3 +266,30 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_never_on_a_worker(qtbot, 
     assert died_on == [], "the cyclic collector ran on a worker thread"
     qtbot.waitUntil(lambda: len(died_on) == n, timeout=5_000)  # the GUI thread's timer collects them
     assert all(died_on) and not gc.isenabled()
+
+
+def test_the_gui_threads_collector_keeps_cpythons_rule_for_full_collections(monkeypatch):
+    """A full pass over the heap waits until the objects promoted since the last one exceed a quarter of the
+    heap, as CPython's own collector does; without that rule every tenth pass was a full one (long stalls)."""
+    from types import SimpleNamespace
+
+    from diffview.gui.workers import threads
+
+    calls, state = [], {"counts": (701, 11, 11)}
+    objects = {0: [None] * 50, 1: [None] * 100, 2: [None] * 1000}
+    fake = SimpleNamespace(get_threshold=lambda: (700, 10, 10), get_count=lambda: state["counts"],
+                           collect=lambda generation: calls.append(generation) or 0,
+                           get_objects=lambda generation: objects[generation])
+    monkeypatch.setattr(threads, "gc", fake)
+    monkeypatch.setattr(threads, "_long_lived", {"total": 1000, "pending": 0})
+    threads.collect_garbage_if_due()
+    assert calls == [1]  # the oldest generation is due by count, but only 0 of 1,000 objects are new
+    threads.collect_garbage_if_due()
+    assert calls == [1, 1]  # 150 promoted: still under a quarter
+    threads.collect_garbage_if_due()
+    assert calls == [1, 1, 2] and threads._long_lived == {"total": 1000, "pending": 0}  # 300 > 250: a full pass
+    state["counts"] = (701, 5, 0)
+    threads.collect_garbage_if_due()
+    state["counts"] = (600, 11, 11)
+    threads.collect_garbage_if_due()
+    assert calls == [1, 1, 2, 0]  # the youngest alone when only it is due; nothing under its threshold

@@ -62,12 +62,23 @@ def collect_garbage_on_gui_thread(interval_ms: int = 500) -> None:
     _collector.start(interval_ms)
 
 
+_long_lived = {"total": 0, "pending": 0}  # CPython's own counts for its full-collection rule, kept here
+
+
 def collect_garbage_if_due() -> None:
-    """What the automatic collector would have done by now, on this (the GUI) thread: each generation
-    whose allocation count passed its threshold is collected, the youngest first."""
+    """What the automatic collector would have done by now, on this (the GUI) thread, by CPython's rules:
+    a generation is collected once its count passes its threshold, the oldest such one; and a full
+    collection also waits until the objects promoted to the oldest generation since the last one exceed a
+    quarter of those that survived it (as gcmodule.c does), so full passes over a large heap stay rare."""
     thresholds, counts = gc.get_threshold(), gc.get_count()
-    for generation in (2, 1, 0):
-        if counts[generation] > thresholds[generation] and all(
-                counts[g] > thresholds[g] for g in range(generation)):
-            gc.collect(generation)
-            return
+    if counts[0] <= thresholds[0]:
+        return
+    if counts[1] <= thresholds[1]:
+        gc.collect(0)
+        return
+    if counts[2] > thresholds[2] and _long_lived["pending"] > _long_lived["total"] // 4:
+        gc.collect(2)
+        _long_lived.update(total=len(gc.get_objects(generation=2)), pending=0)
+        return
+    young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+    _long_lived["pending"] += max(0, young - gc.collect(1))  # the survivors now sit in the oldest generation
