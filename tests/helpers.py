@@ -1,4 +1,4 @@
-"""Small builders shared by the trainer, checkpoint and CLI tests."""
+"""Small builders shared by the tests: configs, datasets, image folders, a model that breaks on demand."""
 
 from pathlib import Path
 
@@ -34,3 +34,16 @@ def write_image_folder(root: Path, n: int = 6, size: int = 12) -> Path:
         arr = (rng.random((size, size)) * 255).astype(np.uint8)
         Image.fromarray(arr, mode="L").save(root / f"img_{i}.png")
     return root
+
+
+class Breakable(torch.nn.Module):
+    """The model, or a RuntimeError while ``broken`` (a job that fails must leave its view usable)."""
+
+    def __init__(self, inner, message: str = "the model broke at this step"):
+        super().__init__()
+        self.inner, self.broken, self.message = inner, True, message
+
+    def forward(self, x, t):
+        if self.broken:
+            raise RuntimeError(self.message)
+        return self.inner(x, t)

@@ -6,6 +6,7 @@ import torch
 
 pytest.importorskip("pytestqt")
 
+from helpers import Breakable  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from diffview.core.analysis.score import score_from_model  # noqa: E402
@@ -244,17 +245,6 @@ def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkey
     assert f"{out['rows'][2][1]:.4f}" in readout and f"floor {out['floor']:.4f}" in readout
 
 
-class Breakable(torch.nn.Module):
-    """The model, or a RuntimeError while ``broken``."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.broken = inner, True
-
-    def forward(self, x, t):
-        if self.broken:
-            raise RuntimeError("the MLP broke")
-        return self.inner(x, t)
 
 
 def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeypatch):
@@ -265,7 +255,7 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
     view.steps_per_level.setValue(2)
     messages = []
     view.message.connect(lambda level, text: messages.append((level, text)))
-    model = Breakable(random_model())
+    model = Breakable(random_model(), "the MLP broke")
     view.session.set_model(model, view.session.schedule, "v")  # the score field at t
     idle(qtbot, view)
     assert "failed (the MLP broke)" in view.score_panel.plot.getPlotItem().titleLabel.text

@@ -10,7 +10,7 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from helpers import write_image_folder  # noqa: E402
+from helpers import Breakable, write_image_folder  # noqa: E402
 
 from diffview.core.analysis.bound import vlb_by_timestep  # noqa: E402
 from diffview.core.data.files import decode_image, to_channels  # noqa: E402
@@ -301,17 +301,6 @@ def test_sdedit_opens_any_image_file_at_the_dataset_size(qtbot, model, schedule,
 
 
 # ----------------------------------------------------------------------------- a failing job
-class Breakable(torch.nn.Module):
-    """The model, or a RuntimeError while ``broken``."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.broken = inner, True
-
-    def forward(self, x, t):
-        if self.broken:
-            raise RuntimeError("the model broke at this step")
-        return self.inner(x, t)
 
 
 def _small(view):

@@ -134,22 +134,22 @@ def schedule_from_scheduler_config(cfg: dict[str, Any]) -> NoiseSchedule:
     return make_schedule(BETA_SCHEDULES[name], T, **opts)
 
 
+def _mapped_option(cfg: dict[str, Any], name: str, default: str, ours: dict[str, str]) -> str:
+    """Our value for a scheduler option through the table ``ours``; an option we cannot map is a one-line error."""
+    kind = cfg.get(name, default)
+    if kind not in ours:
+        raise ValueError(f"scheduler option {name}={kind!r} is not supported; diffview reads {', '.join(ours)}")
+    return ours[kind]
+
+
 def objective_from_scheduler_config(cfg: dict[str, Any]) -> str:
     """Our objective for the scheduler's prediction_type: epsilon → eps, sample → x0, v_prediction → v."""
-    kind = cfg.get("prediction_type", "epsilon")
-    if kind not in PREDICTION_TYPES:
-        raise ValueError(f"scheduler option prediction_type={kind!r} is not supported; "
-                         f"diffview reads {', '.join(PREDICTION_TYPES)}")
-    return PREDICTION_TYPES[kind]
+    return _mapped_option(cfg, "prediction_type", "epsilon", PREDICTION_TYPES)
 
 
 def variance_from_scheduler_config(cfg: dict[str, Any]) -> str:
     """Our reverse variance for the scheduler's variance_type (see VARIANCE_TYPES)."""
-    kind = cfg.get("variance_type", "fixed_small")
-    if kind not in VARIANCE_TYPES:
-        raise ValueError(f"scheduler option variance_type={kind!r} is not supported; "
-                         f"diffview reads {', '.join(VARIANCE_TYPES)}")
-    return VARIANCE_TYPES[kind]
+    return _mapped_option(cfg, "variance_type", "fixed_small", VARIANCE_TYPES)
 
 
 class DiffusersUNet(torch.nn.Module):
