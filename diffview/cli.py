@@ -149,7 +149,7 @@ def _open_app(path: str | None) -> int:
 
 def _train_config(args):
     from diffview.core.train.config import RESUMABLE_SETTINGS, TrainConfig
-    from diffview.core.train.trainer import load_run_config
+    from diffview.core.train.resume import load_run_config
 
     if args.folder and args.dataset:
         raise ValueError("give either a folder or --dataset, not both")

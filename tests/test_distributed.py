@@ -19,7 +19,8 @@ from diffview.core.io.checkpoint import RunDir, load_checkpoint
 from diffview.core.runs.handle import ImageShape
 from diffview.core.runs.open import describe_run, open_run
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import StepEvent, Trainer, load_run_config
+from diffview.core.train.resume import load_run_config
+from diffview.core.train.trainer import StepEvent, Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "ddp_probe.py"

@@ -9,7 +9,9 @@ from helpers import square_dataset, tiny_config, write_image_folder
 
 from diffview.core.io.checkpoint import RunDir, load_checkpoint
 from diffview.core.train.lr_schedule import FLOOR, extend_horizons, lr_at
-from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer, load_run_config, load_run_data
+from diffview.core.train.resume import load_run_config
+from diffview.core.train.run_data import load_run_data
+from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer
 
 
 def train(cfg, run_dir, resume=False, stop_at=None, dataset=None):

@@ -5,6 +5,7 @@ import torch
 from helpers import square_dataset, tiny_config
 
 from diffview.core.io.checkpoint import RunDir, load_checkpoint
+from diffview.core.train.lr_schedule import lr_at
 from diffview.core.train.trainer import (
     EMA,
     CheckpointEvent,
@@ -13,7 +14,6 @@ from diffview.core.train.trainer import (
     PreviewEvent,
     StepEvent,
     Trainer,
-    lr_at,
 )
 
 

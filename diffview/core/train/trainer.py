@@ -28,15 +28,15 @@ from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.io.export import save_grid, to_uint8
 from diffview.core.io.files import atomic_write_text
 from diffview.core.losses import training_loss
-from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy, model_from_checkpoint
+from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
-from diffview.core.train.resume import load_run_config, resumed_config
+from diffview.core.train.resume import resumed_config
 from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
-from diffview.core.train.run_data import check_run_data, checkpoint_data_fields, load_run_data, load_training_data
+from diffview.core.train.run_data import check_run_data, checkpoint_data_fields, load_training_data
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -385,6 +385,5 @@ class Trainer:
 
 __all__ = [
     "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
-    "EMA", "Trainer", "check_run_data", "describe_device", "load_run_config", "load_run_data", "load_training_data",
-    "lr_at", "model_from_checkpoint", "pick_device",
+    "EMA", "Trainer", "describe_device", "pick_device",
 ]
