@@ -26,9 +26,9 @@ from torch import nn
 from diffview.core import make_schedule
 from diffview.core.data.digits import make_digits
 from diffview.core.data.images import ImageDataset
-from diffview.core.diffusion import sample
 from diffview.core.io.export import save_grid, to_uint8
 from diffview.core.models.unet import PRESETS, UNetConfig
+from diffview.core.sampling import sample
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer
 

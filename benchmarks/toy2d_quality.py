@@ -16,7 +16,7 @@ import time
 import torch
 
 from diffview.core.data.points import distance_to_data, load_points
-from diffview.core.diffusion import sample
+from diffview.core.sampling import sample
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import DoneEvent
 from diffview.core.train.trainer import Trainer

@@ -46,8 +46,9 @@ def _float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from diffview.core.data.toy2d import TOY_DATASETS
-    from diffview.core.diffusion import OBJECTIVES, SAMPLERS
+    from diffview.core.diffusion import OBJECTIVES
     from diffview.core.models.registry import MODEL_PRESETS
+    from diffview.core.sampling import SAMPLERS
     from diffview.core.schedule import SCHEDULES
 
     parser = _Parser(prog="diffview",

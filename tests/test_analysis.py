@@ -11,8 +11,9 @@ from diffview.core.analysis.samplers import compare_samplers, default_sampler_sp
 from diffview.core.analysis.score import iter_annealed_langevin, score_from_model
 from diffview.core.analysis.sdedit import iter_sdedit, sdedit
 from diffview.core.data.toy2d import gaussians8_log_density, gaussians8_score, make_toy
-from diffview.core.diffusion import gather, q_sample, sample
+from diffview.core.diffusion import gather, q_sample
 from diffview.core.losses import _LN2, prior_bpd, vlb_terms
+from diffview.core.sampling import sample
 from diffview.core.schedule import make_schedule
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from helpers import square_dataset, tiny_config
 
-from diffview.core.diffusion import final_sample, iter_sample, noise_from_seed
 from diffview.core.runs.handle import FromRun, ImageShape, PointShape, data_shape
 from diffview.core.runs.open import open_run
+from diffview.core.sampling import final_sample, iter_sample, noise_from_seed
 from diffview.core.train.trainer import Trainer
 
 

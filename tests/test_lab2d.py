@@ -225,7 +225,7 @@ def test_samplers_are_compared_by_their_distance_to_the_data(qtbot, view, monkey
     import diffview.gui.views.lab2d.session as lab
     from diffview.core.analysis.samplers import default_sampler_specs
     from diffview.core.data.points import distance_to_data
-    from diffview.core.diffusion import sample
+    from diffview.core.sampling import sample
 
     monkeypatch.setattr(lab, "FINAL_N", 500)  # small, for speed; the view's own number otherwise
     model = random_model()

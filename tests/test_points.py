@@ -16,9 +16,9 @@ from diffview.core.data.points import (
     save_points_csv,
     scatter_image,
 )
-from diffview.core.diffusion import sample
 from diffview.core.models.registry import build_model
 from diffview.core.runs.open import open_run
+from diffview.core.sampling import sample
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import DoneEvent, PreviewEvent
 from diffview.core.train.trainer import Trainer

@@ -6,8 +6,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from diffview.core import diffusion, iter_sample, make_schedule, timestep_sequence
-from diffview.core.diffusion import SPACINGS, check_timesteps
+from diffview.core import iter_sample, make_schedule, sampling, timestep_sequence
+from diffview.core.sampling import SPACINGS, check_timesteps
 from diffview.core.schedule import respace
 
 TS = (1000, 999, 500, 100, 10)
@@ -84,7 +84,7 @@ def test_sampling_with_61_steps_at_T_1000_calls_the_model_only_inside_0_T(sample
 @pytest.mark.parametrize("bad", ([999, 500, -1], [999, 1000, 0], [500, 500, 0], [10, 20], []))
 @pytest.mark.parametrize("sampler", ("ddim", "ddpm"))
 def test_iter_sample_refuses_timesteps_outside_range_or_not_descending(monkeypatch, sampler, bad):
-    monkeypatch.setattr(diffusion, "timestep_sequence", lambda T, steps, spacing="trailing": list(bad))
+    monkeypatch.setattr(sampling, "timestep_sequence", lambda T, steps, spacing="trailing": list(bad))
     s = make_schedule("linear", 1000)
     calls = []
     with pytest.raises(ValueError, match="outside 0..999|strictly descending|no timesteps"):

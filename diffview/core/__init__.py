@@ -1,18 +1,15 @@
 """The diffusion core: pure torch/numpy/Pillow, no Qt.
 
-Schedules (:mod:`.schedule`), the forward and reverse process and samplers
-(:mod:`.diffusion`), and losses and the variational bound (:mod:`.losses`).
+Schedules (:mod:`.schedule`), the forward and reverse process (:mod:`.diffusion`), the samplers
+(:mod:`.sampling`), classifier-free guidance (:mod:`.guidance`), and losses and the variational
+bound (:mod:`.losses`).
 """
 
 from diffview.core.diffusion import (
     OBJECTIVES,
-    SAMPLERS,
-    SPACINGS,
-    SampleStep,
     StepResult,
     ddim_step,
     ddpm_step,
-    iter_sample,
     langevin_step,
     predict_eps_from_x0,
     predict_x0_eps,
@@ -20,10 +17,9 @@ from diffview.core.diffusion import (
     predict_x0_from_v,
     q_posterior,
     q_sample,
-    sample,
-    timestep_sequence,
     v_target,
 )
+from diffview.core.guidance import NULL_LABEL, cfg_combine, guided
 from diffview.core.losses import (
     discretized_gaussian_log_likelihood,
     nll_bpd,
@@ -32,6 +28,7 @@ from diffview.core.losses import (
     training_loss,
     vlb_terms,
 )
+from diffview.core.sampling import SAMPLERS, SPACINGS, SampleStep, iter_sample, sample, timestep_sequence
 from diffview.core.schedule import SCHEDULES, NoiseSchedule, make_schedule, respace, schedule_from_betas
 
 __all__ = [
@@ -40,6 +37,6 @@ __all__ = [
     "make_schedule", "respace", "schedule_from_betas",
     "q_sample", "q_posterior", "predict_x0_from_eps", "predict_eps_from_x0", "predict_x0_from_v",
     "predict_x0_eps", "v_target", "ddpm_step", "ddim_step", "timestep_sequence", "iter_sample",
-    "sample", "langevin_step",
+    "sample", "langevin_step", "NULL_LABEL", "cfg_combine", "guided",
     "training_loss", "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "nll_bpd",
 ]

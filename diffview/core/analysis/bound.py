@@ -8,10 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from diffview.core.diffusion import (
-    Model,
-    model_variance,
-)
+from diffview.core.diffusion import Model, model_variance
 from diffview.core.losses import prior_bpd, vlb_terms
 from diffview.core.schedule import NoiseSchedule
 

@@ -16,7 +16,7 @@ from diffview.core.analysis.samplers import compare_samplers, default_sampler_sp
 from diffview.core.analysis.score import iter_annealed_langevin, score_from_model
 from diffview.core.data.points import PLOT_LIMIT, PointDataset, distance_to_data
 from diffview.core.data.toy2d import gaussians8_log_density, gaussians8_score
-from diffview.core.diffusion import iter_sample, timestep_sequence
+from diffview.core.sampling import iter_sample, timestep_sequence
 from diffview.core.schedule import NoiseSchedule
 
 Check = Callable[[], None]

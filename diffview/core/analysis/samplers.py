@@ -8,7 +8,8 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from diffview.core.diffusion import Model, final_sample, iter_sample
+from diffview.core.diffusion import Model
+from diffview.core.sampling import final_sample, iter_sample
 from diffview.core.schedule import NoiseSchedule
 
 

@@ -7,12 +7,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from diffview.core.diffusion import (
-    gather,
-    langevin_step,
-    predict_x0_eps,
-    timestep_sequence,
-)
+from diffview.core.diffusion import gather, langevin_step, predict_x0_eps
+from diffview.core.sampling import timestep_sequence
 from diffview.core.schedule import NoiseSchedule
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

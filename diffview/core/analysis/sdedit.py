@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from diffview.core.diffusion import (
-    Model,
-    iter_sample,
-    q_sample,
-)
+from diffview.core.diffusion import Model, q_sample
+from diffview.core.sampling import iter_sample
 from diffview.core.schedule import NoiseSchedule
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffview.core.models.unet import timestep_embedding
+from diffview.core.models.unet import ClassEmbedding, add_class_embedding, timestep_embedding
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,14 @@ class MLPConfig:
     dim: int = 2  # coordinates per point
     hidden: int = 128
     blocks: int = 3  # residual blocks
+    num_classes: int = 0  # > 0: class-conditional (a learned class embedding added to the timestep's)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLPConfig":
-        return cls(**d)
+        return cls(**{"num_classes": 0, **d})
 
 
 MLP_PRESETS: dict[str, MLPConfig] = {
@@ -57,6 +58,7 @@ class MLPDenoiser(nn.Module):
         super().__init__()
         self.config = cfg = config
         self.time_mlp = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden))
+        self.class_emb = ClassEmbedding(cfg.num_classes, cfg.hidden) if cfg.num_classes else None
         self.inp = nn.Linear(cfg.dim, cfg.hidden)
         self.blocks = nn.ModuleList(_Block(cfg.hidden) for _ in range(cfg.blocks))
         self.norm_out = nn.LayerNorm(cfg.hidden)
@@ -64,10 +66,16 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.out.weight)  # start as the zero predictor, like the UNet
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The prediction at (x_t, t); ``y`` the class labels [B] of a conditional network (−1 or None: ∅)."""
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.hidden).to(x.dtype))
+        emb = add_class_embedding(self.class_emb, emb, y)
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, emb)
@@ -77,10 +85,10 @@ class MLPDenoiser(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def build_mlp(preset: str, dim: int = 2) -> MLPDenoiser:
+def build_mlp(preset: str, dim: int = 2, num_classes: int = 0) -> MLPDenoiser:
     if preset not in MLP_PRESETS:
         raise ValueError(f"unknown 2D model preset {preset!r}; choose one of {', '.join(MLP_PRESETS)}")
-    return MLPDenoiser(MLPConfig(**{**MLP_PRESETS[preset].to_dict(), "dim": dim}))
+    return MLPDenoiser(MLPConfig(**{**MLP_PRESETS[preset].to_dict(), "dim": dim, "num_classes": num_classes}))
 
 
 __all__ = ["MLP_PRESETS", "MLPConfig", "MLPDenoiser", "build_mlp"]

@@ -11,19 +11,20 @@ from diffview.core.models.unet import PRESETS, UNet, UNetConfig, build_unet
 MODEL_PRESETS = tuple(PRESETS) + tuple(MLP_PRESETS)
 
 
-def build_model(preset: str, data, dropout: float | None = None) -> nn.Module:
+def build_model(preset: str, data, dropout: float | None = None, num_classes: int = 0) -> nn.Module:
     """The preset's network for ``data`` (core/data/protocol.py: ImageData or PointData, told apart by
     ``data.kind``), or a clear ValueError.
 
-    ``dropout`` None keeps the preset's own rate; a number overrides it."""
+    ``dropout`` None keeps the preset's own rate; a number overrides it. ``num_classes`` > 0 builds a
+    class-conditional network (a class embedding beside the timestep's; core/guidance.py samples it)."""
     if data.kind == "points":
         if preset not in MLP_PRESETS:
             raise ValueError(f"2D points train an MLP: choose model {' or '.join(MLP_PRESETS)}, not {preset!r}")
-        return build_mlp(preset, data.dim)
+        return build_mlp(preset, data.dim, num_classes)
     if preset in MLP_PRESETS:
         raise ValueError(f"model {preset!r} is for 2D points; for images choose one of {', '.join(PRESETS)}")
     overrides = {} if dropout is None else {"dropout": dropout}
-    return build_unet(preset, data.channels, data.image_size, **overrides)
+    return build_unet(preset, data.channels, data.image_size, num_classes=num_classes, **overrides)
 
 
 def architecture(model: nn.Module) -> dict:

@@ -38,6 +38,7 @@ class UNetConfig:
     # bottom/right as TF's "SAME", GroupNorm ε = 1e-6, Xavier-uniform init with zeroed output convs.
     # False: improved-diffusion's conventions ([cos, sin] at 10000^(−i/(d/2)), padding 1, ε = 1e-5, torch init).
     ddpm_tf: bool = False
+    num_classes: int = 0  # > 0: class-conditional, a learned class embedding added to the timestep's (issue 12)
 
     @property
     def levels(self) -> int:
@@ -69,6 +70,7 @@ class UNetConfig:
         d["attention_levels"] = tuple(d.get("attention_levels", cls.attention_levels))
         d.setdefault("temb_act", False)  # checkpoints written before the field existed had no SiLU there
         d.setdefault("ddpm_tf", False)
+        d.setdefault("num_classes", 0)
         return cls(**d)
 
 
@@ -107,6 +109,31 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0, 
     pair = (torch.sin(args), torch.cos(args)) if ddpm else (torch.cos(args), torch.sin(args))
     emb = torch.cat(pair, dim=1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+class ClassEmbedding(nn.Module):
+    """A learned vector per class, and one for the null class ∅ (label −1), which classifier-free guidance
+    trains in place of the label with probability ``cond_dropout`` (Ho & Salimans 2021, Alg. 1)."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.table = nn.Embedding(num_classes + 1, dim)  # row num_classes is ∅
+
+    def forward(self, y: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        if y is None:
+            y = torch.full((batch,), -1, dtype=torch.long, device=device)
+        return self.table(torch.where(y < 0, self.num_classes, y).to(device))
+
+
+def add_class_embedding(class_emb: ClassEmbedding | None, emb: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    # emb = emb_t + emb_y: the class enters everywhere the timestep does   (improved-diffusion's label_emb)
+    """The timestep embedding plus the class embedding of ``y``; an unconditional network refuses a label."""
+    if class_emb is None:
+        if y is not None:
+            raise ValueError("this model is not class-conditional: it takes no label (train with --conditional)")
+        return emb
+    return emb + class_emb(y, emb.shape[0], emb.device).to(emb.dtype)
 
 
 class ResBlock(nn.Module):
@@ -164,6 +191,7 @@ class UNet(nn.Module):
 
         # temb = dense(4·ch) → SiLU → dense(4·ch)   (DDPM's model(): temb/dense0, temb/dense1)
         self.time_mlp = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), nn.Linear(temb, temb))
+        self.class_emb = ClassEmbedding(cfg.num_classes, temb) if cfg.num_classes else None
         p2 = cfg.patch_size**2
         self.conv_in = nn.Conv2d(cfg.in_channels * p2, ch, 3, padding=1)
 
@@ -213,10 +241,16 @@ class UNet(nn.Module):
                     nn.init.xavier_uniform_(w)
                 nn.init.zeros_(m.proj.weight)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The prediction at (x_t, t); ``y`` the class labels [B] of a conditional network (−1 or None: ∅)."""
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels, ddpm=self.config.ddpm_tf).to(x.dtype))
+        emb = add_class_embedding(self.class_emb, emb, y)
         p = self.config.patch_size
         h = self.conv_in(F.pixel_unshuffle(x, p) if p > 1 else x)
         hs = [h]
@@ -268,4 +302,5 @@ def build_unet(preset: str, channels: int, image_size: int, **overrides) -> UNet
     return UNet(cfg)
 
 
-__all__ = ["PRESETS", "UNet", "UNetConfig", "build_unet", "timestep_embedding", "unet_config"]
+__all__ = ["PRESETS", "ClassEmbedding", "UNet", "UNetConfig", "add_class_embedding", "build_unet", "timestep_embedding",
+           "unet_config"]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Protocol, runtim
 
 import torch
 
-from diffview.core.diffusion import SampleStep, final_sample, iter_sample, model_variance, noise_from_seed
+from diffview.core.diffusion import model_variance
+from diffview.core.sampling import SampleStep, final_sample, iter_sample, noise_from_seed
 from diffview.core.schedule import NoiseSchedule
 
 if TYPE_CHECKING:

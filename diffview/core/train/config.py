@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from diffview.core.diffusion import OBJECTIVES, SAMPLERS
+from diffview.core.diffusion import OBJECTIVES
 from diffview.core.losses import WEIGHTINGS
 from diffview.core.models.registry import MODEL_PRESETS
+from diffview.core.sampling import SAMPLERS
 from diffview.core.schedule import SCHEDULES
 
 try:  # Python 3.11+

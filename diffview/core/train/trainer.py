@@ -23,12 +23,12 @@ from diffview.core.data.images import StreamingImageDataset
 from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
 from diffview.core.data.protocol import ImageData, TrainingData
 from diffview.core.data.source import source_kind
-from diffview.core.diffusion import final_sample, iter_sample, noise_from_seed
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.io.export import save_grid, to_uint8
 from diffview.core.io.files import atomic_write_text
 from diffview.core.losses import training_loss
 from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy
+from diffview.core.sampling import final_sample, iter_sample, noise_from_seed
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
 from diffview.core.train.config import TrainConfig

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.samplers import SamplerResult, SamplerSpec, compare_samplers
-from diffview.core.diffusion import noise_from_seed
 from diffview.core.io.export import make_grid, save_grid, to_uint8
+from diffview.core.sampling import noise_from_seed
 from diffview.gui.views.job_view import JobView
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.text import T_INDEX_NOTE
