@@ -271,7 +271,7 @@ def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batc
     for rank in (0, 1):
         d = Distributed(world_size=2, rank=rank)
         gr = torch.Generator().manual_seed(5)
-        xr = d.batch_source(data, 4, gr, seed=0)()
+        xr, _ = d.batch_source(data, 4, gr, seed=0)()
         drawn = d.timesteps_and_noise(xr, 50, gr)
         part = slice(4 * rank, 4 * rank + 4)
         assert torch.equal(xr, x0[part]) and torch.equal(drawn["t"], t[part])
@@ -281,10 +281,11 @@ def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batc
 
 def test_streamed_data_is_decoded_by_each_rank_for_its_own_slice_only(tmp_path):
     from diffview.core.data.images import load_image_folder
-    from diffview.core.train.distributed import Distributed, _SliceOfGlobalBatches
+    from diffview.core.train.batches import _SliceOfGlobalBatches
+    from diffview.core.train.distributed import Distributed
 
     data, _ = load_image_folder(write_image_folder(tmp_path / "imgs", n=6, size=8), image_size=8, max_memory_bytes=1)
-    batches = [Distributed(world_size=2, rank=r).batch_source(data, 4, torch.Generator(), seed=3)() for r in (0, 1)]
+    batches = [Distributed(world_size=2, rank=r).batch_source(data, 4, torch.Generator(), seed=3)()[0] for r in (0, 1)]
     g = torch.Generator().manual_seed(3)
     first, second = torch.randint(6, (8,), generator=g), torch.randint(6, (8,), generator=g)
     torch.testing.assert_close(torch.cat(batches), data.get_batch(first))

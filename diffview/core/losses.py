@@ -59,11 +59,13 @@ def training_loss(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     weighting: str = "none",
+    y: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     # L_simple = E_{t, x_0, ε} ‖target − f_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²   (DDPM eq. 14)
     """Per-sample simplified loss (mean over pixels) and the timesteps it was taken at.
 
-    ``t`` is drawn uniformly from {0, …, T−1} and ``noise`` from N(0, I) when not given.
+    ``t`` is drawn uniformly from {0, …, T−1} and ``noise`` from N(0, I) when not given. ``y``: the class
+    labels [B] of a class-conditional model (−1: the null class), passed as ``model(x_t, t, y)``.
     """
     b = x0.shape[0]
     if t is None:
@@ -76,7 +78,7 @@ def training_loss(
             noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
     x_t = q_sample(x0, t, schedule, noise)
     target = training_target(x0, noise, t, schedule, objective)
-    out = model(x_t, t)
+    out = model(x_t, t) if y is None else model(x_t, t, y)
     per_sample = (out.float() - target.float()).pow(2).flatten(1).mean(dim=1)
     if weighting == "min_snr":
         per_sample = per_sample * min_snr_weight(t, schedule, objective).to(per_sample)

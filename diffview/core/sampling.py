@@ -141,7 +141,8 @@ def iter_sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, *, 
             t_prev = ts[index + 1] if index + 1 < len(ts) else -1
             t_model = torch.full((batch,), t, dtype=torch.long, device=x.device)
             out = model(x, t_model)
-            res = ddim_step(out, x, t, t_prev, schedule, eta=eta, objective=objective, clip_x0=clip_x0, generator=generator)
+            res = ddim_step(out, x, t, t_prev, schedule, eta=eta, objective=objective, clip_x0=clip_x0,
+                            generator=generator)
             yield SampleStep(index, t, t_prev, x, res.x0_pred, res.prev)
             x = res.prev
 

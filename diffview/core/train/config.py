@@ -38,6 +38,11 @@ class TrainConfig:
     # model
     model: str = "small"
     dropout: float | None = None  # None: the model preset's own (0.1 for ddpm-cifar10, as Ho et al.; else 0)
+    # class-conditional training with classifier-free guidance (Ho & Salimans 2021; core/guidance.py)
+    conditional: bool = False  # learn p(x | y) and, through the null class, p(x)
+    cond_dropout: float = 0.1  # the probability a label is replaced by the null class ∅ during training
+    class_names: list | None = None  # the data's classes, recorded by the trainer for a conditional run
+    guidance_scale: float = 3.0  # S for previews and the default of `diffview sample` (benchmarks/README.md)
     # optimisation
     batch_size: int = 64  # per process when several train together (torchrun)
     lr: float = 2e-3
@@ -90,6 +95,13 @@ class TrainConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if self.horizons is not None:
             _check_horizons(self.horizons)
+        if isinstance(self.cond_dropout, bool) or not 0 <= self.cond_dropout < 1:
+            raise ValueError(f"cond_dropout must lie in [0, 1), got {self.cond_dropout!r}")
+        if isinstance(self.guidance_scale, bool) or not 0 <= self.guidance_scale <= 100:
+            raise ValueError(f"guidance_scale must lie in [0, 100], got {self.guidance_scale!r}")
+        if self.class_names is not None and not (isinstance(self.class_names, (list, tuple)) and self.class_names
+                                                 and all(isinstance(c, str) for c in self.class_names)):
+            raise ValueError(f"class_names must be a non-empty list of names, got {self.class_names!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if self.global_batch_size is not None and (not isinstance(self.global_batch_size, int)
@@ -152,9 +164,9 @@ def defaults_for(dataset: str) -> dict[str, Any]:
 
 
 # what a resumed run may change: the rest are the run's own (its data, model, optimiser, schedule, reporting)
-RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile")
+RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile", "guidance_scale")
 # set by the trainer for the processes present (core/distributed.py) and by a resume (horizons)
-RECORDED_SETTINGS = ("batch_size", "world_size", "global_batch_size", "horizons")
+RECORDED_SETTINGS = ("batch_size", "world_size", "global_batch_size", "horizons", "class_names")
 
 
 def _check_horizons(horizons: Any) -> None:

@@ -36,8 +36,8 @@ from typing import Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from diffview.core.data.images import StreamingImageDataset
 from diffview.core.io.checkpoint import CheckpointError
+from diffview.core.train.batches import Batch, batch_source
 
 T = TypeVar("T")
 _current: "Distributed | None" = None
@@ -118,17 +118,11 @@ class Distributed:
         except RuntimeError as e:
             raise self._failure(e) from None
 
-    def batch_source(self, data, batch_size: int, generator: torch.Generator, seed: int) -> Callable[[], torch.Tensor]:
-        """This rank's slice of each global batch, drawn as one process would draw the global batch."""
-        lo, total = self.rank * batch_size, batch_size * self.world_size
-        if isinstance(data, StreamingImageDataset):  # decode only this rank's images
-            loader = torch.utils.data.DataLoader(
-                data, batch_size=batch_size, sampler=_SliceOfGlobalBatches(len(data), seed, total, lo, batch_size),
-                num_workers=1, persistent_workers=True, prefetch_factor=4,
-                generator=torch.Generator().manual_seed(seed + self.rank))  # the worker's flips: not the global RNG
-            batches = iter(loader)
-            return lambda: next(batches)
-        return lambda: data.sample_batch(total, generator)[lo:lo + batch_size]
+    def batch_source(self, data, batch_size: int, generator: torch.Generator, seed: int,
+                     **labels) -> Callable[[], Batch]:
+        """This rank's slice of each global batch, drawn as one process would draw the global batch
+        (core/train/batches.py; ``labels``: its ``conditional`` and ``cond_dropout``)."""
+        return batch_source(data, batch_size, generator, seed, rank=self.rank, world_size=self.world_size, **labels)
 
     def timesteps_and_noise(self, x0: torch.Tensor, timesteps: int, generator: torch.Generator) -> dict:
         """``t`` and ``noise`` for this rank's slice, drawn for the whole global batch as
@@ -247,19 +241,6 @@ def failure_message(e: BaseException) -> str | None:
             k in str(e) for k in ("Connection closed", "Connection reset", "Timed out", "NCCL", "gloo"))):
         return str(d._failure(e))
     return None
-
-
-class _SliceOfGlobalBatches(torch.utils.data.Sampler):
-    """Endless uniform indices with replacement, in global batches of ``total`` from a seeded
-    generator (the same on every rank); yields only ``size`` indices from ``lo`` of each."""
-
-    def __init__(self, n: int, seed: int, total: int, lo: int, size: int):
-        self.n, self.seed, self.total, self.lo, self.size = n, seed, total, lo, size
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        while True:
-            yield from torch.randint(self.n, (self.total,), generator=g)[self.lo:self.lo + self.size].tolist()
 
 
 def _env_int(name: str, default: int) -> int:

@@ -34,6 +34,9 @@ class PreviewEvent:
     path: str | None
     points: np.ndarray | None = None  # 2D runs: the sampled points, float32 [N, 2]
     distance: float | None = None  # 2D runs: sliced Wasserstein distance to as many data points
+    nrow: int | None = None  # images per grid row (a conditional run: one row per class), None: square
+    labels: np.ndarray | None = None  # a conditional run: each sample's class, int64 [N]
+    guidance_scale: float | None = None  # a conditional run: the S its samples were guided at
 
 
 @dataclass

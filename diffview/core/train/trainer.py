@@ -19,21 +19,19 @@ from typing import Iterator, cast
 
 import torch
 
-from diffview.core.data.images import StreamingImageDataset
-from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
 from diffview.core.data.protocol import ImageData, TrainingData
 from diffview.core.data.source import source_kind
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
-from diffview.core.io.export import save_grid, to_uint8
 from diffview.core.io.files import atomic_write_text
 from diffview.core.losses import training_loss
 from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy
-from diffview.core.sampling import final_sample, iter_sample, noise_from_seed
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
+from diffview.core.train.batches import labelled_items
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
+from diffview.core.train.preview import draw_preview, preview_noise
 from diffview.core.train.resume import resumed_config
 from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
 from diffview.core.train.run_data import check_run_data, checkpoint_data_fields, load_training_data
@@ -87,33 +85,6 @@ class EMA:
         self.updates += 1
 
 
-class _ForeverRandom(torch.utils.data.Sampler):
-    """Uniform random indices with replacement, without end, from a seeded generator."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed = n, seed
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        while True:
-            yield from torch.randint(self.n, (1024,), generator=g).tolist()
-
-
-def batch_source(data, batch_size: int, generator: torch.Generator, seed: int):
-    """A function returning the next training batch (float32 in [−1, 1]).
-
-    In-memory data is indexed directly, reproducibly from ``generator`` (exact resume). Data too
-    large for memory streams through a DataLoader whose worker decodes files ahead of each step.
-    """
-    if not isinstance(data, StreamingImageDataset):
-        return lambda: data.sample_batch(batch_size, generator)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_ForeverRandom(len(data), seed),
-                                         num_workers=1, persistent_workers=True, prefetch_factor=4,
-                                         generator=torch.Generator().manual_seed(seed))  # the worker's flips
-    batches = iter(loader)
-    return lambda: next(batches)
-
-
 # ----------------------------------------------------------------------------- the trainer
 class Trainer:
     """Trains a UNet on images, or an MLP on 2D points, by ``config``; writes a run folder when
@@ -138,6 +109,7 @@ class Trainer:
         self.step = 0
         self.report = None
         self._weights_lock = threading.Lock()  # held while the weights change, so a snapshot is consistent
+        self._notes: list[str] = []  # log lines found while setting up
         self.model = self.ema = None
 
     # flags, safe to call from any thread
@@ -194,7 +166,9 @@ class Trainer:
             cfg.channels, cfg.image_size = str(images.channels), images.image_size
             cfg.flip = bool(getattr(images, "flip", cfg.flip))  # a stand-in that draws its own batches may have none
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
-        self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout), cfg.seed).to(self.device)
+        num_classes = self._check_classes(data) if cfg.conditional else 0
+        self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout, num_classes=num_classes),
+                                  cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -215,12 +189,29 @@ class Trainer:
             atomic_write_text(self.run_dir.config, cfg.to_json())
             if state is not None:
                 self.run_dir.truncate_metrics(self.step)
+        for note in self._notes:
+            yield LogEvent(note)
+        classes = f", conditional on {num_classes} classes (∅ with p = {cfg.cond_dropout:g})" if num_classes else ""
         yield LogEvent(
-            f"Training a {describe_model(self.model, cfg.model)} on "
+            f"Training a {describe_model(self.model, cfg.model)}{classes} on "
             f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
             f"batch {cfg.batch_size}, lr {cfg.lr:g}."
             + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
         )
+
+    def _check_classes(self, data: TrainingData) -> int:
+        """The number of classes a conditional run learns, its names recorded in the config (a resume's must
+        be the data's)."""
+        labelled = len(labelled_items(data))  # a clear ValueError for data without labels
+        names = [str(c) for c in data.class_names]
+        if self.config.class_names is not None and list(self.config.class_names) != names:
+            raise ValueError(f"the run was trained on the classes {', '.join(self.config.class_names)}, but its "
+                             f"data now has {', '.join(names) or 'none'}")
+        self.config.class_names = names
+        if labelled < len(data):
+            self._notes.append(f"Conditional training on the {labelled:,} labelled items: {len(data) - labelled:,} "
+                               f"of {len(data):,} have no class and are left out.")
+        return len(names)
 
     @property
     def dataset(self) -> TrainingData | None:
@@ -239,9 +230,9 @@ class Trainer:
         yield from self._setup()
         cfg, data = self.config, self._dataset
         autocast = self.device.type == "cuda"
-        preview_x, _ = noise_from_seed(data.sample_shape(cfg.preview_n), cfg.seed + 1)
-        next_batch = (self.dist.batch_source if self.dist.active else batch_source)(
-            data, cfg.batch_size, self.gen, cfg.seed + self.step)
+        preview_x = preview_noise(cfg, data)
+        next_batch = self.dist.batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step,
+                                            conditional=cfg.conditional, cond_dropout=cfg.cond_dropout)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
         last_ckpt_step = self.step if self.resume else None
         t_start, rate = time.perf_counter(), None
@@ -256,7 +247,9 @@ class Trainer:
                     self._stop.set()
                     break
                 t0 = time.perf_counter()
-                x0 = next_batch().to(self.device, non_blocking=True)
+                x0, y = next_batch()
+                x0 = x0.to(self.device, non_blocking=True)
+                y = None if y is None else y.to(self.device, non_blocking=True)
                 if self._channels_last:
                     x0 = x0.contiguous(memory_format=torch.channels_last)
                 lr = lr_at(self.step, cfg)
@@ -267,7 +260,7 @@ class Trainer:
                 self.model.train()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
-                                              weighting=cfg.loss_weighting, generator=self.gen,
+                                              weighting=cfg.loss_weighting, generator=self.gen, y=y,
                                               **self.dist.timesteps_and_noise(x0, cfg.timesteps, self.gen))
                 loss = losses.mean()
                 shown, losses, t = self.dist.gather_losses(loss, losses, t)  # the global batch's, on every rank
@@ -323,32 +316,10 @@ class Trainer:
             weights = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
         return fresh_copy(self.model, weights)
 
-    @torch.no_grad()
     def preview(self, x_T: torch.Tensor) -> PreviewEvent:
-        cfg = self.config
-        t0 = time.perf_counter()
-        x = x_T.to(self.device)
-        points = self._dataset.kind == "points"
-        steps = min(cfg.preview_steps, cfg.timesteps)
-        final = final_sample(iter_sample(self.ema.model, x.shape, self.schedule, sampler=cfg.preview_sampler,
-                                         steps=steps, objective=cfg.objective, x_T=x, clip_x0=not points,
-                                         generator=torch.Generator().manual_seed(cfg.seed + 2))).float().cpu()
-        distance = None
-        if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
-            distance = distance_to_data(final, self._dataset)[0]
-            arr = scatter_image(final, limit=PLOT_LIMIT)[None]
-        else:
-            arr = to_uint8(final)
-        seconds = time.perf_counter() - t0
-        path = None
-        if self.run_dir:
-            meta = {"step": self.step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
-                    "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}
-            if distance is not None:
-                meta["sliced_wasserstein"] = round(distance, 5)
-            path = str(save_grid(arr, self.run_dir.sample_path(self.step), scale=1 if points else 2, metadata=meta))
-        return PreviewEvent(self.step, arr, cfg.preview_sampler, steps, seconds, path,
-                            points=final.numpy() if points else None, distance=distance)
+        """Samples of the EMA model from ``x_T`` (core/train/preview.py), saved in the run folder."""
+        return draw_preview(self.ema.model, self.schedule, self.config, self._dataset, x_T, self.step, self.device,
+                            self.run_dir)
 
     def state_dict(self) -> dict:
         return {
