@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from diffview.core.data.source import load_source, source_kind
 from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle, PointShape
+from diffview.core.runs.open import run_classes
 from diffview.core.schedule import make_schedule
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.trainer import Trainer
@@ -245,7 +246,8 @@ class AppSession(QObject):
                     return None
                 model, label = got
             shape = ImageShape(data.channels, data.image_size) if data.kind == "images" else PointShape(data.dim)
-            return ModelHandle(model, t.schedule, t.config.objective, shape, FromTraining(t.step), label)
+            return ModelHandle(model, t.schedule, t.config.objective, shape, FromTraining(t.step), label,
+                               class_names=run_classes(t.config))
         if self.loaded_run is not None:
             return self.loaded_run.handle_for(ema)
         return None

@@ -116,6 +116,22 @@ class ModelHandle:
     shape: DataShape
     origin: Origin
     label: str  # for captions: str(origin), or more exact (a live copy's step range)
+    class_names: tuple[str, ...] = ()  # a class-conditional model's classes (label i is class_names[i]), else ()
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes a class label (and so can be guided towards one)."""
+        return bool(self.class_names)
+
+    def class_index(self, name: str | int) -> int:
+        """The label of the class named ``name`` (or given by its index), or a ValueError listing the classes."""
+        if not self.conditional:
+            raise ValueError(f"{self.label} is not class-conditional: it was trained without labels")
+        if isinstance(name, int) and not isinstance(name, bool) and 0 <= name < len(self.class_names):
+            return name
+        if str(name) in self.class_names:
+            return self.class_names.index(str(name))
+        raise ValueError(f"no class {name!r}; the classes are {', '.join(self.class_names)}")
 
     @property
     def clip_x0(self) -> bool:
@@ -138,18 +154,24 @@ class ModelHandle:
         return replace(self, model=model, label=label)
 
     def iter_sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
-                    seed: int = 0, device: str | torch.device = "cpu",
-                    x_T: torch.Tensor | None = None) -> Iterator[SampleStep]:
+                    seed: int = 0, device: str | torch.device = "cpu", x_T: torch.Tensor | None = None,
+                    label: torch.Tensor | int | None = None, guidance_scale: float = 1.0) -> Iterator[SampleStep]:
         """The reverse process for ``n`` samples from the fixed ``seed`` (or from ``x_T``), step by step:
-        x_T and then every step's noise come from one generator seeded ``seed``."""
+        x_T and then every step's noise come from one generator seeded ``seed``. A conditional model samples
+        the class ``label`` (an index, or one per sample) guided at ``guidance_scale`` (core/guidance.py);
+        None samples it unconditionally."""
         if isinstance(self.model, PendingModel):
             raise ValueError(f"the weights of {self.label} are not copied yet: take them with resolved() first")
         x_T, g = noise_from_seed(self.sample_shape(n), seed) if x_T is None else (
             x_T, torch.Generator().manual_seed(seed))
         model = self.model.to(device)
+        if label is not None and not self.conditional:
+            raise ValueError(f"{self.label} is not class-conditional: it was trained without labels")
+        label = None if label is None else torch.as_tensor(label, dtype=torch.long).to(device)
         with torch.no_grad():
             yield from iter_sample(model, x_T.shape, self.schedule, sampler=sampler, steps=steps, eta=eta,
-                                   objective=self.objective, x_T=x_T.to(device), generator=g, clip_x0=self.clip_x0)
+                                   objective=self.objective, x_T=x_T.to(device), generator=g, clip_x0=self.clip_x0,
+                                   label=label, guidance_scale=guidance_scale)
 
     def sample(self, n: int, *, stop: Callable[[], bool] | None = None, **kwargs) -> torch.Tensor | None:
         """x_0 of :meth:`iter_sample` (same arguments); None once ``stop()``, asked after every step, is True."""

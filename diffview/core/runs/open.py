@@ -47,8 +47,13 @@ def open_run(path: str | os.PathLike, *, ema: bool = True, checkpoint: str | os.
     step = int(state["step"])
     origin = FromRun(run.root, step)
     handle = ModelHandle(model, make_schedule(config.schedule, config.timesteps), config.objective, shape, origin,
-                         str(origin))
+                         str(origin), class_names=run_classes(config))
     return LoadedRun(run.root, config, ckpt, step, ema, handle, raw_model=raw)
+
+
+def run_classes(config: TrainConfig) -> tuple[str, ...]:
+    """A conditional run's class names (label i is the i-th), () for an unconditional run."""
+    return tuple(config.class_names or ()) if config.conditional else ()
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:
@@ -73,6 +78,11 @@ def describe_run(path: str | os.PathLike, last: int = 5) -> str:
              f"  training  batch {cfg.batch_size}"
              + (f" per process × {cfg.world_size} processes = {cfg.global_batch_size}" if cfg.world_size > 1 else "")
              + f", lr {cfg.lr:g}, EMA {cfg.ema_decay}, seed {cfg.seed}"]
+    classes = run_classes(cfg)
+    if cfg.conditional:
+        lines.append(f"  classes   {len(classes)}: {', '.join(classes)}" if classes else "  classes   none recorded yet")
+        lines.append(f"  guidance  classifier-free: ∅ in training with p = {cfg.cond_dropout:g}; "
+                     f"default scale S = {cfg.guidance_scale:g}")
     ckpt = run.latest_checkpoint()
     metrics = run.read_metrics()
     done = metrics[-1]["step"] if metrics else 0
@@ -88,4 +98,4 @@ def describe_run(path: str | os.PathLike, last: int = 5) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CheckpointError", "describe_run", "is_run_folder", "open_run"]
+__all__ = ["CheckpointError", "describe_run", "is_run_folder", "open_run", "run_classes"]

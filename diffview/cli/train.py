@@ -1,0 +1,163 @@
+"""``diffview train``: the Trainer's events as a progress bar, alone or as one process of a torchrun job."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _train_config(args):
+    from diffview.core.train.config import RESUMABLE_SETTINGS, TrainConfig
+    from diffview.core.train.resume import load_run_config
+
+    if args.folder and args.dataset:
+        raise ValueError("give either a folder or --dataset, not both")
+    dataset = str(Path(args.folder).expanduser()) if args.folder else args.dataset
+    if dataset and args.resume:
+        raise ValueError("--resume continues a run on its own data; leave out the folder and --dataset")
+    if args.folder and not Path(dataset).exists():
+        raise ValueError(f"{'points file' if dataset.lower().endswith('.csv') else 'image folder'} {dataset} "
+                         "does not exist")
+    if args.resume:
+        cfg = load_run_config(args.resume)
+    elif args.config:
+        cfg = TrainConfig.from_toml(args.config)
+        if dataset:
+            cfg.dataset = dataset
+    else:  # 2D points get the MLP's defaults
+        cfg = TrainConfig.for_dataset(dataset or TrainConfig.dataset)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size,
+                 "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
+                 "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
+                 "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
+                 "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
+                 "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout}
+    if args.resume:
+        changed = [k for k, v in overrides.items() if v is not None and k not in RESUMABLE_SETTINGS]
+        if changed:
+            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads and "
+                             f"--dist-timeout may change (got --{changed[0].replace('_', '-')})")
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    return cfg.validate()
+
+
+def train(args) -> int:
+    """``train``, alone or as one process of a torchrun job (see core/distributed.py)."""
+    from diffview.core.train import distributed
+
+    cfg = _train_config(args)
+    dist = distributed.from_env(cfg.device, cfg.dist_timeout)
+    broken = False
+    try:
+        return _train_in(args, cfg, dist)
+    except (ValueError, OSError, RuntimeError) as e:
+        message = distributed.failure_message(e)
+        if message is not None:
+            broken = True
+            print(f"diffview: error: {message}", file=sys.stderr)
+            return 1
+        if getattr(e, "from_rank0", False):  # rank 0 reports it for the whole job
+            return 1
+        raise
+    finally:
+        dist.close(destroy=not broken)  # a broken group may hang in its goodbye; exiting frees it
+
+
+def _run_folder(args, cfg) -> Path:
+    from diffview.core.models.unet import PRESETS, unet_config
+
+    if args.resume:
+        return Path(args.resume)
+    name = Path(cfg.dataset).name if Path(cfg.dataset).exists() else cfg.dataset
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "config.json").exists():
+        raise ValueError(f"{out} already holds a run; use --resume {out} to continue it, or another --out")
+    if cfg.image_size and cfg.model in PRESETS:
+        unet_config(cfg.model, 1).check_image_size(cfg.image_size)
+    return out
+
+
+def _train_in(args, cfg, dist) -> int:
+    from tqdm import tqdm
+
+    from diffview.core.train import trainer as tr
+
+    out = dist.from_main(lambda: _run_folder(args, cfg))  # rank 0 names it (the default holds the time)
+    trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
+    interrupts = []
+
+    def on_sigint(signum, frame):
+        now = time.monotonic()
+        if interrupts and dist.active and now - interrupts[0] < 2.0:
+            return  # the same Ctrl-C twice: older torchruns forward it to ranks that got it already
+        interrupts.append(now)
+        if len(interrupts) > 1:
+            raise KeyboardInterrupt
+        trainer.stop()
+        if dist.is_main:
+            tqdm.write("Stopping after this step and writing a checkpoint… (Ctrl-C again to abort without saving)")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    if not dist.is_main:
+        try:
+            return _train_quietly(trainer, dist)
+        finally:
+            signal.signal(signal.SIGINT, old)
+    bar = None
+    done = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, tr.StepEvent):
+                if bar is None:
+                    bar = tqdm(total=ev.total_steps, initial=ev.step - 1, unit="step", dynamic_ncols=True,
+                               smoothing=0.1, file=sys.stderr)
+                bar.update(1)
+                bar.set_postfix_str(f"loss {ev.loss:.4f}  {ev.images_per_sec:.0f} img/s  lr {ev.lr:.2e}", refresh=False)
+            elif isinstance(ev, (tr.LogEvent, tr.WarningEvent)):
+                prefix = "warning: " if isinstance(ev, tr.WarningEvent) else ""
+                (tqdm.write if bar else print)(prefix + ev.message, file=sys.stderr)
+            elif isinstance(ev, tr.PreviewEvent) and ev.path:
+                tqdm.write(f"step {ev.step}: samples in {ev.path} ({ev.seconds:.1f} s)", file=sys.stderr)
+            elif isinstance(ev, tr.CheckpointEvent):
+                tqdm.write(f"step {ev.step}: checkpoint {ev.path}", file=sys.stderr)
+            elif isinstance(ev, tr.DoneEvent):
+                done = ev
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print(f"Aborted at step {trainer.step} without saving; the last checkpoint in {out} is intact.",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if bar:
+            bar.close()
+    assert done is not None
+    if done.reason == "failed":
+        print(f"diffview: error: {done.message}", file=sys.stderr)
+        return 1
+    print(f"{done.message} Run folder: {out}", file=sys.stderr)
+    print(f"Sample from it with: diffview sample {out}", file=sys.stderr)
+    return 0
+
+
+def _train_quietly(trainer, dist) -> int:
+    """Ranks > 0 of a torchrun job: the same training, printing only this rank's own errors."""
+    from diffview.core.train.trainer import DoneEvent
+
+    done = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, DoneEvent):
+                done = ev
+    except KeyboardInterrupt:
+        return 130
+    if done.reason != "failed":
+        return 0
+    if done.message not in dist.mirrored_errors:
+        print(f"diffview: error: rank {dist.rank}: {done.message}", file=sys.stderr)
+    return 1
