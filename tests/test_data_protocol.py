@@ -36,6 +36,32 @@ def test_image_datasets_satisfy_image_data_and_only_it(tmp_path):
         assert pixels.shape == (2, 1, 8, 8) and pixels.dtype == torch.uint8
         assert torch.equal(data.preview(2), data.images_uint8([0, 1]))
         assert not any(hasattr(data, name) for name in POINT_ONLY)
+        assert data.labels is None and data.class_names == ()  # a flat folder has no classes
+
+
+def _has_classes(data, names):
+    """The protocols' class fields: int64 labels [N] in [−1, len(names)) and the names as a tuple."""
+    assert isinstance(data.class_names, tuple) and data.class_names == names
+    assert data.labels.dtype == torch.int64 and data.labels.shape == (len(data),)
+    assert -1 <= int(data.labels.min()) and int(data.labels.max()) < len(names)
+
+
+def test_every_kind_of_dataset_has_labels_and_class_names(tmp_path):
+    folder = write_image_folder(tmp_path / "classes" / "a", n=2, size=8)
+    write_image_folder(tmp_path / "classes" / "b", n=3, size=8)
+    for max_memory in (2**30, 1):
+        data, _ = load_image_folder(folder.parent, image_size=8, max_memory_bytes=max_memory)
+        _has_classes(data, ("a", "b"))
+        assert isinstance(data, ImageData) and data.labels.tolist() == [0, 0, 1, 1, 1]
+    _has_classes(load_source("digits", n=20, cache_dir=tmp_path)[0], tuple("0123456789"))
+    _has_classes(load_source("moons", n=20)[0], ("upper", "lower"))
+    points = PointDataset(torch.randn(4, 2), "p", labels=torch.tensor([0, -1, 1, 0]), class_names=("x", "y"))
+    assert isinstance(points, PointData)
+    _has_classes(points, ("x", "y"))
+    del points.class_names  # the protocols declare both fields: without one, a dataset is not TrainingData
+    assert not isinstance(points, TrainingData) and not isinstance(points, PointData)
+    del data.labels
+    assert not isinstance(data, TrainingData) and not isinstance(data, ImageData)
 
 
 def test_point_datasets_satisfy_point_data_and_have_no_image_fields():
@@ -46,6 +72,7 @@ def test_point_datasets_satisfy_point_data_and_have_no_image_fields():
     assert data.sample_batch(5, torch.Generator().manual_seed(0)).shape == (5, 2)
     assert torch.equal(data.points_at([3, 0]), data.points[[3, 0]])
     assert not any(hasattr(data, name) for name in IMAGE_ONLY)
+    assert data.labels is None and data.class_names == ()
     assert not hasattr(PointReport("moons", 10), "channels") and not hasattr(PointReport("moons", 10), "image_size")
 
 
@@ -83,7 +110,7 @@ def test_checkpoints_record_each_kind_by_its_own_fields():
                                                                       "channels": 2}
 
 
-DATA_MODULES = ("protocol", "files", "images", "digits", "shapes", "builtin", "toy2d", "points", "source")
+DATA_MODULES = ("protocol", "labels", "files", "images", "digits", "shapes", "builtin", "toy2d", "points", "source")
 
 
 ALONE = """

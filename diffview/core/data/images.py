@@ -4,6 +4,7 @@ Pure numpy/torch/Pillow, no Qt. :func:`load_image_folder` decodes a folder once 
 uint8 tensor [N, C, S, S] (or, past a memory budget, a :class:`StreamingImageDataset` that
 decodes on demand) and a :class:`DatasetReport` that says what was used and what was
 skipped and why. A bad file is never fatal: it is skipped and named in the report.
+A folder of class subfolders gives each image its subfolder's class (core/data/labels.py).
 Training batches are float32 in [−1, 1] (x/127.5 − 1), optionally with random horizontal
 flips drawn from a ``torch.Generator`` so that a run is reproducible."""
 
@@ -19,6 +20,14 @@ import torch
 from torch.utils.data import Dataset
 
 from diffview.core.data.files import IMAGE_EXTENSIONS, SkipFile, decode_image, find_image_files, to_channels
+from diffview.core.data.labels import (
+    NO_CLASS,
+    check_labels,
+    classes_summary,
+    count_labels,
+    few_per_class_warning,
+    folder_classes,
+)
 
 DEFAULT_IMAGE_SIZE = 32
 DEFAULT_MAX_MEMORY_BYTES = 2 * 1024**3
@@ -40,9 +49,10 @@ class DatasetReport:
     channels: int = 3
     image_size: int = DEFAULT_IMAGE_SIZE
     warnings: list[str] = field(default_factory=list)
+    classes: list[tuple[str, int]] = field(default_factory=list)  # (class name, images); [] without classes
 
     def summary(self) -> str:
-        """A few human lines: what was used, what was skipped and why, then any warnings."""
+        """A few human lines: what was used, what was skipped and why, the classes, then any warnings."""
         kind = "grayscale" if self.channels == 1 else "RGB"
         head = (
             f"Used {_count(self.used, 'image')} from {self.source} "
@@ -55,6 +65,8 @@ class DatasetReport:
                 names.append(f"and {more:,} more")
             head += f"; skipped {len(self.skipped):,}: " + ", ".join(names)
         lines = [head + "."]
+        if self.classes:
+            lines.append(classes_summary(self.classes, self.used, "image") + ".")
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -65,6 +77,7 @@ class _BatchSource(Dataset):
 
     flip: bool
     labels: torch.Tensor | None
+    class_names: tuple[str, ...]
     kind: Literal["images"] = "images"
 
     @property
@@ -130,18 +143,18 @@ class _BatchSource(Dataset):
 
 
 class ImageDataset(_BatchSource):
-    """Images held in memory as one contiguous uint8 tensor [N, C, H, W]."""
+    """Images held in memory as one contiguous uint8 tensor [N, C, H, W], with optional class labels
+    (core/data/labels.py: ``class_names`` None names label i "i")."""
 
-    def __init__(self, images: torch.Tensor, flip: bool = False, labels: torch.Tensor | None = None):
+    def __init__(self, images: torch.Tensor, flip: bool = False, labels: torch.Tensor | None = None,
+                 class_names: Sequence[str] | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(
                 f"images must be a uint8 tensor [N, C, H, W] with C = 1 or 3, got {images.dtype} {tuple(images.shape)}"
             )
-        if labels is not None and len(labels) != len(images):
-            raise ValueError(f"got {len(labels)} labels for {len(images)} images")
+        self.labels, self.class_names = check_labels(labels, class_names, len(images))
         self.images = images.contiguous()
         self.flip = bool(flip)
-        self.labels = labels
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -166,17 +179,19 @@ class StreamingImageDataset(_BatchSource):
     """The same interface as :class:`ImageDataset`, decoding each image from its file on demand.
 
     :func:`load_image_folder` returns one when the decoded images would exceed its memory
-    budget. ``files`` are the files that decoded cleanly when the folder was scanned.
+    budget. ``files`` are the files that decoded cleanly when the folder was scanned; ``labels``
+    (one per file) and ``class_names`` are their classes, as for :class:`ImageDataset`.
     """
 
-    def __init__(self, files: Sequence[str | os.PathLike], channels: int, image_size: int, flip: bool = False):
+    def __init__(self, files: Sequence[str | os.PathLike], channels: int, image_size: int, flip: bool = False,
+                 labels: torch.Tensor | Sequence[int] | None = None, class_names: Sequence[str] | None = None):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
         self.files = [str(f) for f in files]
+        self.labels, self.class_names = check_labels(labels, class_names, len(self.files))
         self._channels = channels
         self._image_size = image_size
         self.flip = bool(flip)
-        self.labels = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -227,7 +242,9 @@ def load_image_folder(
 
     ``channels`` is ``"auto"`` (1 when every usable image is grayscale, else 3), 1 or 3.
     Files that cannot be used are skipped and listed in the report; files with other
-    endings are ignored. Returns an in-memory :class:`ImageDataset`, or a
+    endings are ignored. When first-level subfolders hold images, each names a class
+    (core/data/labels.py: folder_classes) and an image directly in ``path`` has label −1;
+    otherwise the dataset has no classes (labels None). Returns an in-memory :class:`ImageDataset`, or a
     :class:`StreamingImageDataset` when N·C·S·S bytes would exceed ``max_memory_bytes``.
     Raises :class:`DataError` when the path is missing, not a folder, holds no image
     files, or holds none that can be used.
@@ -245,18 +262,22 @@ def load_image_folder(
         endings = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise DataError(f"The folder {shown} holds no image files ({endings}) in it or its subfolders.")
 
+    file_labels, class_names = folder_classes(root, files)
     crops: list[np.ndarray] | None = []
     used: list[Path] = []
+    labels: list[int] = []
     skipped: list[tuple[str, str]] = []
     all_gray = True
     per_channel = image_size * image_size
-    for f in files:
+    for i, f in enumerate(files):
         try:
             arr = decode_image(f, image_size)
         except SkipFile as exc:
             skipped.append((str(f), exc.reason))
             continue
         used.append(f)
+        if class_names:
+            labels.append(file_labels[i])
         all_gray = all_gray and arr.ndim == 2
         if crops is not None:
             crops.append(arr)
@@ -274,23 +295,41 @@ def load_image_folder(
             f"all {len(skipped):,} were skipped (the first, {name}: {reason})."
         )
     c = forced or (1 if all_gray else 3)
+    label_tensor = torch.tensor(labels, dtype=torch.int64) if class_names else None
     report = DatasetReport(source=shown, used=len(used), skipped=skipped, channels=c, image_size=image_size)
     if len(used) < SMALL_DATASET:
         report.warnings.append(
             f"Only {_count(len(used), 'image')}: the model will memorise "
             f"{'it' if len(used) == 1 else 'them'} rather than learn a distribution."
         )
+    _report_classes(report, label_tensor, class_names)
     if crops is None:
         need = len(used) * c * per_channel
         report.warnings.append(
             f"The decoded images need {_gib(need)}, more than the {_gib(max_memory_bytes)} allowed in memory, "
             "so they are decoded from disk as training reads them (slower)."
         )
-        return StreamingImageDataset(used, c, image_size, flip=flip), report
+        return StreamingImageDataset(used, c, image_size, flip, label_tensor, class_names), report
     images = np.empty((len(crops), c, image_size, image_size), dtype=np.uint8)
     for i, arr in enumerate(crops):
         images[i] = to_channels(arr, c)
-    return ImageDataset(torch.from_numpy(images), flip=flip), report
+    return ImageDataset(torch.from_numpy(images), flip, label_tensor, class_names), report
+
+
+def _report_classes(report: DatasetReport, labels: torch.Tensor | None, class_names: tuple[str, ...]) -> None:
+    """The folder's classes and their warnings: images in the root of a folder of classes, and small classes."""
+    if labels is None:
+        return
+    report.classes = count_labels(labels, class_names)
+    in_root = int((labels == NO_CLASS).sum())
+    if in_root:
+        one = in_root == 1
+        report.warnings.append(
+            f"{_count(in_root, 'image')} {'lies' if one else 'lie'} directly in the root of a folder of classes: "
+            f"{'it has' if one else 'they have'} no class and {'is' if one else 'are'} skipped when training a "
+            "conditional model."
+        )
+    report.warnings += filter(None, [few_per_class_warning(report.classes, "image")])
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

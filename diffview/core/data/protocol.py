@@ -7,11 +7,17 @@
         data.channels, data.image_size, data.images_uint8([0, 1])
     else:                                         # a PointData
         data.dim, data.points_at([0, 1])
+    data.labels, data.class_names                 # int64 [N] classes (−1: none) or None, and their names
 
 Each kind has only the fields it has: points have no image size and no channels (a point has
 ``dim`` coordinates), images have no coordinates. :class:`ImageDataset`, :class:`StreamingImageDataset`
 (core/data/images.py) and :class:`PointDataset` (core/data/points.py) implement these protocols;
 tests/test_data_protocol.py checks it.
+
+Every kind may have classes, for class-conditional training: ``labels`` holds one int64 class index
+per item (−1 for an item without a class, such as an image directly in the root of a folder of class
+subfolders), or is None when the dataset has no classes at all; ``class_names[i]`` names class i,
+and is () when there are no classes. core/data/labels.py checks and reads them.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ Indices = Union[torch.Tensor, Sequence[int]]
 
 @runtime_checkable
 class TrainingData(Protocol):
-    """What every kind of data offers: its kind, its size, the shape of one item, and training batches."""
+    """What every kind of data offers: its kind, its size, the shape of one item, training batches, and classes."""
+
+    labels: torch.Tensor | None
+    """int64 [N]: each item's class index into ``class_names``, −1 for an item without a class; None when the
+    dataset has no classes."""
+    class_names: tuple[str, ...]
+    """The classes' names, label i naming ``class_names[i]``; () when the dataset has no classes."""
 
     @property
     def kind(self) -> DataKind: ...
@@ -52,7 +64,6 @@ class ImageData(TrainingData, Protocol):
     """Square images of 1 or 3 channels, read as uint8 by index; batches in [−1, 1], optionally flipped."""
 
     flip: bool
-    labels: torch.Tensor | None
 
     @property
     def kind(self) -> Literal["images"]: ...

@@ -62,7 +62,8 @@ def load_source(
         forced = check_channels(channels)
         ds, report = load_builtin(name, image_size=image_size, seed=seed, cache_dir=cache_dir, n=n)
         if forced and forced != ds.channels:
-            ds = ImageDataset(convert_channels(ds.images, forced), flip=flip, labels=ds.labels)
+            ds = ImageDataset(convert_channels(ds.images, forced), flip=flip, labels=ds.labels,
+                              class_names=ds.class_names)
             report.channels = forced
         ds.flip = bool(flip)
         return ds, report

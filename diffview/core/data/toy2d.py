@@ -2,7 +2,8 @@
 
 Every dataset is generated from a seed, centred and scaled to unit standard deviation per axis, as
 float32 [N, 2]. Where a dataset has a closed-form density (``gaussians8``) it is given, so a view
-can draw its level sets.
+can draw its level sets. ``moons``, ``gaussians8`` and ``circles`` have classes (:func:`make_toy_labelled`):
+which moon, which mode, which circle each point was drawn from.
 """
 
 from __future__ import annotations
@@ -15,15 +16,32 @@ import torch
 TOY_DATASETS = ("swissroll", "moons", "gaussians8", "checkerboard", "circles")
 GAUSSIANS8_RADIUS = 2.0
 GAUSSIANS8_STD = 0.2
+TOY_CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "moons": ("upper", "lower"),
+    "gaussians8": tuple(str(k) for k in range(8)),  # mode k's centre lies at angle k·π/4
+    "circles": ("outer", "inner"),
+}  # the 2D sets with classes; swissroll and checkerboard have none
 
 
 def make_toy(name: str, n: int = 10_000, seed: int = 0) -> torch.Tensor:
     """``n`` points of the named 2D dataset, standardised: float32 [n, 2]."""
+    return make_toy_labelled(name, n, seed)[0]
+
+
+def make_toy_labelled(
+    name: str, n: int = 10_000, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor | None, tuple[str, ...]]:
+    """The points of :func:`make_toy` with their classes: (float32 [n, 2], int64 labels [n] or None, class names).
+
+    The labels are read off the draws that place the points (which moon, mode or circle), so the
+    points are the same as :func:`make_toy`'s; a set without classes gives (points, None, ()).
+    """
     if name not in TOY_DATASETS:
         raise ValueError(f"unknown 2D dataset {name!r}; choose one of {', '.join(TOY_DATASETS)}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng([seed, 2])
+    labels = None
     if name == "swissroll":
         t = 1.5 * math.pi * (1 + 2 * rng.random(n))
         pts = np.stack([t * np.cos(t), t * np.sin(t)], 1) + rng.normal(0, 0.5, (n, 2))
@@ -33,8 +51,10 @@ def make_toy(name: str, n: int = 10_000, seed: int = 0) -> torch.Tensor:
         x = np.where(upper, np.cos(a), 1 - np.cos(a))
         y = np.where(upper, np.sin(a), 0.5 - np.sin(a))
         pts = np.stack([x, y], 1) + rng.normal(0, 0.08, (n, 2))
+        labels = np.where(upper, 0, 1)
     elif name == "gaussians8":
-        return _standardise_gaussians8(_gaussians8_raw(rng, n))
+        pts, k = _gaussians8_raw(rng, n)
+        return _standardise_gaussians8(pts), torch.from_numpy(k.astype(np.int64)), TOY_CLASS_NAMES[name]
     elif name == "checkerboard":
         x = rng.uniform(-2, 2, n)
         y = rng.uniform(0, 1, n) + rng.integers(0, 2, n) * 2 - 2  # y in [−2, −1) ∪ [0, 1)
@@ -45,14 +65,19 @@ def make_toy(name: str, n: int = 10_000, seed: int = 0) -> torch.Tensor:
         a = 2 * math.pi * rng.random(n)
         r = np.where(outer, 1.0, 0.5)
         pts = np.stack([r * np.cos(a), r * np.sin(a)], 1) + rng.normal(0, 0.04, (n, 2))
+        labels = np.where(outer, 0, 1)
     pts = (pts - pts.mean(0)) / pts.std(0)
-    return torch.from_numpy(pts.astype(np.float32))
+    points = torch.from_numpy(pts.astype(np.float32))
+    if labels is None:
+        return points, None, ()
+    return points, torch.from_numpy(labels.astype(np.int64)), TOY_CLASS_NAMES[name]
 
 
-def _gaussians8_raw(rng: np.random.Generator, n: int) -> np.ndarray:
+def _gaussians8_raw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(points [n, 2], the mode k [n] each was drawn from, its centre at angle k·π/4)."""
     k = rng.integers(0, 8, n)
     centres = GAUSSIANS8_RADIUS * np.stack([np.cos(k * math.pi / 4), np.sin(k * math.pi / 4)], 1)
-    return centres + rng.normal(0, GAUSSIANS8_STD, (n, 2))
+    return centres + rng.normal(0, GAUSSIANS8_STD, (n, 2)), k
 
 
 def _gaussians8_scale() -> float:
