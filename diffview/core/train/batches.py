@@ -20,22 +20,10 @@ from typing import Callable
 import torch
 
 from diffview.core.data.images import StreamingImageDataset
+from diffview.core.data.labels import labelled_indices
 from diffview.core.guidance import NULL_LABEL
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
-
-
-def labelled_items(data) -> torch.Tensor:
-    """The indices of ``data``'s items that have a class (label ≥ 0), or a ValueError saying what gives labels."""
-    labels = getattr(data, "labels", None)
-    if labels is None:
-        raise ValueError("a conditional model needs class labels, and this data has none: use an image folder "
-                         "with one subfolder per class, a built-in with classes (digits, shapes, moons, "
-                         "gaussians8, circles), or a CSV with a label in a third column")
-    idx = torch.nonzero(torch.as_tensor(labels) >= 0).flatten()
-    if len(idx) == 0:
-        raise ValueError("no item of this data has a class label, so a conditional model has nothing to learn from")
-    return idx
 
 
 def drop_labels(y: torch.Tensor, p: float, generator: torch.Generator, lo: int = 0, total: int | None = None):
@@ -52,7 +40,7 @@ def batch_source(data, batch_size: int, generator: torch.Generator, seed: int, *
                  cond_dropout: float = 0.0) -> Callable[[], Batch]:
     """A function returning the next (x_0 float32 in [−1, 1], labels or None) of this rank's batch."""
     lo, total = rank * batch_size, batch_size * world_size
-    items = labelled_items(data) if conditional else None
+    items = labelled_indices(data) if conditional else None
     labels = torch.as_tensor(data.labels) if conditional else None
 
     def with_labels(x: torch.Tensor, idx: torch.Tensor) -> Batch:
@@ -129,4 +117,4 @@ class _SliceOfGlobalBatches(torch.utils.data.Sampler):
             yield from torch.randint(self.n, (self.total,), generator=g)[self.lo:self.lo + self.size].tolist()
 
 
-__all__ = ["Batch", "batch_source", "drop_labels", "labelled_items"]
+__all__ = ["Batch", "batch_source", "drop_labels"]

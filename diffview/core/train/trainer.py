@@ -19,6 +19,7 @@ from typing import Iterator, cast
 
 import torch
 
+from diffview.core.data.labels import labelled_indices
 from diffview.core.data.protocol import ImageData, TrainingData
 from diffview.core.data.source import source_kind
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
@@ -27,7 +28,6 @@ from diffview.core.losses import training_loss
 from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
-from diffview.core.train.batches import labelled_items
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
@@ -202,7 +202,7 @@ class Trainer:
     def _check_classes(self, data: TrainingData) -> int:
         """The number of classes a conditional run learns, its names recorded in the config (a resume's must
         be the data's)."""
-        labelled = len(labelled_items(data))  # a clear ValueError for data without labels
+        labelled = len(labelled_indices(data))  # a clear ValueError for data without labels
         names = [str(c) for c in data.class_names]
         if self.config.class_names is not None and list(self.config.class_names) != names:
             raise ValueError(f"the run was trained on the classes {', '.join(self.config.class_names)}, but its "
