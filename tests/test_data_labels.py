@@ -130,8 +130,8 @@ def test_a_small_class_is_warned_about(tmp_path):
     _png(tmp_path / "few" / "0.png", 100)
     _, report = load_image_folder(tmp_path, image_size=8)
     few = [w for w in report.warnings if "hardly learn" in w]
-    assert few == [f"The class few (1) has fewer than {FEW_PER_CLASS} images: a conditional model will hardly "
-                   "learn it."]
+    assert few == [(f"The class few (1) has fewer than {FEW_PER_CLASS} images: a conditional model will hardly "
+                    "learn it.")]
     assert report.classes == [("few", 1), ("many", FEW_PER_CLASS)]
 
 
@@ -150,7 +150,7 @@ def test_builtins_name_their_classes(tmp_path, name):
 
 def test_builtin_class_names_and_a_full_set_has_no_class_warning(tmp_path):
     assert CLASS_NAMES["digits"] == tuple("0123456789") and CLASS_NAMES["shapes"] == SHAPE_NAMES
-    data, report = load_builtin("shapes", n=300, cache_dir=tmp_path)
+    _, report = load_builtin("shapes", n=300, cache_dir=tmp_path)
     assert not any("hardly learn" in w for w in report.warnings)
     assert report.summary().splitlines()[1] == "3 classes: " + ", ".join(f"{n} ({c})" for n, c in report.classes) + "."
 

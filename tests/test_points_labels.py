@@ -78,7 +78,7 @@ def _make_toy_before_labels(name: str, n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("name", TOY_DATASETS)
 def test_the_points_are_bit_for_bit_those_drawn_before_labels(name):
     for n, seed in CASES:
-        points, labels, class_names = make_toy_labelled(name, n, seed)
+        points = make_toy_labelled(name, n, seed)[0]
         assert torch.equal(points, _make_toy_before_labels(name, n, seed)), (name, n, seed)
         assert torch.equal(make_toy(name, n, seed), points)
         assert hashlib.sha256(points.numpy().tobytes()).hexdigest()[:16] == CHECKSUMS[name, n, seed], (name, n, seed)
@@ -89,6 +89,7 @@ def test_the_points_are_bit_for_bit_those_drawn_before_labels(name):
 @pytest.mark.parametrize("name", TOY_DATASETS)
 def test_which_toy_sets_have_classes(name):
     points, labels, class_names = make_toy_labelled(name, 2000, 1)
+    assert torch.equal(points, make_toy(name, 2000, 1))
     if name not in TOY_CLASS_NAMES:
         assert labels is None and class_names == ()
         return
@@ -167,10 +168,10 @@ def test_rows_without_a_label_have_no_class(tmp_path):
     assert names == ("0", "1") and labels.tolist() == [i % 2 for i in range(20)] + [-1] * 10 and skipped == 2
     assert torch.equal(read_points_csv(path)[0], points) and read_points_csv(path)[1] == 2
     data, report = load_points(str(path))
-    assert report.classes == [("0", 10), ("1", 10)]
+    assert torch.equal(data.labels, labels) and report.classes == [("0", 10), ("1", 10)]
     assert any(w.startswith("10 row(s) have no label in a third column") and "skipped when training a conditional"
                in w for w in report.warnings)
-    assert "20 points without a class" not in report.summary() and "10 points without a class" in report.summary()
+    assert "2 classes: 0 (10), 1 (10); 10 points without a class." in report.summary().splitlines()
 
 
 def test_a_two_column_csv_has_no_classes(tmp_path):

@@ -2,6 +2,7 @@
 
 - :mod:`.source`: one ``load_source`` for every source name (images or points);
 - :mod:`.protocol`: what a dataset offers by kind (``ImageData``, ``PointData``);
+- :mod:`.labels`: class labels (``labels``, ``class_names``): their checks, counts and sources;
 - :mod:`.images`: image datasets in memory or streamed from disk, and the DatasetReport;
 - :mod:`.files`: decoding one image file (every format Pillow reads, EXIF orientation, modes);
 - :mod:`.builtin`: the built-in image sets, generated and cached; :mod:`.digits`, :mod:`.shapes`;
