@@ -9,6 +9,10 @@ probability >= 0.9. Printed per recipe: steps reached, readable fraction, the ra
 judge's readable fraction on held-out real digits (the reference), and class coverage
 (entropy of the predicted digits / log 10). Grids are written for a person to look at.
 
+A conditional recipe (``small-cond``) is also scored per guidance scale S ∈ {1, 2, 3, 5}: 256 samples,
+the ten digits in turn, and *accuracy* = the fraction the judge reads (≥ 0.9) as the digit asked for;
+and its unconditional samples (the null class) for readability and coverage.
+
     python benchmarks/quality_per_minute.py --minutes 5 --recipes small,s24,s16
 """
 
@@ -68,7 +72,11 @@ RECIPES = {
     "p2-v": ("p2", {"objective": "v"}),
     "s16-v-minsnr": ("s16", {"objective": "v", "loss_weighting": "min_snr"}),
     "s16-v-b32-lr1e-3": ("s16", {"objective": "v", "batch_size": 32, "lr": 1e-3}),
+    # class-conditional with classifier-free guidance (p(∅) = 0.1), scored per guidance scale
+    "small-cond": ("small", {"conditional": True}),
+    "small-cond-p0.2": ("small", {"conditional": True, "cond_dropout": 0.2}),
 }
+GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
 
 
 class Judge(nn.Module):
@@ -164,8 +172,26 @@ def run_recipe(name: str, cpu_seconds: float, data: ImageDataset, out: Path, thr
         x = sample(trainer.ema.model, (256, 1, 28, 28), schedule, sampler="ddim", steps=50,
                    objective=cfg.objective, generator=g)
     save_grid(to_uint8(x[:100]), out / f"{name}.png", nrow=10, scale=3)
+    guided = {}
+    if cfg.conditional:
+        labels = torch.arange(256) % 10
+        for s in GUIDANCE_SCALES:
+            with torch.no_grad():
+                guided[s] = sample(trainer.ema.model, (256, 1, 28, 28), schedule, sampler="ddim", steps=50,
+                                   objective=cfg.objective, generator=torch.Generator().manual_seed(123),
+                                   label=labels, guidance_scale=s)
+            order = torch.argsort(labels[:100], stable=True)  # one row per digit in the grid
+            save_grid(to_uint8(guided[s][:100][order]), out / f"{name}-S{s:g}.png", nrow=10, scale=3)
     return {"recipe": name, "steps": steps, "wall_s": wall, "loss": last,
-            "params_M": trainer.model.num_parameters() / 1e6, "samples": x}
+            "params_M": trainer.model.num_parameters() / 1e6, "samples": x, "guided": guided}
+
+
+@torch.no_grad()
+def accuracy(judge: Judge, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """The fraction of samples the judge reads (probability ≥ 0.9) as the digit they were asked for."""
+    p = F.softmax(judge(x), dim=1)
+    conf, cls = p.max(dim=1)
+    return ((cls == labels) & (conf >= 0.9)).float().mean().item()
 
 
 def score_run(path: str, judge: Judge, real: float, out: Path) -> None:
@@ -208,7 +234,13 @@ def main() -> None:
         r = run_recipe(name, budget, data, out, args.threads)
         frac, cover = readability(judge, r["samples"])
         print(f"{name:<12} {r['params_M']:>6.2f}M {r['steps']:>6} {r['wall_s']:>5.0f}s {r['loss']:>7.4f} "
-              f"{frac:>9.3f} {frac / real:>6.2f} {cover:>9.3f}", flush=True)
+              f"{frac:>9.3f} {frac / real:>6.2f} {cover:>9.3f}" + ("  (unconditional samples)" if r["guided"] else ""),
+              flush=True)
+        for s, xs in r["guided"].items():
+            acc = accuracy(judge, xs, torch.arange(len(xs)) % 10)
+            gfrac, gcover = readability(judge, xs)
+            print(f"{'':<12} guided S = {s:g}: accuracy {acc:.3f} ({acc / real:.2f} of real), readable {gfrac:.3f}, "
+                  f"coverage {gcover:.3f}", flush=True)
     print(f"reference: judge's readable fraction on real held-out digits = {real:.3f}; grids in {out}/")
 
 
