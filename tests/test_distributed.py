@@ -158,6 +158,21 @@ def test_a_distributed_run_resumes_on_two_processes_or_one_and_opens_anywhere(dd
     assert (tmp_path / "grid.png").is_file()
 
 
+def test_a_conditional_run_trains_on_two_processes_as_on_one_with_the_global_batch(tmp_path):
+    for name in ("cats", "dogs"):
+        write_image_folder(tmp_path / "pets" / name, n=4, size=8)
+    (tmp_path / "settings.toml").write_text(SETTINGS, encoding="utf-8")
+    r, _ = torchrun(tmp_path, "train", "pets", "--config", "settings.toml", "--out", "run", "--steps", 3,
+                    "--conditional", "--cond-dropout", 0.4, "--checkpoint-every", 3)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trace = read_trace(tmp_path / "trace.jsonl")
+    assert [row["params"] for row in trace[0]] == [row["params"] for row in trace[1]]
+    assert load_run_config(tmp_path / "run").class_names == ["cats", "dogs"]
+    single = one_process_losses(tmp_path / "run", 3)  # the labels and their null-class coins included
+    torch.testing.assert_close(torch.tensor([row["loss"] for row in trace[0]]), torch.tensor(single), rtol=1e-5,
+                               atol=0)
+
+
 def test_a_stuck_rank_ends_the_job_with_a_clear_message(tmp_path):
     write_image_folder(tmp_path / "imgs", n=6, size=8)
     (tmp_path / "settings.toml").write_text(SETTINGS, encoding="utf-8")
