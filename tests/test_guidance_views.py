@@ -13,7 +13,7 @@ from diffview.core.data.images import ImageDataset  # noqa: E402
 from diffview.core.io.export import to_uint8  # noqa: E402
 from diffview.core.models.unet import build_unet  # noqa: E402
 from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle  # noqa: E402
-from diffview.core.sampling import final_sample, iter_sample, noise_from_seed  # noqa: E402
+from diffview.core.sampling import noise_from_seed  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.job_view import float_images  # noqa: E402
 from diffview.gui.views.memorise import MemoriseView  # noqa: E402
