@@ -125,3 +125,31 @@ def test_an_opened_conditional_run_shows_its_setting_and_its_classes_in_the_tabs
         assert view.guidance.isEnabled() and view.guidance.class_names == ("cat", "dog")
     window.tabs.setCurrentWidget(window.training_view)
     assert window.training_view.preview.title.text.startswith("one row per class (cat, dog), guided at S = 3")
+
+
+def test_the_sessions_class_names_follow_what_the_tabs_would_sample(qtbot, tmp_path):
+    from diffview.gui.session import AppSession
+
+    folder = tmp_path / "classes"
+    for name in ("cat", "dog"):
+        write_image_folder(folder / name, n=4, size=12)
+    chosen = {"conditional": True}
+    session = AppSession(lambda: tiny_config(dataset=str(folder), steps=3, **chosen), tmp_path / "runs")
+    try:
+        assert session.model_class_names() is None  # nothing to sample yet
+        session.load_source(str(folder))
+        qtbot.waitUntil(lambda: session.dataset is not None and not session.tasks, timeout=30_000)
+        session.start_training()  # a new run: its data's names, before the trainer records them on its worker
+        assert session.model_class_names() == ("cat", "dog")
+        qtbot.waitUntil(lambda: not session.training, timeout=60_000)
+        assert session.model_class_names() == ("cat", "dog") == session.model_source(deferred=True).class_names
+        chosen["conditional"] = False
+        session.start_training()
+        assert session.model_class_names() == ()
+        qtbot.waitUntil(lambda: not session.training, timeout=60_000)
+    finally:
+        if session.training:
+            session.controller.stop()
+            session.controller.wait()
+        session.shutdown()
+        qtbot.wait(50)

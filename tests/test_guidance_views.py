@@ -208,7 +208,8 @@ def test_the_noise_and_denoise_tab_denoises_as_the_chosen_class(qtbot, model, sc
         want = sdedit(model, x0, 35, schedule, objective="eps", sampler="ddim", steps=5,
                       generator=torch.Generator().manual_seed(8), label=label, guidance_scale=4.0)
         assert np.abs(view.result.astype(int) - to_uint8(want).astype(int)).max() <= 1  # round-off on a worker
-        assert f"as class {CLASSES[label]}, guided at S = 4" in view.result_grid.title.text
+        assert view.result_grid.title.text == f"denoised from t = 35 as class {CLASSES[label]}, S = 4"
+        assert f"as class {CLASSES[label]}, guided at S = 4 (DDIM" in view.status.text()
     assert not np.array_equal(results[0], results[2])
 
 

@@ -68,7 +68,7 @@ class SDEditView(JobView):
         self.result_t: int | None = None
         self.strip_ts: list[int] = []
         self.strip: list[tuple[np.ndarray, np.ndarray]] = []  # (x_t, result) uint8 per strip t
-        self.guiding = ""  # the class and S the last run denoised as ("" unconditionally)
+        self.guiding = self.guiding_title = ""  # the class and S the last run denoised as ("" unconditionally)
 
         self.index = QSpinBox()
         self.index.setRange(0, 0)
@@ -200,7 +200,7 @@ class SDEditView(JobView):
         x0 = float_images(self.original)
         kw = dict(objective=objective, sampler=self.sampler.currentText().lower(), steps=self.steps.value(),
                   **self.guide())
-        self.guiding = self.guidance.describe()
+        self.guiding, self.guiding_title = self.guidance.describe(), self.guidance.describe(short=True)
         seed = self.seed.value()
 
         def one(t, cancelled):
@@ -246,8 +246,9 @@ class SDEditView(JobView):
             self.noised_grid.set_title("x<sub>0</sub> untouched (no noise)" if t == UNTOUCHED
                                        else f"x<sub>t</sub>, t = {t}")
             self.result_grid.set_images(out)
+            as_class = f" as {self.guiding_title}" if self.guiding else ""
             self.result_grid.set_title("untouched: x<sub>0</sub> as it is" if t == UNTOUCHED
-                                       else f"denoised from t = {t}" + (f" as {self.guiding}" if self.guiding else ""))
+                                       else f"denoised from t = {t}{as_class}")
         else:
             self.strip.append((x_t, out))
             row = np.concatenate([np.concatenate([a for a, _ in self.strip]),

@@ -95,10 +95,13 @@ class GuidanceControls(QGroupBox):
         """Choose the class index ``label`` (None: ∅)."""
         self.label_box.setCurrentIndex(0 if label is None else label + 1)
 
-    def describe(self) -> str:
-        """A few words for a status line or a title: "" unconditional, else the class and S."""
+    def describe(self, short: bool = False) -> str:
+        """A few words for a status line (or, ``short``, a title): "" unconditional, else the class and S."""
         y = self.label()
-        return "" if y is None else f"class {self.class_names[y]}, guided at S = {self.scale():g}"
+        if y is None:
+            return ""
+        scale = f"S = {self.scale():g}" if short else f"guided at S = {self.scale():g}"
+        return f"class {self.class_names[y]}, {scale}"
 
 
 __all__ = ["DEFAULT_SCALE", "GuidanceControls", "UNCONDITIONAL"]
