@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         session, settings = self.session, self.settings
         session.message.connect(self.show_message)
         session.data_changed.connect(settings.show_source)
+        session.data_changed.connect(lambda _: settings.set_classes(session.dataset.class_names))
         session.schedule_changed.connect(lambda _: self.schedule_view.set_timestep(self.forward_view.t))
         session.schedule_changed.connect(lambda schedule: self.sampling_view.set_timesteps(schedule.timesteps))
         session.schedule_changed.connect(self.lab2d_view.set_schedule)

@@ -51,12 +51,22 @@ def read_run(path: str, emit=lambda _: None, cancelled=lambda: False) -> OpenedR
         try:
             with Image.open(png) as img:
                 arr = np.asarray(img.convert("L" if gray else "RGB"))
+                scale = img.info.get("guidance_scale")  # a conditional run's grid: one row per class, guided at S
         except OSError:
             continue
         arr = arr[:, :, None] if arr.ndim == 2 else arr
         opened.previews.append(PreviewEvent(int(png.stem.split("_")[1]), arr.transpose(2, 0, 1)[None],
-                                            run.config.preview_sampler, run.config.preview_steps, 0.0, str(png)))
+                                            run.config.preview_sampler, run.config.preview_steps, 0.0, str(png),
+                                            guidance_scale=_number(scale)))
     return opened
+
+
+def _number(text) -> float | None:
+    """A PNG text chunk's number, or None (absent or not a number)."""
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
 
 
 class RunOpener(QObject):

@@ -252,6 +252,20 @@ class AppSession(QObject):
             return self.loaded_run.handle_for(ema)
         return None
 
+    def model_class_names(self) -> tuple[str, ...] | None:
+        """The classes of the model ``model_source`` gives (() for an unconditional one, None for no model),
+        from the configs alone: nothing is copied, so the GUI thread may ask at any time."""
+        t = self.trainer
+        if t is not None and (t.model is not None or self.training):
+            if not t.config.conditional:
+                return ()
+            # a new run records the data's names once it starts on its worker; until then they are its data's
+            names = t.config.class_names or (t.dataset.class_names if t.dataset is not None else ())
+            return tuple(str(n) for n in names)
+        if self.loaded_run is not None:
+            return tuple(self.loaded_run.handle.class_names)
+        return None
+
     # ------------------------------------------------------------------ closing
     def shutdown(self) -> None:
         """Cancel and wait for every worker the session started (training must have stopped first)."""

@@ -1,5 +1,5 @@
 """The settings panel: dataset, image size, channels, schedule and T, objective, model, batch size,
-learning rate, steps, device; and the Train / Pause / Stop buttons."""
+learning rate, steps, device, class-conditional training; and the Train / Pause / Stop buttons."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -26,6 +27,11 @@ from diffview.core.schedule import SCHEDULES
 from diffview.core.train.config import TrainConfig
 
 OPEN_FOLDER = "Open folder…"
+CONDITIONAL_TIP = ("Train p(x | y) with a class embedding. Each label is replaced by the null class ∅ with probability "
+                   "p(∅), so the same network is also the unconditional model p(x): classifier-free guidance "
+                   "(Ho & Salimans 2021) mixes the two when sampling a class")
+NO_CLASSES_TIP = ("The loaded data has no classes: conditional training needs labelled data (digits, shapes, a "
+                  "folder of class subfolders)")
 
 
 class SettingsPanel(QWidget):
@@ -73,6 +79,16 @@ class SettingsPanel(QWidget):
         self.steps.setValue(d.steps)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.conditional = QCheckBox("Conditional")
+        self.conditional.setChecked(d.conditional)
+        self.cond_dropout = QDoubleSpinBox()
+        self.cond_dropout.setRange(0.0, 0.5)
+        self.cond_dropout.setSingleStep(0.05)
+        self.cond_dropout.setValue(d.cond_dropout)
+        self.cond_dropout.setToolTip("p_uncond: the probability a training label is replaced by ∅ (Ho & Salimans "
+                                     "2021, Algorithm 1); 0 never trains the unconditional model that guidance needs")
+        self.has_classes = False  # whether the loaded data has classes to condition on
+        self.conditional.toggled.connect(lambda _: self._update_conditional())
         self.schedule.currentTextChanged.connect(lambda _: self.schedule_changed.emit())
         self.timesteps.valueChanged.connect(lambda _: self.schedule_changed.emit())
 
@@ -90,6 +106,8 @@ class SettingsPanel(QWidget):
         training.addRow("Learning rate", self.lr)
         training.addRow("Steps", self.steps)
         training.addRow("Device", self.device)
+        training.addRow(self.conditional)
+        training.addRow("p(∅)", self.cond_dropout)
 
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Start training (Ctrl+T)")
@@ -156,7 +174,8 @@ class SettingsPanel(QWidget):
                            channels=self.channels.currentText(), schedule=self.schedule.currentText(),
                            timesteps=self.timesteps.value(), objective=self.objective.currentText(),
                            model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
-                           steps=self.steps.value(), device=self.device.currentText())
+                           steps=self.steps.value(), device=self.device.currentText(),
+                           conditional=self.conditional.isChecked(), cond_dropout=self.cond_dropout.value())
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
@@ -171,8 +190,25 @@ class SettingsPanel(QWidget):
         self.batch.setValue(cfg.batch_size)
         self.lr.setValue(cfg.lr)
         self.steps.setValue(cfg.steps)
+        self.conditional.setChecked(cfg.conditional)  # the run's own: its data's classes show once it loads
+        self.cond_dropout.setValue(cfg.cond_dropout)
         for b in blocked:
             b.unblock()
+        self._update_conditional()
+
+    def set_classes(self, names) -> None:
+        """The loaded data's class names: Conditional is on offer only for data with classes (and unchecked for
+        data without)."""
+        self.has_classes = bool(names)
+        if not self.has_classes:
+            self.conditional.setChecked(False)
+        self._update_conditional()
+
+    def _update_conditional(self) -> None:
+        idle = self.state == "idle"
+        self.conditional.setEnabled(idle and self.has_classes)
+        self.conditional.setToolTip(CONDITIONAL_TIP if self.has_classes else NO_CLASSES_TIP)
+        self.cond_dropout.setEnabled(idle and self.has_classes and self.conditional.isChecked())
 
     def show_model_schedule(self, schedule, objective: str) -> None:
         """Show a diffusers model's schedule and objective without a signal: they come from the model's
@@ -203,3 +239,4 @@ class SettingsPanel(QWidget):
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused"))
+        self._update_conditional()

@@ -40,9 +40,12 @@ class SamplerResult:
 @torch.no_grad()
 def compare_samplers(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, specs: Sequence[SamplerSpec], *,
                      objective: str, clip_x0: bool = True, seed: int = 0,
-                     stop: Callable[[], bool] | None = None) -> Iterator[SamplerResult]:
+                     stop: Callable[[], bool] | None = None, label: torch.Tensor | int | None = None,
+                     guidance_scale: float = 1.0) -> Iterator[SamplerResult]:
     """Run every sampler from the same x_T (stochastic ones with the same noise seed); a result per sampler.
 
+    ``label`` (a class index, or one per sample) guides a class-conditional model towards that class at
+    ``guidance_scale`` in every sampler alike (``iter_sample``); None samples it unconditionally.
     ``stop()`` is asked before every model call; once it is True the iteration ends."""
     for spec in specs:
         if stop is not None and stop():
@@ -50,7 +53,8 @@ def compare_samplers(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, s
         t0 = time.perf_counter()
         final = final_sample(iter_sample(model, x_T.shape, schedule, sampler=spec.sampler, steps=spec.steps,
                                          eta=spec.eta, objective=objective, clip_x0=clip_x0, x_T=x_T.clone(),
-                                         generator=torch.Generator().manual_seed(seed)), stop)
+                                         generator=torch.Generator().manual_seed(seed), label=label,
+                                         guidance_scale=guidance_scale), stop)
         if final is None:  # stopped: asked after every step, before the next model call
             return
         yield SamplerResult(spec, final.float().cpu(), time.perf_counter() - t0)

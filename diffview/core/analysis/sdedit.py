@@ -13,13 +13,16 @@ from diffview.core.schedule import NoiseSchedule
 @torch.no_grad()
 def iter_sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule, *, objective: str,
                 sampler: str = "ddim", steps: int = 50, eta: float = 0.0, clip_x0: bool = True,
-                generator: torch.Generator | None = None):
+                generator: torch.Generator | None = None, label: torch.Tensor | int | None = None,
+                guidance_scale: float = 1.0):
     # x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, then the reverse process from t   (Meng et al. 2022, SDEdit, sec. 3)
     """Noise x0 to timestep ``t`` (the 0-based index, as everywhere in diffview; the paper's step t+1)
     and denoise from there; ``t = -1`` leaves the image untouched.
 
     Yields the SampleSteps of the reverse process; at ``t`` = −1 it yields nothing: the image is
-    already x_0. The final ``x_prev`` is the edited image.
+    already x_0. The final ``x_prev`` is the edited image. ``label`` steers the denoising of a
+    class-conditional model towards that class at ``guidance_scale`` (``iter_sample``; noise a 3, denoise
+    it as a 7); None denoises unconditionally.
     """
     T = schedule.timesteps
     if not -1 <= t <= T - 1:
@@ -29,7 +32,8 @@ def iter_sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule,
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     x_t = q_sample(x0, t, schedule, noise)
     yield from iter_sample(model, x0.shape, schedule, sampler=sampler, steps=steps, eta=eta, objective=objective,
-                           clip_x0=clip_x0, x_T=x_t, t_start=t, generator=generator)
+                           clip_x0=clip_x0, x_T=x_t, t_start=t, generator=generator, label=label,
+                           guidance_scale=guidance_scale)
 
 
 def sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule, **kwargs) -> torch.Tensor:

@@ -23,6 +23,11 @@ def add_analysis_tabs(window) -> list:
         view.data_source = lambda: (session.dataset, session.report)
         view.message.connect(window.show_message)
         window.tabs.insertTab(at + i, view, name)  # "&&" is a literal & in a tab
+    for view in (window.compare_view, window.memorise_view, window.sdedit_view):  # their class controls
+        view.classes_source = session.model_class_names
+        for changed in (session.model_changed, session.training_started, session.training_finished):
+            changed.connect(lambda _, view=view: view.refresh_guidance())
+        view.refresh_guidance()
     window.bound_view.loss_source = window.training_view.loss_by_t
     session.controller.steps.connect(window.bound_view.on_training_steps)
     window.sdedit_view.schedule_source = lambda: session.schedule

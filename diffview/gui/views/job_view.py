@@ -7,6 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from diffview.core.runs.handle import ImageShape
+from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.text import caption
 from diffview.gui.workers.jobs import Job, Jobs
 
@@ -32,6 +33,17 @@ class JobView(QWidget):
         self.model_source = None  # callable(ema=True) -> ModelHandle | None
         self.data_source = None  # callable() -> (ImageDataset | None, DatasetReport | None)
         self.jobs = Jobs(self)  # one at a time
+        self.classes_source = None  # callable() -> the class names of the model it would sample (None: no model)
+        self.guidance: GuidanceControls | None = None  # a class and S, in the tabs that sample
+
+    def refresh_guidance(self) -> None:
+        """The class controls from the model's class names, known without copying weights."""
+        if self.guidance is not None and self.classes_source is not None:
+            self.guidance.set_classes(self.classes_source())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh_guidance()
 
     def arrange(self, form, right, width: int, formula: str) -> None:
         """The tab's layout: the controls (``form``) at ``width`` on the left, ``right`` beside them with the
@@ -56,7 +68,14 @@ class JobView(QWidget):
         elif not isinstance(handle.shape, ImageShape):
             self.set_status(f"{handle.label} makes {handle.shape}: this tab works on image models.")
             return None
+        if self.guidance is not None:  # the handle's classes are the ones its job samples
+            self.guidance.set_handle(handle)
         return handle
+
+    def guide(self) -> dict:
+        """The ``label`` and ``guidance_scale`` for ``iter_sample`` chosen in the class controls ({} for none)."""
+        label = self.guidance.label() if self.guidance is not None else None
+        return {} if label is None else {"label": label, "guidance_scale": self.guidance.scale()}
 
     def current_dataset(self):
         return self.data_source() if self.data_source is not None else (None, None)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from diffview.core.analysis.memorise import Neighbours, nearest_training_images
 from diffview.core.io.export import to_uint8
 from diffview.gui.views.job_view import JobView, float_images
+from diffview.gui.widgets.guidance import GuidanceControls
 
 RED, GREY = (235, 60, 60), (70, 72, 76)
 K_NEAREST, RATIO = 50, 1 / 3
@@ -65,6 +66,7 @@ class MemoriseView(JobView):
         self.steps.setValue(50)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.guidance = GuidanceControls()  # samples of one class, to search the training set for
         self.generate = QPushButton("Generate and search")
         self.generate.setToolTip("Sample N images (DDIM η=0) and find each one's nearest training image")
         self.generate.clicked.connect(self.start_or_cancel)
@@ -79,6 +81,7 @@ class MemoriseView(JobView):
         form.addRow("Samples N", self.n)
         form.addRow("DDIM steps", self.steps)
         form.addRow("Seed", self.seed)
+        form.addRow(self.guidance)
         form.addRow(self.generate)
         form.addRow(self.use_last)
         form.addRow(self.status)
@@ -134,17 +137,19 @@ class MemoriseView(JobView):
             self.set_status(str(e))
             return False
         n, steps, seed = self.n.value(), min(self.steps.value(), handle.schedule.timesteps), self.seed.value()
+        guide, guiding = self.guide(), self.guidance.describe()
 
         def work(emit, cancelled):
             handle.model.eval()
-            final = handle.sample(n, sampler="ddim", steps=steps, seed=seed, stop=cancelled)
+            final = handle.sample(n, sampler="ddim", steps=steps, seed=seed, stop=cancelled, **guide)
             if final is None:
                 return None
             samples = to_uint8(final)
             emit(("sampled", len(dataset)))
             return self._search(samples, dataset, cancelled)
 
-        self.set_status(f"Sampling {n} images from {handle.label} (DDIM, {steps} steps)…")
+        self.set_status(f"Sampling {n} images from {handle.label} (DDIM, {steps} steps"
+                        + (f", {guiding}" if guiding else "") + ")…")
         self._busy_buttons(True)
         self.run_job(work, "diffview-memorisation", self._on_item, self._on_done)
         return True

@@ -22,6 +22,7 @@ from diffview.core.analysis.samplers import SamplerResult, SamplerSpec, compare_
 from diffview.core.io.export import make_grid, save_grid, to_uint8
 from diffview.core.sampling import noise_from_seed
 from diffview.gui.views.job_view import JobView
+from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.text import T_INDEX_NOTE
 
@@ -79,6 +80,7 @@ class CompareView(JobView):
         self.few.setRange(0, 1000)
         self.few.setValue(10)
         self.few.setToolTip("Also DDIM η=0 with this few steps (0: off)")
+        self.guidance = GuidanceControls()  # every sampler guided alike
         self.button = QPushButton("Run samplers")
         self.button.clicked.connect(self.start_or_cancel)
         self.export = QPushButton("Export side by side (PNG)…")
@@ -93,6 +95,7 @@ class CompareView(JobView):
         form.addRow("DDIM η list", self.etas)
         form.addRow("Few-step DDIM", self.few)
         form.addRow(self.ddpm_full)
+        form.addRow(self.guidance)
         form.addRow(self.button)
         form.addRow(self.export)
         form.addRow(self.status)
@@ -127,18 +130,19 @@ class CompareView(JobView):
         self._make_grids(len(self.specs))
         for grid, spec in zip(self.grids, self.specs):
             grid.set_title(f"{spec.label}: waiting…")
-        x_T = self.x_T
+        x_T, guide, guiding = self.x_T, self.guide(), self.guidance.describe()
 
         def work(emit, cancelled):
             model.eval()
             for res in compare_samplers(model, x_T, schedule, self.specs, objective=objective,
-                                        clip_x0=handle.clip_x0, seed=seed, stop=cancelled):
+                                        clip_x0=handle.clip_x0, seed=seed, stop=cancelled, **guide):
                 emit(res)
             return None
 
         self.button.setText("Cancel")
         self.export.setEnabled(False)
-        self.set_status(f"Running {len(self.specs)} samplers on {label}, all from one x_T (seed {seed})…")
+        self.set_status(f"Running {len(self.specs)} samplers on {label}, all from one x_T (seed {seed})"
+                        + (f", every one {guiding}" if guiding else "") + "…")
         self.run_job(work, "diffview-samplers", self._on_result, self._on_done)
         return True
 

@@ -25,6 +25,7 @@ from diffview.core.analysis.sdedit import iter_sdedit
 from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.io.export import to_uint8
 from diffview.gui.views.job_view import JobView, float_images
+from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import TimestepControl
 
@@ -67,6 +68,7 @@ class SDEditView(JobView):
         self.result_t: int | None = None
         self.strip_ts: list[int] = []
         self.strip: list[tuple[np.ndarray, np.ndarray]] = []  # (x_t, result) uint8 per strip t
+        self.guiding = self.guiding_title = ""  # the class and S the last run denoised as ("" unconditionally)
 
         self.index = QSpinBox()
         self.index.setRange(0, 0)
@@ -86,6 +88,9 @@ class SDEditView(JobView):
         self.seed.setRange(0, 2**31 - 1)
         self.with_strip = QCheckBox(f"and the strip of {STRIP} noise levels")
         self.with_strip.setChecked(True)
+        self.guidance = GuidanceControls()  # denoise as a class: noise a 3, denoise it as a 7
+        self.guidance.setToolTip("Denoise towards this class: the noised image keeps what survives at t and the "
+                                 "model fills in the rest as the class")
         self.button = QPushButton("Noise and denoise")
         self.button.clicked.connect(self.start_or_cancel)
         self.status = QLabel("Pick an image and a t, then press Noise and denoise.")
@@ -98,6 +103,7 @@ class SDEditView(JobView):
         form.addRow("Steps", self.steps)
         form.addRow("Seed", self.seed)
         form.addRow(self.with_strip)
+        form.addRow(self.guidance)
         form.addRow(self.button)
         form.addRow(self.status)
 
@@ -192,7 +198,9 @@ class SDEditView(JobView):
         t = self.t_spin.value()
         ts = strip_timesteps(T) if self.with_strip.isChecked() else []
         x0 = float_images(self.original)
-        kw = dict(objective=objective, sampler=self.sampler.currentText().lower(), steps=self.steps.value())
+        kw = dict(objective=objective, sampler=self.sampler.currentText().lower(), steps=self.steps.value(),
+                  **self.guide())
+        self.guiding, self.guiding_title = self.guidance.describe(), self.guidance.describe(short=True)
         seed = self.seed.value()
 
         def one(t, cancelled):
@@ -224,7 +232,8 @@ class SDEditView(JobView):
         self.strip_ts, self.strip = ts, []
         self.button.setText("Cancel")
         self.set_status(f"Keeping {self.source_label} untouched…" if t == UNTOUCHED else
-                        f"Noising {self.source_label} to t = {t} and denoising with {label}…")
+                        f"Noising {self.source_label} to t = {t} and denoising with {label}"
+                        + (f" as {self.guiding}" if self.guiding else "") + "…")
         self.run_job(work, "diffview-sdedit", self._on_item, self._on_done)
         return True
 
@@ -237,8 +246,9 @@ class SDEditView(JobView):
             self.noised_grid.set_title("x<sub>0</sub> untouched (no noise)" if t == UNTOUCHED
                                        else f"x<sub>t</sub>, t = {t}")
             self.result_grid.set_images(out)
+            as_class = f" as {self.guiding_title}" if self.guiding else ""
             self.result_grid.set_title("untouched: x<sub>0</sub> as it is" if t == UNTOUCHED
-                                       else f"denoised from t = {t}")
+                                       else f"denoised from t = {t}{as_class}")
         else:
             self.strip.append((x_t, out))
             row = np.concatenate([np.concatenate([a for a, _ in self.strip]),
@@ -259,4 +269,5 @@ class SDEditView(JobView):
             self.set_status(f"Done: {self.source_label} untouched (no noise), so the result is x_0 itself.")
             return
         self.set_status(f"Done: {self.source_label} noised to t = {self.result_t} and denoised "
-                        f"({self.sampler.currentText()}, {min(self.steps.value(), self.result_t + 1)} steps).")
+                        + (f"as {self.guiding} " if self.guiding else "")
+                        + f"({self.sampler.currentText()}, {min(self.steps.value(), self.result_t + 1)} steps).")

@@ -21,6 +21,7 @@ from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
 T_BINS = 20
 REDRAW_MS = 250
 SMOOTHING = 0.98
+PREVIEW_TITLE = "samples from the EMA model (fixed seed)"
 
 
 class TrainingView(QWidget):
@@ -51,7 +52,7 @@ class TrainingView(QWidget):
         self.log_y.toggled.connect(lambda on: self.p_loss.setLogMode(y=on))
         self.stats = readout()
 
-        self.preview = ImageGrid("samples from the EMA model (fixed seed)")
+        self.preview = ImageGrid(PREVIEW_TITLE)
         self.preview_slider = QSlider(Qt.Horizontal)
         self.preview_slider.setEnabled(False)
         self.preview_slider.setToolTip("Scrub through the preview grids to see the samples improve")
@@ -177,9 +178,22 @@ class TrainingView(QWidget):
         if not self.previews:
             return
         ev = self.previews[index]
-        self.preview.set_images(ev.images)
+        self.preview.set_images(ev.images, nrow=ev.nrow)  # a conditional run's: one row per class
+        names = self.session.model_class_names() if self.session is not None else None
+        self.preview.set_title(preview_title(ev, names))
         self.preview_label.setText(f"Preview {index + 1} of {len(self.previews)}: step {ev.step:,}, "
                                    f"{ev.sampler.upper()} {ev.sample_steps} steps, {ev.seconds:.1f} s")
+
+
+def preview_title(ev: PreviewEvent, class_names=None) -> str:
+    """What the preview grid shows: a conditional run's names its rows' classes and the guidance scale S."""
+    if ev.guidance_scale is None:
+        return PREVIEW_TITLE
+    rows = list(dict.fromkeys(ev.labels.tolist())) if ev.labels is not None else range(len(class_names or ()))
+    names = [class_names[i] if class_names and 0 <= i < len(class_names) else str(i) for i in rows]
+    shown = ", ".join(names) if len(names) <= 4 else f"{names[0]} … {names[-1]}"
+    rows_text = f"one row per class ({shown})" if names else "one row per class"
+    return f"{rows_text}, guided at S = {ev.guidance_scale:g}"
 
 
 def _smooth_one(prev: float, loss: float) -> float:
