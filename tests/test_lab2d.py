@@ -283,7 +283,8 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
     view.set_timestep(42)  # the field updates again
     idle(qtbot, view)
     assert view.session.score_result["t"] == 42
-    assert view.score_panel.plot.getPlotItem().titleLabel.text == "Unconditional score ∇log p<sub>t</sub>(x), t = 42"
+    title = view.score_panel.plot.getPlotItem().titleLabel.text
+    assert title == "Unconditional score ∇log p<sub>t</sub>(x), t&nbsp;=&nbsp;42"
     for button, label, result in jobs:
         button.click()
         idle(qtbot, view, timeout=60_000)

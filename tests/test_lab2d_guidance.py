@@ -109,11 +109,14 @@ def test_the_conditional_checkbox_trains_a_conditional_model(qtbot, view):
     assert s.model.num_classes == 8 and s.model_classes == tuple(str(k) for k in range(8))
     assert view.class_box.count() == 8 and view.class_box.isEnabled() and view.classes_button.isEnabled()
     assert view.conditional.isEnabled()
+    # training ends by sampling each class as well as the trajectories
+    assert s.class_result["labels"].tolist() == np.repeat(np.arange(8), 500).tolist()
+    assert s.class_result["scale"] == 2.5 and s.trajectory is not None
     view.class_box.setCurrentIndex(5)
     idle(qtbot, view)
     out = s.score_result
     assert out["label"] == 5 and out["scale"] == 2.5 and out["guided"] is not None
-    assert "class 5 at S = 2.5" in title(view.score_panel.guided_plot)
+    assert "class 5 at S&nbsp;=&nbsp;2.5" in title(view.score_panel.guided_plot)
     assert "Unconditional score" in title(view.score_panel.plot)
     view.conditional.setChecked(False)  # unticked: the next run is unconditional
     view.train_button.click()
@@ -150,7 +153,7 @@ def test_the_guided_field_is_drawn_beside_the_unconditional_one(qtbot, view):
     assert len(view.score_panel.guided_points.getData()[0]) == (~mine).sum()
     assert brush_rgb(view.score_panel.class_points) == class_colour(1)[:3]
     assert view.score_panel.guided_arrows.opts["pen"].color().getRgb()[:3] == class_colour(1)[:3]
-    assert "class lower at S = 4" in title(view.score_panel.guided_plot)
+    assert "class lower at S&nbsp;=&nbsp;4" in title(view.score_panel.guided_plot)
     view.scale.setValue(0.0)  # S = 0: the guided field is the unconditional one
     idle(qtbot, view)
     np.testing.assert_array_equal(s.score_result["guided"], s.score_result["score"])
@@ -180,7 +183,7 @@ def test_guided_samples_of_each_class_come_back_per_class(qtbot, view, monkeypat
         assert brush_rgb(panel.samples.items[k]) == class_colour(k)[:3]
     np.testing.assert_array_equal(np.stack(panel.uncond.getData(), 1), out["uncond"])
     assert len(panel.data[0].getData()[0]) == 2000  # the faint data under both
-    assert "60 per class, S = 2" in title(panel.guided_plot)
+    assert "60 per class, S&nbsp;=&nbsp;2" in title(panel.guided_plot)
     assert all(name in panel.text.text() for name in "abc") and view.classes_button.isEnabled()
     view.session.train_overrides = dict(TINY, steps=100_000)  # a new run clears them
     view.train_button.click()

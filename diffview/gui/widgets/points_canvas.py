@@ -12,6 +12,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextOption
 
 from diffview.core.data.points import PLOT_LIMIT
 
@@ -33,8 +34,10 @@ class PointsPlot(pg.PlotWidget):
     drawn = Signal(object)  # float32 [k, 2] in plot coordinates
 
     def __init__(self, title: str = "", limit: float = PLOT_LIMIT, parent=None):
-        super().__init__(parent, title=title)
+        super().__init__(parent)
         self.limit = limit
+        self.plotItem.titleLabel.item.document().setDefaultTextOption(QTextOption(Qt.AlignHCenter))
+        self.setTitle(title)
         self.setMouseEnabled(False, False)
         self.setMenuEnabled(False)
         self.hideButtons()
@@ -49,6 +52,23 @@ class PointsPlot(pg.PlotWidget):
         self.spray, self.jitter = 4, 0.06
         self._pressed = False
         self._rng = np.random.default_rng(0)
+
+    def setTitle(self, title: str | None = None, **args) -> None:
+        """The title in a size that suits small plots, wrapped to the plot's width: a long title takes another
+        line instead of widening the plot past its widget (which would cut the plot off)."""
+        self.plotItem.setTitle(title, **{"size": "10pt", **args})
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        if getattr(self, "plotItem", None) is None:  # GraphicsView resizes once before the plot exists
+            return
+        label = self.plotItem.titleLabel
+        label.item.setTextWidth(max(60.0, self.width() - 44.0))  # the title sits over the view box, right of the axis
+        label.resizeEvent(None)  # re-centres the text and sets the label's size from its lines
+
+    def resizeEvent(self, ev) -> None:
+        self._fit_title()  # first, so the plot is laid out in the new width
+        super().resizeEvent(ev)
 
     def scatter(self, colour=POINT_COLOUR, size: float = 3.0) -> pg.ScatterPlotItem:
         item = pg.ScatterPlotItem(size=size, pen=None, brush=pg.mkBrush(*colour))

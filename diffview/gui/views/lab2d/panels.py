@@ -32,6 +32,7 @@ from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
 
 EMPTY = np.zeros((0, 2))
 FORWARD_TITLE = "Forward: x<sub>t</sub> of 2,000 data points"
+NB_T, NB_S = "t&nbsp;=&nbsp;", "S&nbsp;=&nbsp;"  # "t = ", "S = " kept on one line when a title wraps
 
 
 def failed_text(err: str) -> str:
@@ -147,7 +148,7 @@ class ScorePanel(_Panel):
         self.learned_arrows = self.plot.lines(LEARNED_COLOUR, 1.2)
         self.guided_plot = PointsPlot("Guided score")
         self.guided_points = self.guided_plot.scatter(DATA_COLOUR, 2)
-        self.class_points = self.guided_plot.scatter(class_colour(0, 110), 2)
+        self.class_points = self.guided_plot.scatter(class_colour(0, 150), 3)
         self.guided_arrows = self.guided_plot.lines(class_colour(0, 230), 1.2)
         pair = QHBoxLayout()
         for plot in (self.plot, self.guided_plot):
@@ -170,7 +171,7 @@ class ScorePanel(_Panel):
         self.contours.setData(*(out["contours"] if out["contours"] is not None else ([], [])))
         self.points.setData(pos=points_at_t)
         t = out["t"]
-        self.plot.setTitle(f"Unconditional score ∇log p<sub>t</sub>(x), t = {t}"
+        self.plot.setTitle(f"Unconditional score ∇log p<sub>t</sub>(x), {NB_T}{t}"
                            + ("" if out["score"] is not None else " (true score only: not trained yet)"))
         k = out["label"]
         if out["guided"] is None:
@@ -181,12 +182,12 @@ class ScorePanel(_Panel):
             return
         colour = class_colour(k)
         self.guided_arrows.setPen(colour[:3], width=1.2)
-        self.class_points.setBrush(*class_colour(k, 110)[:3], 110)
+        self.class_points.setBrush(*class_colour(k, 150))
         mine = np.zeros(len(points_at_t), bool) if labels is None else labels == k
         self.guided_points.setData(pos=points_at_t[~mine])
         self.class_points.setData(pos=points_at_t[mine])
         name = class_names[k] if k < len(class_names) else str(k)
-        self.guided_plot.setTitle(f"Guided score for class {html.escape(name)} at S = {out['scale']:g}, t = {t}")
+        self.guided_plot.setTitle(f"Guided score for class {html.escape(name)} at {NB_S}{out['scale']:g}, {NB_T}{t}")
 
     def show_error(self, t: int, err: str) -> None:
         for plot in (self.plot, self.guided_plot):
@@ -222,7 +223,7 @@ class ClassSamplesPanel(_Panel):
         self.samples.set_labels(out["labels"], class_names)
         self.samples.set_positions(out["guided"])
         self.uncond.setData(pos=out["uncond"])
-        self.guided_plot.setTitle(f"Guided samples, {out['n']:,} per class, S = {out['scale']:g}")
+        self.guided_plot.setTitle(f"Guided samples, {out['n']:,} per class, {NB_S}{out['scale']:g}")
         self.uncond_plot.setTitle(f"Unconditional samples ({len(out['uncond']):,})")
         self.text.setText(class_legend(class_names))
 

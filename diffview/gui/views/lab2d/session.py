@@ -194,6 +194,8 @@ class Lab2DSession(QObject):
     def _on_finished(self, done) -> None:
         if done.reason != "failed" and not self.jobs.closed and self._take_snapshot():
             self.sample_trajectories()
+            if self.model_classes:
+                self.sample_classes()
 
     def _take_snapshot(self) -> bool:
         if self.trainer is None or self.trainer.model is None or self.trainer.step == 0:

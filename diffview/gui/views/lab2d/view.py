@@ -266,8 +266,7 @@ class Lab2DView(QWidget):
         self.session.set_guidance(max(self.class_box.currentIndex(), 0), self.scale.value())
 
     def sample_classes(self) -> None:
-        if self.session.sample_classes():
-            self.class_panel.text.setText("sampling…")
+        self.session.sample_classes()
 
     def _langevin_settings(self) -> tuple[float, int, int]:
         return self.step_size.value(), self.steps_per_level.value(), self.levels.value()
@@ -296,6 +295,8 @@ class Lab2DView(QWidget):
 
     def _busy(self, job: str, running: bool) -> None:
         (self._running.add if running else self._running.discard)(job)
+        if job == "classes" and running:
+            self.class_panel.text.setText(f"sampling {lab2d_session.CLASS_N:,} points of each class…")
         if job in self.job_buttons:
             self.job_buttons[job].setEnabled(not running and (job != "classes" or bool(self.session.model_classes)))
 
