@@ -6,7 +6,9 @@ import torch
 
 pytest.importorskip("pytestqt")
 
+from helpers import LAB2D_TINY as TINY  # noqa: E402
 from helpers import Breakable  # noqa: E402
+from helpers import lab2d_idle as idle  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from diffview.core.analysis.score import score_from_model  # noqa: E402
@@ -17,9 +19,6 @@ from diffview.core.sampling import timestep_sequence  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.lab2d import DRAW, Lab2DView  # noqa: E402
 from diffview.gui.workers.threads import running_threads  # noqa: E402
-
-TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
-            warmup_steps=5, threads=1)
 
 
 @pytest.fixture
@@ -33,11 +32,6 @@ def view(qtbot, tmp_path):
     yield v
     v.shutdown()
     qtbot.wait(20)
-
-
-def idle(qtbot, v, timeout=30_000):
-    s = v.session
-    qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)
 
 
 def random_model(seed=0):

@@ -7,13 +7,13 @@ import torch
 
 pytest.importorskip("pytestqt")
 
+from helpers import LAB2D_TINY as TINY  # noqa: E402
+from helpers import lab2d_idle as idle  # noqa: E402
+
 from diffview.core.models.mlp import build_mlp  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.lab2d import Lab2DView  # noqa: E402
 from diffview.gui.widgets.points_canvas import POINT_COLOUR, class_colour  # noqa: E402
-
-TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
-            warmup_steps=5, threads=1)
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +36,6 @@ def view(qtbot, tmp_path):
     yield v
     v.shutdown()
     qtbot.wait(20)
-
-
-def idle(qtbot, v, timeout=30_000):
-    s = v.session
-    qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)
 
 
 def conditional_model(classes=3, seed=0):

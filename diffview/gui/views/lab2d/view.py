@@ -44,6 +44,9 @@ from diffview.gui.views.lab2d.session import CLASS_N, DRAW, TRAJ_N, TRAJ_STEPS, 
 from diffview.gui.widgets.players import TimestepControl
 from diffview.gui.widgets.text import readout
 
+CONDITIONAL_TIP = ("Learn p(x | class) and, through the null class ∅ (in place of the label with p = 0.1), p(x) in "
+                   "one MLP; needs data with classes")
+
 
 class Lab2DView(QWidget):
     message = Signal(str, str)  # (level, text), for the main window's log
@@ -104,8 +107,6 @@ class Lab2DView(QWidget):
         self.steps.setValue(1500)
         form.addRow("Steps", self.steps)
         self.conditional = QCheckBox("Conditional (classifier-free guidance)")
-        self.conditional.setToolTip("Learn p(x | class) and, through the null class ∅ (dropped with p = 0.1), p(x) "
-                                    "in one MLP; needs data with classes")
         self.conditional.toggled.connect(lambda on: setattr(s, "conditional", on))
         form.addRow(self.conditional)
         self.train_button, self.stop_button = QPushButton("Train"), QPushButton("Stop")
@@ -132,9 +133,9 @@ class Lab2DView(QWidget):
         self.scale.setRange(0.0, 10.0)
         self.scale.setSingleStep(0.5)
         self.scale.setValue(s.guidance_scale)
-        self.scale.setToolTip("S: ε̃ = ε_u + S(ε_c − ε_u); 0 is unconditional, 1 conditional, above 1 guided")
-        for w in (self.class_box, self.scale):
-            w.setEnabled(False)
+        self.scale.setToolTip("S: ε̃ = ε_u + S(ε_c − ε_u); 0 is unconditional, 1 conditional, above 1 guided (also "
+                              "the S of a conditional run's previews)")
+        self.class_box.setEnabled(False)
         self.class_box.currentIndexChanged.connect(self._guidance_changed)
         self.scale.valueChanged.connect(self._guidance_changed)
         form.addRow("Class", self.class_box)
@@ -143,7 +144,7 @@ class Lab2DView(QWidget):
         self.classes_button.setToolTip(f"{CLASS_N} DDPM samples of each class guided at S, and as many "
                                        "unconditional ones from the same x_T")
         self.classes_button.setEnabled(False)
-        self.classes_button.clicked.connect(self.sample_classes)
+        self.classes_button.clicked.connect(s.sample_classes)
         form.addRow(self.classes_button)
         form.addRow(QLabel("<b>Annealed Langevin</b>"))
         self.step_size = QDoubleSpinBox()
@@ -215,8 +216,7 @@ class Lab2DView(QWidget):
         self.class_panel.set_data(data)
         self.forward_panel.set_classes(s.forward_labels, s.data_class_names)
         self.conditional.setEnabled(bool(s.data_class_names))
-        self.conditional.setToolTip(self.conditional.toolTip().split("\n")[0] + (
-            "" if s.data_class_names else "\n(these points have no classes)"))
+        self.conditional.setToolTip(CONDITIONAL_TIP + ("" if s.data_class_names else " (these points have none)"))
         self._refresh_forward()
 
     def set_schedule(self, schedule: NoiseSchedule) -> None:
@@ -259,14 +259,11 @@ class Lab2DView(QWidget):
             self.class_box.addItems(names)
             self.class_box.setCurrentIndex(min(self.session.label, len(names) - 1))
             self.class_box.blockSignals(False)
-        for w in (self.class_box, self.scale, self.classes_button):
-            w.setEnabled(bool(names) and (w is not self.classes_button or "classes" not in self._running))
+        self.class_box.setEnabled(bool(names))
+        self.classes_button.setEnabled(bool(names) and "classes" not in self._running)
 
     def _guidance_changed(self, *_) -> None:
         self.session.set_guidance(max(self.class_box.currentIndex(), 0), self.scale.value())
-
-    def sample_classes(self) -> None:
-        self.session.sample_classes()
 
     def _langevin_settings(self) -> tuple[float, int, int]:
         return self.step_size.value(), self.steps_per_level.value(), self.levels.value()
