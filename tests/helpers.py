@@ -47,3 +47,14 @@ class Breakable(torch.nn.Module):
         if self.broken:
             raise RuntimeError(self.message)
         return self.inner(x, t)
+
+
+# the 2D tab's tests: a run of a tiny MLP in a second or two, and the wait until the tab is idle
+LAB2D_TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
+                  warmup_steps=5, threads=1)
+
+
+def lab2d_idle(qtbot, view, timeout=30_000) -> None:
+    """Wait until the 2D tab's training, jobs and score field are all done."""
+    s = view.session
+    qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)

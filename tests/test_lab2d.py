@@ -6,19 +6,19 @@ import torch
 
 pytest.importorskip("pytestqt")
 
+from helpers import LAB2D_TINY as TINY  # noqa: E402
 from helpers import Breakable  # noqa: E402
+from helpers import lab2d_idle as idle  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from diffview.core.analysis.score import score_from_model  # noqa: E402
 from diffview.core.data.points import read_points_csv, standardise  # noqa: E402
-from diffview.core.diffusion import q_sample, timestep_sequence  # noqa: E402
+from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.models.mlp import build_mlp  # noqa: E402
+from diffview.core.sampling import timestep_sequence  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.lab2d import DRAW, Lab2DView  # noqa: E402
 from diffview.gui.workers.threads import running_threads  # noqa: E402
-
-TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
-            warmup_steps=5, threads=1)
 
 
 @pytest.fixture
@@ -34,11 +34,6 @@ def view(qtbot, tmp_path):
     qtbot.wait(20)
 
 
-def idle(qtbot, v, timeout=30_000):
-    s = v.session
-    qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)
-
-
 def random_model(seed=0):
     torch.manual_seed(seed)
     model = build_mlp("mlp-tiny")
@@ -47,19 +42,28 @@ def random_model(seed=0):
     return model.eval()
 
 
+def shown_points(scatter) -> np.ndarray:
+    """A ClassScatter's points put back in their order: [N, 2]."""
+    n = sum(len(item.getData()[0]) for item in scatter.items)
+    out = np.full((n, 2), np.nan)
+    for item, idx in zip(scatter.items, scatter.groups):
+        x, y = item.getData()
+        out[np.arange(n) if idx is None else idx] = np.stack([x, y], 1)
+    return out
+
+
 def test_forward_plot_is_q_sample_of_the_data_with_the_stored_noise(view):
     view.source.setCurrentText("circles")
     view.t_slider.setValue(37)
     assert view.t_spin.value() == 37
     s = view.session
-    x, y = view.forward_panel.points.getData()
     expected = q_sample(s.dataset.points[:2000], 37, s.schedule, s.forward_noise).numpy()
-    np.testing.assert_allclose(np.stack([x, y], 1), expected, rtol=1e-6, atol=1e-6)
-    assert len(x) == 2000 and s.forward_noise.shape == (2000, 2)
+    np.testing.assert_allclose(shown_points(view.forward_panel.points), expected, rtol=1e-6, atol=1e-6)
+    assert s.forward_noise.shape == (2000, 2)
     view.set_schedule(make_schedule("linear", 50))  # the main window's schedule, with another T
     assert view.t_slider.maximum() == 49 and view.t == 37
-    x, _ = view.forward_panel.points.getData()
-    np.testing.assert_allclose(x, q_sample(s.dataset.points[:2000], 37, s.schedule, s.forward_noise)[:, 0])
+    np.testing.assert_allclose(shown_points(view.forward_panel.points)[:, 0],
+                               q_sample(s.dataset.points[:2000], 37, s.schedule, s.forward_noise)[:, 0])
 
 
 def test_tiny_training_reports_distances_and_stops_its_thread(qtbot, view):
@@ -273,7 +277,8 @@ def test_every_failing_job_shows_why_and_the_next_run_works(qtbot, view, monkeyp
     view.set_timestep(42)  # the field updates again
     idle(qtbot, view)
     assert view.session.score_result["t"] == 42
-    assert view.score_panel.plot.getPlotItem().titleLabel.text == "Score field at t = 42"
+    title = view.score_panel.plot.getPlotItem().titleLabel.text
+    assert title == "Unconditional score ∇log p<sub>t</sub>(x), t&nbsp;=&nbsp;42"
     for button, label, result in jobs:
         button.click()
         idle(qtbot, view, timeout=60_000)

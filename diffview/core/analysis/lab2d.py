@@ -1,5 +1,6 @@
-"""What the 2D diffusion view computes, without Qt: the score field on a grid, reverse trajectories,
-and annealed Langevin beside ancestral DDPM at the same noise levels, from the same x_T.
+"""What the 2D diffusion view computes, without Qt: the score field on a grid (and a class's guided score
+beside it), reverse trajectories, guided samples of every class, and annealed Langevin beside ancestral
+DDPM at the same noise levels, from the same x_T.
 
 Each takes an optional ``check()`` that raises to cancel between steps, so a worker thread can
 be stopped when the window closes.
@@ -13,9 +14,10 @@ import numpy as np
 import torch
 
 from diffview.core.analysis.samplers import compare_samplers, default_sampler_specs
-from diffview.core.analysis.score import iter_annealed_langevin, score_from_model
+from diffview.core.analysis.score import guided_score_from_model, iter_annealed_langevin, score_from_model
 from diffview.core.data.points import PLOT_LIMIT, PointDataset, distance_to_data
 from diffview.core.data.toy2d import gaussians8_log_density, gaussians8_score
+from diffview.core.guidance import is_conditional
 from diffview.core.sampling import iter_sample, timestep_sequence
 from diffview.core.schedule import NoiseSchedule
 
@@ -34,12 +36,19 @@ def score_grid(n: int = 20, limit: float = PLOT_LIMIT, margin: float = 0.15) -> 
 
 
 def score_field(model, schedule: NoiseSchedule, objective: str, t: int, grid: torch.Tensor,
-                true_gaussians8: bool = False, density_points: int = 121, limit: float = PLOT_LIMIT) -> dict:
-    """The learned score s_θ(x, t) at ``grid`` (None without a model) and, for gaussians8, the true
-    score and the true log-density of x_t on a ``density_points``² grid (for level sets)."""
-    out = {"t": t, "grid": grid.numpy(), "score": None, "true": None, "logp": None, "axis": None}
+                true_gaussians8: bool = False, density_points: int = 121, limit: float = PLOT_LIMIT,
+                label: int | None = None, guidance_scale: float = 1.0) -> dict:
+    """The learned score s_θ(x, t) at ``grid`` (None without a model); for a class-conditional model and a
+    ``label``, the guided score towards that class at S = ``guidance_scale`` ("guided", else None); and for
+    gaussians8 the true score and the true log-density of x_t on a ``density_points``² grid (for level sets)."""
+    out = {"t": t, "grid": grid.numpy(), "score": None, "guided": None, "label": label, "scale": guidance_scale,
+           "true": None, "logp": None, "axis": None}
     if model is not None:
-        out["score"] = score_from_model(model, grid, min(t, schedule.timesteps - 1), schedule, objective).numpy()
+        t = min(t, schedule.timesteps - 1)
+        out["score"] = score_from_model(model, grid, t, schedule, objective).numpy()
+        if label is not None and is_conditional(model):
+            out["guided"] = guided_score_from_model(model, grid, t, schedule, objective, label,
+                                                    guidance_scale).numpy()
     if true_gaussians8:
         alpha_bar = float(schedule.alphas_cumprod[t])
         out["true"] = gaussians8_score(grid, alpha_bar).numpy()
@@ -63,6 +72,29 @@ def reverse_trajectories(model, schedule: NoiseSchedule, objective: str, n: int 
         frames.append(st.x_prev)
         ts.append(st.t_prev)
     return torch.stack(frames).numpy(), ts
+
+
+@torch.no_grad()
+def class_samples(model, schedule: NoiseSchedule, objective: str, *, n_per_class: int = 500, scale: float = 3.0,
+                  steps: int = 100, seed: int = 7, check: Check = _no_check) -> dict:
+    """``n_per_class`` DDPM samples (respaced to ``steps``) of every class of a class-conditional model,
+    guided at S = ``scale``, and as many unconditional ones from the same x_T and noise: "guided" [K·n, 2]
+    with its "labels" [K·n] (class k's rows k·n … (k+1)·n − 1), "uncond" [K·n, 2]."""
+    if not is_conditional(model):
+        raise ValueError("the model is not class-conditional: tick Conditional and train again")
+    classes = int(model.num_classes)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    x_T = torch.randn(len(labels), 2, generator=torch.Generator().manual_seed(seed))
+    out = {"labels": labels.numpy(), "scale": float(scale), "n": n_per_class, "classes": classes}
+    for key, guide in (("guided", {"label": labels, "guidance_scale": scale}), ("uncond", {})):
+        x = x_T
+        for st in iter_sample(model, x_T.shape, schedule, sampler="ddpm", steps=min(steps, schedule.timesteps),
+                              objective=objective, x_T=x_T.clone(), clip_x0=False,
+                              generator=torch.Generator().manual_seed(seed + 1), **guide):
+            check()
+            x = st.x_prev
+        out[key] = x.numpy()
+    return out
 
 
 def langevin_vs_ddpm(model, schedule: NoiseSchedule, objective: str, dataset: PointDataset, *, n: int = 2000,
@@ -119,4 +151,5 @@ def sampler_distances(model, schedule: NoiseSchedule, objective: str, dataset: P
     return {"rows": rows, "floor": floor, "n": used}
 
 
-__all__ = ["langevin_vs_ddpm", "reverse_trajectories", "sampler_distances", "score_field", "score_grid"]
+__all__ = ["class_samples", "langevin_vs_ddpm", "reverse_trajectories", "sampler_distances", "score_field",
+           "score_grid"]

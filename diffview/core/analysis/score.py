@@ -1,4 +1,5 @@
-"""The learned score s_θ(x, t) = −ε_θ/√(1−ᾱ_t), and annealed Langevin dynamics driven by it."""
+"""The learned score s_θ(x, t) = −ε_θ/√(1−ᾱ_t), its classifier-free guided form for a class, and annealed
+Langevin dynamics driven by it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Callable, Iterator
 import torch
 
 from diffview.core.diffusion import gather, langevin_step, predict_x0_eps
+from diffview.core.guidance import guided
 from diffview.core.sampling import timestep_sequence
 from diffview.core.schedule import NoiseSchedule
 
@@ -23,6 +25,17 @@ def score_from_model(model: Model, x_t: torch.Tensor, t: int, schedule: NoiseSch
     tt = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
     _, eps = predict_x0_eps(model(x_t, tt), x_t, tt, schedule, objective, clip_x0)
     return -eps / gather(schedule.sqrt_one_minus_alphas_cumprod, t, x_t)
+
+
+@torch.no_grad()
+def guided_score_from_model(model, x_t: torch.Tensor, t: int, schedule: NoiseSchedule, objective: str,
+                            label: torch.Tensor | int, scale: float, clip_x0: bool = False) -> torch.Tensor:
+    # s̃(x_t, t, y) = −ε̃/√(1 − ᾱ_t), ε̃ = ε_u + S (ε_c − ε_u)   (Ho & Salimans 2021, eq. 6)
+    """The guided score towards class ``label`` at scale S of a class-conditional ``model``: its output
+    guided by :class:`~diffview.core.guidance.Guided` (for x_0 and v the output, which is guiding ε), then
+    turned into ε by ``predict_x0_eps`` as the unguided score is. S = 0 is the unconditional score and
+    S = 1 the conditional one, exactly."""
+    return score_from_model(guided(model, label, scale), x_t, t, schedule, objective, clip_x0)
 
 
 def langevin_step_size(step_size: float, t: int, schedule: NoiseSchedule) -> float:

@@ -72,7 +72,8 @@ def batch_source(data, batch_size: int, generator: torch.Generator, seed: int, *
 
     def indexed() -> Batch:
         idx = items[torch.randint(len(items), (total,), generator=generator)]
-        x = data.get_batch(idx, generator)[lo:lo + batch_size]
+        x = data.points_at(idx) if data.kind == "points" else data.get_batch(idx, generator)  # images: their flips
+        x = x[lo:lo + batch_size]
         return with_labels(x, idx[lo:lo + batch_size])
 
     return indexed

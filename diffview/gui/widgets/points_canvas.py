@@ -1,4 +1,5 @@
-"""Plots for 2D points: a square plot over [−3, 3]² that can also be drawn on, arrows, contour lines.
+"""Plots for 2D points: a square plot over [−3, 3]² that can also be drawn on, points coloured by class,
+arrows, contour lines.
 
 The items are created once and updated with ``setData``; arrows and contours are each one
 PlotDataItem (segments in pairs, contours separated by NaN), so thousands of segments draw fast.
@@ -6,9 +7,12 @@ PlotDataItem (segments in pairs, contours separated by NaN), so thousands of seg
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextOption
 
 from diffview.core.data.points import PLOT_LIMIT
 
@@ -17,6 +21,10 @@ POINT_COLOUR = (90, 160, 255, 150)  # points of the current view
 BRIGHT_COLOUR = (255, 176, 80, 230)  # current positions, highlights
 TRUE_COLOUR = (255, 176, 80, 200)  # the true score
 LEARNED_COLOUR = (120, 200, 255, 230)  # the learned score
+# one colour per class, distinct on the dark background (a qualitative palette, repeated past ten classes)
+CLASS_COLOURS = ((86, 180, 233), (255, 150, 60), (110, 220, 110), (240, 90, 110), (190, 140, 255),
+                 (250, 225, 80), (60, 220, 200), (255, 140, 220), (170, 200, 90), (200, 160, 120))
+NO_CLASS_COLOUR = (150, 150, 150)  # points without a class (label −1) in data that has classes
 
 
 class PointsPlot(pg.PlotWidget):
@@ -26,8 +34,10 @@ class PointsPlot(pg.PlotWidget):
     drawn = Signal(object)  # float32 [k, 2] in plot coordinates
 
     def __init__(self, title: str = "", limit: float = PLOT_LIMIT, parent=None):
-        super().__init__(parent, title=title)
+        super().__init__(parent)
         self.limit = limit
+        self.plotItem.titleLabel.item.document().setDefaultTextOption(QTextOption(Qt.AlignHCenter))
+        self.setTitle(title)
         self.setMouseEnabled(False, False)
         self.setMenuEnabled(False)
         self.hideButtons()
@@ -42,6 +52,23 @@ class PointsPlot(pg.PlotWidget):
         self.spray, self.jitter = 4, 0.06
         self._pressed = False
         self._rng = np.random.default_rng(0)
+
+    def setTitle(self, title: str | None = None, **args) -> None:
+        """The title in a size that suits small plots, wrapped to the plot's width: a long title takes another
+        line instead of widening the plot past its widget (which would cut the plot off)."""
+        self.plotItem.setTitle(title, **{"size": "10pt", **args})
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        if getattr(self, "plotItem", None) is None:  # GraphicsView resizes once before the plot exists
+            return
+        label = self.plotItem.titleLabel
+        label.item.setTextWidth(max(60.0, self.width() - 44.0))  # the title sits over the view box, right of the axis
+        label.resizeEvent(None)  # re-centres the text and sets the label's size from its lines
+
+    def resizeEvent(self, ev) -> None:
+        self._fit_title()  # first, so the plot is laid out in the new width
+        super().resizeEvent(ev)
 
     def scatter(self, colour=POINT_COLOUR, size: float = 3.0) -> pg.ScatterPlotItem:
         item = pg.ScatterPlotItem(size=size, pen=None, brush=pg.mkBrush(*colour))
@@ -87,6 +114,55 @@ class PointsPlot(pg.PlotWidget):
             ev.accept()
             return
         super().mouseReleaseEvent(ev)
+
+
+def class_colour(k: int, alpha: int = 255) -> tuple[int, int, int, int]:
+    """Class k's colour (k < 0: no class, grey)."""
+    return (*(CLASS_COLOURS[k % len(CLASS_COLOURS)] if k >= 0 else NO_CLASS_COLOUR), alpha)
+
+
+def class_legend(names, unlabelled: bool = False) -> str:
+    """Rich text naming the classes, each after a dot of its colour (and "no class" in grey)."""
+    entries = [(class_colour(k), html.escape(str(name))) for k, name in enumerate(names)]
+    if unlabelled:
+        entries.append((class_colour(-1), "no class"))
+    return " ".join(f"<span style='color:rgb({r},{g},{b})'>●</span>&nbsp;{name}" for (r, g, b, _), name in entries)
+
+
+class ClassScatter:
+    """Points coloured by class on ``plot``: one ScatterPlotItem per class and one for the points without a
+    class, made once per set of classes; ``set_labels`` groups the points once, ``set_positions`` moves them.
+    Without classes every point is drawn in ``plain``."""
+
+    def __init__(self, plot: PointsPlot, size: float = 3.0, alpha: int = 150, plain=POINT_COLOUR):
+        self.plot, self.size, self.alpha, self.plain = plot, size, alpha, plain
+        self.names: tuple[str, ...] | None = None
+        self.items: list[pg.ScatterPlotItem] = []  # class 0 … K−1, then the points without a class
+        self.groups: list[np.ndarray] = []  # each item's indices into the points
+
+    def set_labels(self, labels: np.ndarray | None, names) -> None:
+        """The class of each point (−1: none; None: no point has one) and the class names."""
+        names = tuple(str(n) for n in names)
+        if names != self.names:
+            for item in self.items:
+                self.plot.removeItem(item)
+            colours = [class_colour(k, self.alpha) for k in range(len(names))]
+            colours.append(class_colour(-1, self.alpha) if names else self.plain)
+            self.items = [self.plot.scatter(c, self.size) for c in colours]
+            self.names = names
+        k = len(names)
+        lab = np.full(0, -1) if labels is None else np.asarray(labels)
+        self.groups = [np.flatnonzero(lab == c) for c in range(k)]
+        self.groups.append(np.flatnonzero((lab < 0) | (lab >= k)) if labels is not None else None)
+
+    def set_positions(self, pos: np.ndarray) -> None:
+        """The points [N, 2], in the order of the labels given to ``set_labels``."""
+        for item, idx in zip(self.items, self.groups):
+            item.setData(pos=pos if idx is None else pos[idx])
+
+    def clear(self) -> None:
+        for item in self.items:
+            item.setData(pos=np.zeros((0, 2)))
 
 
 def arrow_segments(origins: np.ndarray, vectors: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:

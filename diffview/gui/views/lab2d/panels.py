@@ -1,7 +1,8 @@
 """The 2D tab's panels: each draws one result of the session and holds no state beyond what it shows.
 
-Forward (x_t of the data, and drawing), reverse trajectories, the score field, annealed Langevin beside
-DDPM, and the distances readout (with the buttons that measure them).
+Forward (x_t of the data coloured by class, and drawing), reverse trajectories, the score field beside a
+class's guided score, guided samples of each class, annealed Langevin beside DDPM, and the distances
+readout (with the buttons that measure them).
 """
 
 from __future__ import annotations
@@ -13,25 +14,37 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from diffview.core.data.points import PLOT_LIMIT
-from diffview.gui.views.lab2d.session import FINAL_N, GRID, TRAJ_N
+from diffview.gui.views.lab2d.session import CLASS_N, FINAL_N, GRID, TRAJ_N, TRAJ_STEPS
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.points_canvas import (
     BRIGHT_COLOUR,
     DATA_COLOUR,
     LEARNED_COLOUR,
     TRUE_COLOUR,
+    ClassScatter,
     PointsPlot,
     arrow_segments,
+    class_colour,
+    class_legend,
     paths_with_gaps,
 )
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
 
 EMPTY = np.zeros((0, 2))
 FORWARD_TITLE = "Forward: x<sub>t</sub> of 2,000 data points"
+NB_T, NB_S = "t&nbsp;=&nbsp;", "S&nbsp;=&nbsp;"  # "t = ", "S = " kept on one line when a title wraps
 
 
 def failed_text(err: str) -> str:
     return f"<span style='color:#ff8080'>failed: {html.escape(err)}</span>"
+
+
+def _legend_label() -> QLabel:
+    label = QLabel()
+    label.setTextFormat(Qt.RichText)
+    label.setWordWrap(True)
+    label.setStyleSheet("font-size: 11px;")
+    return label
 
 
 class _Panel(QWidget):
@@ -49,7 +62,8 @@ class _Panel(QWidget):
 
 
 class ForwardPanel(_Panel):
-    """x_t = q_sample(x_0) of the shown points at t over the data; in draw mode, a drag adds points."""
+    """x_t = q_sample(x_0) of the shown points at t over the data, each coloured by its x_0's class, with a
+    legend; in draw mode, a drag adds points."""
 
     drawn = Signal(object)  # points, plot coordinates
 
@@ -58,10 +72,19 @@ class ForwardPanel(_Panel):
         self.plot = PointsPlot(FORWARD_TITLE)
         self.plot.drawn.connect(self.drawn)
         self.data = self.plot.scatter(DATA_COLOUR, 3)
-        self.points = self.plot.scatter()
-        self.arrange(self.plot, None,
-                     "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn once;"
-                     " grey: the data x<sub>0</sub>. Draw mode: drag on this plot to add points. " + T_INDEX_NOTE)
+        self.points = ClassScatter(self.plot)
+        self.legend = _legend_label()
+        box = self.arrange(self.plot, None,
+                           "x<sub>t</sub> = √ᾱ<sub>t</sub> x<sub>0</sub> + √(1−ᾱ<sub>t</sub>) ε, ε ~ N(0, I) drawn "
+                           "once, coloured by the class of x<sub>0</sub>; grey: the data x<sub>0</sub>. Draw mode: "
+                           "drag on this plot to add points. " + T_INDEX_NOTE)
+        box.insertWidget(1, self.legend)
+
+    def set_classes(self, labels: np.ndarray | None, names) -> None:
+        """The class of each shown point (built once per dataset) and the legend naming the classes."""
+        self.points.set_labels(labels, names)
+        self.legend.setText(class_legend(names, labels is not None and bool((labels < 0).any())) if names else "")
+        self.legend.setVisible(bool(names))
 
     def set_drawing(self, drawing: bool) -> None:
         self.plot.draw_enabled = drawing
@@ -69,7 +92,7 @@ class ForwardPanel(_Panel):
 
     def show_points(self, x0: np.ndarray, xt: np.ndarray, t: int) -> None:
         self.data.setData(pos=x0)
-        self.points.setData(pos=xt)
+        self.points.set_positions(xt)
         self.data.setVisible(t > 0)
 
 
@@ -113,32 +136,103 @@ class TrajectoryPanel(_Panel):
 
 
 class ScorePanel(_Panel):
-    """The learned score's directions on a grid at t, and for gaussians8 the true score and log-density."""
+    """The learned score's directions on a grid at t (for gaussians8 beside the true score and log-density),
+    and beside it the guided score towards the chosen class at S, over that class's points."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = PointsPlot("Score field at t")
+        self.plot = PointsPlot("Unconditional score at t")
         self.points = self.plot.scatter(DATA_COLOUR, 2)
         self.contours = self.plot.lines((120, 230, 140, 170), connect="finite")
         self.true_arrows = self.plot.lines(TRUE_COLOUR, 1.2)
         self.learned_arrows = self.plot.lines(LEARNED_COLOUR, 1.2)
-        self.arrange(self.plot, None,
+        self.guided_plot = PointsPlot("Guided score")
+        self.guided_points = self.guided_plot.scatter(DATA_COLOUR, 2)
+        self.class_points = self.guided_plot.scatter(class_colour(0, 150), 3)
+        self.guided_arrows = self.guided_plot.lines(class_colour(0, 230), 1.2)
+        pair = QHBoxLayout()
+        for plot in (self.plot, self.guided_plot):
+            plot.setMinimumSize(150, 150)
+            pair.addWidget(plot)
+        self.arrange(pair, None,
                      "<span style='color:#78c8ff'>s<sub>θ</sub>(x,t) = −ε<sub>θ</sub>(x,t)/√(1−ᾱ<sub>t</sub>)"
                      "</span> on a 20×20 grid, arrows normalised to one length (direction only); gaussians8: "
                      "<span style='color:#78e68c'>level sets of log p<sub>t</sub></span> and "
-                     "<span style='color:#ffb050'>the true score ∇log p<sub>t</sub></span>")
+                     "<span style='color:#ffb050'>the true score ∇log p<sub>t</sub></span>. Right: "
+                     "s̃ = −ε̃/√(1−ᾱ<sub>t</sub>), ε̃ = ε<sub>u</sub> + S (ε<sub>c</sub> − ε<sub>u</sub>), "
+                     "over the class's points (coloured)")
 
-    def show_field(self, out: dict, points_at_t: np.ndarray) -> None:
+    def show_field(self, out: dict, points_at_t: np.ndarray, labels: np.ndarray | None = None,
+                   class_names=()) -> None:
+        """``out`` from core.analysis.lab2d.score_field; ``labels`` the class of each of ``points_at_t``."""
         length = 0.8 * (2 * PLOT_LIMIT - 0.3) / (GRID - 1)
-        for item, key in ((self.learned_arrows, "score"), (self.true_arrows, "true")):
+        for item, key in ((self.learned_arrows, "score"), (self.true_arrows, "true"), (self.guided_arrows, "guided")):
             item.setData(*(arrow_segments(out["grid"], out[key], length) if out[key] is not None else ([], [])))
         self.contours.setData(*(out["contours"] if out["contours"] is not None else ([], [])))
         self.points.setData(pos=points_at_t)
-        self.plot.setTitle(f"Score field at t = {out['t']}"
+        t = out["t"]
+        self.plot.setTitle(f"Unconditional score ∇log p<sub>t</sub>(x), {NB_T}{t}"
                            + ("" if out["score"] is not None else " (true score only: not trained yet)"))
+        k = out["label"]
+        if out["guided"] is None:
+            self.guided_points.setData(pos=EMPTY)
+            self.class_points.setData(pos=EMPTY)
+            self.guided_plot.setTitle("Guided score: " + ("not trained yet" if out["score"] is None else
+                                                          "train with Conditional ticked"))
+            return
+        colour = class_colour(k)
+        self.guided_arrows.setPen(colour[:3], width=1.2)
+        self.class_points.setBrush(*class_colour(k, 150))
+        mine = np.zeros(len(points_at_t), bool) if labels is None else labels == k
+        self.guided_points.setData(pos=points_at_t[~mine])
+        self.class_points.setData(pos=points_at_t[mine])
+        name = class_names[k] if k < len(class_names) else str(k)
+        self.guided_plot.setTitle(f"Guided score for class {html.escape(name)} at {NB_S}{out['scale']:g}, {NB_T}{t}")
 
     def show_error(self, t: int, err: str) -> None:
-        self.plot.setTitle(f"Score field at t = {t}: failed ({html.escape(err)})")
+        for plot in (self.plot, self.guided_plot):
+            plot.setTitle(f"Score at t = {t}: failed ({html.escape(err)})")
+
+
+class ClassSamplesPanel(_Panel):
+    """CLASS_N guided samples of each class coloured by class, beside as many unconditional ones in grey."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.guided_plot = PointsPlot("Guided samples of each class")
+        self.uncond_plot = PointsPlot("Unconditional samples")
+        self.data = [plot.scatter(DATA_COLOUR, 3) for plot in (self.guided_plot, self.uncond_plot)]
+        self.samples = ClassScatter(self.guided_plot, 2.5, 170)
+        self.uncond = self.uncond_plot.scatter((215, 215, 215, 150), 2.5)
+        self.text = _legend_label()
+        pair = QHBoxLayout()
+        for plot in (self.guided_plot, self.uncond_plot):
+            plot.setMinimumSize(150, 150)
+            pair.addWidget(plot)
+        box = self.arrange(pair, None, f"{CLASS_N} DDPM samples ({TRAJ_STEPS} steps) of each class y with ε̃ = "
+                                       "ε<sub>u</sub> + S (ε<sub>c</sub> − ε<sub>u</sub>); beside them as many "
+                                       "unconditional ones (ε<sub>u</sub>, grey) from the same x<sub>T</sub>; "
+                                       "faint: the data")
+        box.insertWidget(1, self.text)
+
+    def set_data(self, x0: np.ndarray) -> None:
+        for item in self.data:
+            item.setData(pos=x0)
+
+    def show_result(self, out: dict, class_names) -> None:
+        self.samples.set_labels(out["labels"], class_names)
+        self.samples.set_positions(out["guided"])
+        self.uncond.setData(pos=out["uncond"])
+        self.guided_plot.setTitle(f"Guided samples, {out['n']:,} per class, {NB_S}{out['scale']:g}")
+        self.uncond_plot.setTitle(f"Unconditional samples ({len(out['uncond']):,})")
+        self.text.setText(class_legend(class_names))
+
+    def clear(self) -> None:
+        self.samples.clear()
+        self.uncond.setData(pos=EMPTY)
+        self.guided_plot.setTitle("Guided samples of each class")
+        self.uncond_plot.setTitle("Unconditional samples")
+        self.text.setText("")
 
 
 class LangevinPanel(_Panel):

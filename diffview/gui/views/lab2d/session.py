@@ -19,6 +19,7 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from diffview.core.analysis.lab2d import (
+    class_samples,
     langevin_vs_ddpm,
     reverse_trajectories,
     sampler_distances,
@@ -29,6 +30,7 @@ from diffview.core.data.points import PointDataset, distance_to_data, save_point
 from diffview.core.data.source import load_source
 from diffview.core.data.toy2d import TOY_DATASETS
 from diffview.core.diffusion import q_sample
+from diffview.core.guidance import is_conditional
 from diffview.core.schedule import SCHEDULES, NoiseSchedule, make_schedule
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.trainer import Trainer
@@ -42,6 +44,7 @@ TRAJ_N = 300  # reverse trajectories drawn
 TRAJ_STEPS = 100  # DDPM steps (respaced) of the trajectories
 GRID = 20  # score arrows per axis
 FINAL_N = 10_000  # points for the final distances
+CLASS_N = 500  # guided samples drawn per class
 MIN_DRAWN = 20
 
 
@@ -61,13 +64,15 @@ class Lab2DSession(QObject):
     message = Signal(str, str)  # (level, text), for the main window's log
     data_changed = Signal()  # the points shown (and forward_x0, forward_noise) changed
     results_cleared = Signal()  # a new training run: the previous run's samples and distances no longer apply
-    busy = Signal(str, bool)  # (job, running): "trajectories", "langevin", "distances", "samplers"
+    busy = Signal(str, bool)  # (job, running): "trajectories", "classes", "langevin", "distances", "samplers"
     failed = Signal(str, str)  # (job, message), "score" included
     score_ready = Signal(dict)
     trajectories_ready = Signal()
     langevin_ready = Signal(dict)
     distances_ready = Signal(dict)
     samplers_ready = Signal(dict)
+    classes_ready = Signal(dict)
+    model_changed = Signal()  # a new model (snapshot) to sample from; its classes (model_classes) may differ
 
     def __init__(self, runs_root: str | Path | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -80,6 +85,10 @@ class Lab2DSession(QObject):
         self.forward_x0 = self.forward_noise = None
         self.model = self.model_schedule = None
         self.objective = "v"
+        self.model_classes: tuple[str, ...] = ()  # the model's classes; () for an unconditional model
+        self.conditional = False  # Train learns p(x | class) (where the data has classes)
+        self.label, self.guidance_scale = 0, 3.0  # the class and the scale S of the guided views
+        self.forward_labels: np.ndarray | None = None  # the class of each forward_x0 point (−1: none)
         self.trainer: Trainer | None = None
         self.train_overrides: dict = {}  # TrainConfig settings on top of the 2D defaults (tests use tiny ones)
         self.floor: float | None = None
@@ -89,6 +98,7 @@ class Lab2DSession(QObject):
         self.score_result: dict | None = None
         self.final_distances: dict | None = None
         self.sampler_table: dict | None = None
+        self.class_result: dict | None = None
         self.jobs = Jobs(self)
         self.score_busy = self._score_again = False
         self.controller = TrainingController(self)
@@ -110,9 +120,16 @@ class Lab2DSession(QObject):
         self.drawn = np.zeros((0, 2), np.float32)
         self._data_changed()
 
+    @property
+    def data_class_names(self) -> tuple[str, ...]:
+        """The classes of the chosen points; () for drawn points and sets without classes."""
+        return tuple(self.dataset.class_names) if self.source != DRAW and self.dataset.labels is not None else ()
+
     def _data_changed(self) -> None:
         pts = torch.from_numpy(self.drawn) if self.source == DRAW else self.dataset.points
         self.forward_x0 = pts[:FORWARD_N]
+        labels = self.dataset.labels if self.data_class_names else None
+        self.forward_labels = None if labels is None else torch.as_tensor(labels)[:FORWARD_N].numpy()
         self.forward_noise = torch.randn(self.forward_x0.shape, generator=torch.Generator().manual_seed(0))
         self.data_changed.emit()
 
@@ -155,15 +172,17 @@ class Lab2DSession(QObject):
             name = self.schedule.name if self.schedule.name in SCHEDULES else "cosine"
             # One torch thread: the MLP's matrices are too small to gain from two, and two OpenMP threads on a busy
             # 2-core machine were measured 24× slower per step (0.87 s against 0.037 s on moons).
+            conditional = self.conditional and bool(self.data_class_names)  # previews guided at the chosen S
             cfg = TrainConfig.for_dataset(source, **{"threads": 1, "steps": steps, "schedule": name,
-                                                     "timesteps": self.schedule.timesteps, **self.train_overrides})
+                                                     "timesteps": self.schedule.timesteps, "conditional": conditional,
+                                                     "guidance_scale": self.guidance_scale, **self.train_overrides})
             self.trainer = Trainer(cfg, None, dataset=dataset)
         except ValueError as e:
             self.message.emit("error", str(e))
             self.failed.emit("training", str(e))
             return False
         self.floor = distance_to_data(dataset.points[: cfg.preview_n], dataset)[1]
-        self.trajectory = self.langevin = self.final_distances = None
+        self.trajectory = self.langevin = self.final_distances = self.class_result = None
         self.results_cleared.emit()
         self.controller.start(self.trainer)
         return True
@@ -175,17 +194,32 @@ class Lab2DSession(QObject):
     def _on_finished(self, done) -> None:
         if done.reason != "failed" and not self.jobs.closed and self._take_snapshot():
             self.sample_trajectories()
+            if self.model_classes:
+                self.sample_classes()
 
     def _take_snapshot(self) -> bool:
         if self.trainer is None or self.trainer.model is None or self.trainer.step == 0:
             return False
-        self.set_model(self.trainer.snapshot_model(ema=True), self.trainer.schedule, self.trainer.config.objective)
+        cfg = self.trainer.config
+        self.set_model(self.trainer.snapshot_model(ema=True), self.trainer.schedule, cfg.objective,
+                       cfg.class_names if cfg.conditional else None)
         return True
 
-    def set_model(self, model, schedule: NoiseSchedule, objective: str) -> None:
-        """The model the plots sample from (a CPU copy; the trainer's snapshot)."""
+    def set_model(self, model, schedule: NoiseSchedule, objective: str, class_names=None) -> None:
+        """The model the plots sample from (a CPU copy; the trainer's snapshot), and a conditional one's class
+        names (by default its class indices)."""
         self.model, self.model_schedule, self.objective = model, schedule, objective
+        k = int(model.num_classes) if is_conditional(model) else 0
+        self.model_classes = tuple(str(c) for c in (class_names or range(k)))[:k]
+        self.label = min(self.label, max(k - 1, 0))
+        self.model_changed.emit()
         self.request_score()
+
+    def set_guidance(self, label: int, scale: float) -> None:
+        """The class and the scale S of the guided score field and the class samples."""
+        if (label, scale) != (self.label, self.guidance_scale):
+            self.label, self.guidance_scale = int(label), float(scale)
+            self.request_score()
 
     # ------------------------------------------------------------------ jobs
     def _run(self, kind: str, fn, on_done, after=None) -> None:
@@ -219,9 +253,11 @@ class Lab2DSession(QObject):
         model, obj, t = self.model, self.objective, self.t
         sched = self.model_schedule if model is not None else self.schedule  # the true density needs only ᾱ_t
         true = self.source == "gaussians8"
+        label, scale = (self.label if self.model_classes else None), self.guidance_scale
 
         def job(check):
-            out = score_field(model, sched, obj, t, score_grid(GRID), true_gaussians8=true)
+            out = score_field(model, sched, obj, t, score_grid(GRID), true_gaussians8=true, label=label,
+                              guidance_scale=scale)
             if out["logp"] is not None:
                 logp, axis = out["logp"], out["axis"]
                 levels = logp.max() - np.array([1.0, 2.5, 4.5, 7.0])  # density at e^−1 … e^−7 of its peak
@@ -254,6 +290,22 @@ class Lab2DSession(QObject):
 
         self._run("trajectories", lambda check: reverse_trajectories(model, sched, obj, n=TRAJ_N, steps=TRAJ_STEPS,
                                                                      check=check), done)
+
+    def sample_classes(self) -> bool:
+        """CLASS_N samples of each class guided at S, and as many unconditional ones; False (and why) before
+        there is a class-conditional model."""
+        if not self.model_classes:
+            self.message.emit("error", "Tick Conditional and train first: the samples are of each class.")
+            return False
+        model, sched, obj, scale = self.model, self.model_schedule, self.objective, self.guidance_scale
+
+        def done(out: dict) -> None:
+            self.class_result = out
+            self.classes_ready.emit(out)
+
+        self._run("classes", lambda check: class_samples(model, sched, obj, n_per_class=CLASS_N, scale=scale,
+                                                         steps=TRAJ_STEPS, check=check), done)
+        return True
 
     def _langevin_job(self, n: int, frames: bool, step_size: float, steps_per_level: int, levels: int):
         model, sched, obj, dataset = self.model, self.model_schedule, self.objective, self.data_for_distances()

@@ -1,9 +1,11 @@
 """2D diffusion: a small MLP trains on points in seconds, and every piece of the maths can be seen.
 
-Left, the data (five built-ins, or points drawn with the mouse) and training. Right, under one
-timestep slider: the forward process on the points, reverse DDPM trajectories, the learned score
-field (beside the true density's level sets for gaussians8), and annealed Langevin dynamics beside
-ancestral DDPM from the same x_T, with the sliced Wasserstein distance of each to the data.
+Left, the data (five built-ins, or points drawn with the mouse), training (class-conditional where the
+data has classes) and the guidance controls. Right, under one timestep slider: the forward process on
+the points coloured by class, reverse DDPM trajectories, guided samples of each class beside
+unconditional ones, the learned score field (beside the true density's level sets for gaussians8) beside
+the guided score of the chosen class, and annealed Langevin dynamics beside ancestral DDPM from the
+same x_T, with the sliced Wasserstein distance of each to the data.
 The tab's state, its trainer and its jobs are a :class:`~.session.Lab2DSession`; the panels only draw.
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -29,6 +32,7 @@ from diffview.core.data.toy2d import TOY_DATASETS
 from diffview.core.schedule import NoiseSchedule
 from diffview.gui.views.lab2d import session as lab2d_session
 from diffview.gui.views.lab2d.panels import (
+    ClassSamplesPanel,
     DistancesPanel,
     ForwardPanel,
     LangevinPanel,
@@ -36,9 +40,12 @@ from diffview.gui.views.lab2d.panels import (
     TrajectoryPanel,
     failed_text,
 )
-from diffview.gui.views.lab2d.session import DRAW, TRAJ_N, TRAJ_STEPS, Lab2DSession
+from diffview.gui.views.lab2d.session import CLASS_N, DRAW, TRAJ_N, TRAJ_STEPS, Lab2DSession
 from diffview.gui.widgets.players import TimestepControl
 from diffview.gui.widgets.text import readout
+
+CONDITIONAL_TIP = ("Learn p(x | class) and, through the null class ∅ (in place of the label with p = 0.1), p(x) in "
+                   "one MLP; needs data with classes")
 
 
 class Lab2DView(QWidget):
@@ -47,6 +54,7 @@ class Lab2DView(QWidget):
     def __init__(self, runs_root: str | Path | None = None, parent=None):
         super().__init__(parent)
         self.session = s = Lab2DSession(runs_root, self)
+        self._running: set[str] = set()  # the jobs under way
         self._build_controls()
         self._build_plots()
         layout = QHBoxLayout(self)
@@ -58,7 +66,9 @@ class Lab2DView(QWidget):
         s.results_cleared.connect(self._clear_results)
         s.busy.connect(self._busy)
         s.failed.connect(self._failed)
-        s.score_ready.connect(lambda out: self.score_panel.show_field(out, s.forward_points_at(out["t"]).numpy()))
+        s.score_ready.connect(self._show_score)
+        s.model_changed.connect(self._model_changed)
+        s.classes_ready.connect(lambda out: self.class_panel.show_result(out, s.model_classes))
         s.trajectories_ready.connect(lambda: self.traj_panel.show_trajectory(s.trajectory, s.traj_ts))
         s.langevin_ready.connect(self.lang_panel.show_result)
         s.distances_ready.connect(self.distances.show_final)
@@ -96,6 +106,9 @@ class Lab2DView(QWidget):
         self.steps.setSingleStep(500)
         self.steps.setValue(1500)
         form.addRow("Steps", self.steps)
+        self.conditional = QCheckBox("Conditional (classifier-free guidance)")
+        self.conditional.toggled.connect(lambda on: setattr(s, "conditional", on))
+        form.addRow(self.conditional)
         self.train_button, self.stop_button = QPushButton("Train"), QPushButton("Stop")
         self.train_button.clicked.connect(self.start_training)
         self.stop_button.clicked.connect(s.controller.stop)
@@ -113,6 +126,26 @@ class Lab2DView(QWidget):
         self.sample_button.setToolTip(f"DDPM ({TRAJ_STEPS} steps, respaced) from {TRAJ_N} points of N(0, I)")
         self.sample_button.clicked.connect(s.sample_trajectories)
         form.addRow(self.sample_button)
+        form.addRow(QLabel("<b>Guidance</b>"))
+        self.class_box = QComboBox()
+        self.class_box.setToolTip("The class of the guided score field")
+        self.scale = QDoubleSpinBox()
+        self.scale.setRange(0.0, 10.0)
+        self.scale.setSingleStep(0.5)
+        self.scale.setValue(s.guidance_scale)
+        self.scale.setToolTip("S: ε̃ = ε_u + S(ε_c − ε_u); 0 is unconditional, 1 conditional, above 1 guided (also "
+                              "the S of a conditional run's previews)")
+        self.class_box.setEnabled(False)
+        self.class_box.currentIndexChanged.connect(self._guidance_changed)
+        self.scale.valueChanged.connect(self._guidance_changed)
+        form.addRow("Class", self.class_box)
+        form.addRow("Scale S", self.scale)
+        self.classes_button = QPushButton("Sample each class")
+        self.classes_button.setToolTip(f"{CLASS_N} DDPM samples of each class guided at S, and as many "
+                                       "unconditional ones from the same x_T")
+        self.classes_button.setEnabled(False)
+        self.classes_button.clicked.connect(s.sample_classes)
+        form.addRow(self.classes_button)
         form.addRow(QLabel("<b>Annealed Langevin</b>"))
         self.step_size = QDoubleSpinBox()
         self.step_size.setRange(0.001, 5.0)
@@ -149,18 +182,23 @@ class Lab2DView(QWidget):
         self.forward_panel = ForwardPanel()
         self.forward_panel.drawn.connect(self.session.add_drawn)
         self.traj_panel, self.score_panel, self.lang_panel = TrajectoryPanel(), ScorePanel(), LangevinPanel()
-        grid = QGridLayout()
-        for panel, row, column in ((self.forward_panel, 0, 0), (self.traj_panel, 0, 1), (self.score_panel, 1, 0),
-                                   (self.lang_panel, 1, 1)):
-            grid.addWidget(panel, row, column)
+        self.class_panel = ClassSamplesPanel()
+        grid = QGridLayout()  # four plots a row: forward, trajectories, the class samples' pair; two pairs below
+        for panel, row, column, span in ((self.forward_panel, 0, 0, 1), (self.traj_panel, 0, 1, 1),
+                                         (self.class_panel, 0, 2, 2), (self.score_panel, 1, 0, 2),
+                                         (self.lang_panel, 1, 2, 2)):
+            grid.addWidget(panel, row, column, 1, span)
+        for i in range(4):
+            grid.setColumnStretch(i, 1)
         for i in (0, 1):
             grid.setRowStretch(i, 1)
-            grid.setColumnStretch(i, 1)
         self.right.addLayout(grid, 1)
         self.job_buttons = {"trajectories": self.sample_button, "langevin": self.langevin_button,
-                            "distances": self.distances.final_button, "samplers": self.distances.compare_button}
+                            "distances": self.distances.final_button, "samplers": self.distances.compare_button,
+                            "classes": self.classes_button}
         self.job_labels = {"trajectories": self.traj_panel.label, "langevin": self.lang_panel.text,
-                           "distances": self.distances.readout, "samplers": self.distances.readout}
+                           "distances": self.distances.readout, "samplers": self.distances.readout,
+                           "classes": self.class_panel.text}
 
     # ------------------------------------------------------------------ data, timestep and schedule
     def set_source(self, name: str) -> None:
@@ -175,6 +213,10 @@ class Lab2DView(QWidget):
         data = s.forward_x0.numpy()
         for item in (self.traj_panel.data, self.score_panel.points):
             item.setData(pos=data)
+        self.class_panel.set_data(data)
+        self.forward_panel.set_classes(s.forward_labels, s.data_class_names)
+        self.conditional.setEnabled(bool(s.data_class_names))
+        self.conditional.setToolTip(CONDITIONAL_TIP + ("" if s.data_class_names else " (these points have none)"))
         self._refresh_forward()
 
     def set_schedule(self, schedule: NoiseSchedule) -> None:
@@ -204,6 +246,25 @@ class Lab2DView(QWidget):
         if self.session.start_training(self.steps.value()):
             self.progress.setText("starting…")
 
+    def _show_score(self, out: dict) -> None:
+        s = self.session
+        self.score_panel.show_field(out, s.forward_points_at(out["t"]).numpy(), s.forward_labels, s.model_classes)
+
+    def _model_changed(self) -> None:
+        """A new snapshot: the class picker lists its classes (kept as it is while they stay the same)."""
+        names = list(self.session.model_classes)
+        if names != [self.class_box.itemText(i) for i in range(self.class_box.count())]:
+            self.class_box.blockSignals(True)
+            self.class_box.clear()
+            self.class_box.addItems(names)
+            self.class_box.setCurrentIndex(min(self.session.label, len(names) - 1))
+            self.class_box.blockSignals(False)
+        self.class_box.setEnabled(bool(names))
+        self.classes_button.setEnabled(bool(names) and "classes" not in self._running)
+
+    def _guidance_changed(self, *_) -> None:
+        self.session.set_guidance(max(self.class_box.currentIndex(), 0), self.scale.value())
+
     def _langevin_settings(self) -> tuple[float, int, int]:
         return self.step_size.value(), self.steps_per_level.value(), self.levels.value()
 
@@ -225,12 +286,16 @@ class Lab2DView(QWidget):
     def _clear_results(self) -> None:
         self.traj_panel.clear()
         self.lang_panel.clear()
+        self.class_panel.clear()
         for label in (self.distance_label, self.distances.readout):
             label.setText("")
 
     def _busy(self, job: str, running: bool) -> None:
+        (self._running.add if running else self._running.discard)(job)
+        if job == "classes" and running:
+            self.class_panel.text.setText(f"sampling {lab2d_session.CLASS_N:,} points of each class…")
         if job in self.job_buttons:
-            self.job_buttons[job].setEnabled(not running)
+            self.job_buttons[job].setEnabled(not running and (job != "classes" or bool(self.session.model_classes)))
 
     def _failed(self, job: str, err: str) -> None:
         if job == "score":
@@ -256,6 +321,7 @@ class Lab2DView(QWidget):
         self.train_button.setEnabled(not running)
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.source.setEnabled(not running)
+        self.conditional.setEnabled(not running and bool(self.session.data_class_names))
 
     def shutdown(self, ms: int = 60_000) -> None:
         """Stop training and the jobs, and wait for them (closing the window). Nothing new starts after."""
