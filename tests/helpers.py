@@ -47,3 +47,20 @@ class Breakable(torch.nn.Module):
         if self.broken:
             raise RuntimeError(self.message)
         return self.inner(x, t)
+
+
+class ToyConditional(torch.nn.Module):
+    """A class-conditional "denoiser" whose output depends on the label: 0.5 x_t + a fixed random pattern per
+    class (row ``num_classes`` is the null class ∅, label −1 or None), so guidance visibly changes samples."""
+
+    def __init__(self, num_classes: int = 3, shape=(1, 8, 8), seed: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("table", torch.randn(num_classes + 1, *shape, generator=g))
+
+    def forward(self, x, t, y=None):
+        if y is None:
+            y = torch.full((x.shape[0],), -1, dtype=torch.long)
+        rows = torch.where(y < 0, self.num_classes, y)
+        return 0.5 * x + self.table[rows]
