@@ -101,8 +101,7 @@ def train_judge(data, steps: int = 300, seed: int = 0, progress: Callable[[int, 
     net.eval()
     judge = Judge(net, data.kind, tuple(data.class_names), math.nan, n_hold, steps)
     if n_hold:
-        probs = judge.predict(_items(data, hold))
-        judge.held_out_accuracy = float((probs.argmax(1) == labels[hold]).float().mean())
+        judge.held_out_accuracy, _ = judge_scores(judge, _items(data, hold), labels[hold])
     return judge
 
 

@@ -142,23 +142,24 @@ class GuidanceView(JobView):
         self.grid_plot.showAxis("top")
         self.grid_image = pg.ImageItem(axisOrder="row-major")
         self.grid_plot.addItem(self.grid_image)
-        self.accuracy_plot = self._curve_plot("judge accuracy: fraction judged as their class y", "accuracy")
-        self.spread_plot = self._curve_plot("spread: entropy of a class's mean judged distribution", "bits")
+        self.accuracy_plot = self._curve_plot("judge accuracy", "fraction judged as their class y")
+        self.spread_plot = self._curve_plot("spread of the judge's predictions", "entropy (bits)")
         self.accuracy_curve = self.accuracy_plot.plot([], [], pen=pg.mkPen("#5ab4ff", width=2), symbol="o",
-                                                      symbolSize=7, symbolBrush="#5ab4ff")
+                                                      symbolSize=7, symbolBrush="#5ab4ff", name="samples")
         self.spread_curve = self.spread_plot.plot([], [], pen=pg.mkPen("#ffb45a", width=2), symbol="o",
-                                                  symbolSize=7, symbolBrush="#ffb45a")
-        self.real_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#5ab4ff", style=Qt.DashLine),
-                                         label="real held-out images", labelOpts={"position": 0.15,
-                                                                                 "color": "#9aa0a6"})
-        self.real_line.setVisible(False)
-        self.accuracy_plot.addItem(self.real_line)
-        curves = QHBoxLayout()
+                                                  symbolSize=7, symbolBrush="#ffb45a", name="samples")
+        # The judge's accuracy on real held-out images, dashed and named in the legend. (No such line for the
+        # spread: over a class's ~100 real images it is not comparable with a cell's few samples.)
+        self.real_accuracy = self.accuracy_plot.plot([], [], pen=pg.mkPen("#5ab4ff", style=Qt.DashLine),
+                                                     name="real images")
+        curves = QVBoxLayout()
         curves.addWidget(self.accuracy_plot)
         curves.addWidget(self.spread_plot)
+        row = QHBoxLayout()
+        row.addWidget(self.grid_plot, 3)
+        row.addLayout(curves, 2)
         right = QVBoxLayout()
-        right.addWidget(self.grid_plot, 3)
-        right.addLayout(curves, 1)
+        right.addLayout(row, 1)
         self.arrange(form, right, 300,
             "Each row is one class y and starts from one x<sub>T</sub> (seed + row) in every column, and DDIM with "
             "η = 0 is deterministic: the columns differ only by S in ε̃ = ε<sub>u</sub> + S (ε<sub>c</sub> − "
@@ -178,7 +179,8 @@ class GuidanceView(JobView):
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setLabel("bottom", "guidance scale S")
         plot.setLabel("left", unit)
-        plot.setMinimumHeight(170)
+        plot.setMinimumSize(220, 170)
+        plot.addLegend(offset=(-8, -8) if "accuracy" in title else (-8, 8), labelTextSize="8pt")
         return plot
 
     # ------------------------------------------------------------------ starting
@@ -272,7 +274,7 @@ class GuidanceView(JobView):
             self.set_status(f"Training the judge on the loaded data: step {item[1]} of {item[2]}…")
         elif kind == "judge":
             self.judge, self._judge_for = item[1], item[2]
-            self._show_real_accuracy()
+            self._show_real()
         elif kind == "progress":
             self.set_status(f"Sampling: model call {item[1]} of {item[2]}…")
         elif kind == "column":
@@ -317,11 +319,11 @@ class GuidanceView(JobView):
         self.grid_image.setRect(0, 0, w, h)
         self.row_ticks = [(self.cell_origin(r, 0)[0] + self.cell_h / 2, self.class_names[k])
                           for r, k in enumerate(self.classes)]
-        self.column_ticks = [(self.cell_origin(0, c)[1] + self.cell_w / 2, f"S = {s:g}")
+        self.column_ticks = [(self.cell_origin(0, c)[1] + self.cell_w / 2, f"{s:g}")
                              for c, s in enumerate(self.scales)]
         self.grid_plot.getAxis("left").setTicks([self.row_ticks])
         self.grid_plot.getAxis("bottom").setTicks([self.column_ticks])
-        self.grid_plot.getAxis("top").setTicks([self.column_ticks])
+        self.grid_plot.getAxis("top").setTicks([[(x, f"S = {s}") for x, s in self.column_ticks]])
         self.grid_plot.setRange(xRange=(0, w), yRange=(0, h), padding=0.01)
 
     def cell_origin(self, row: int, column: int) -> tuple[int, int]:
@@ -343,18 +345,19 @@ class GuidanceView(JobView):
         for plot in (self.accuracy_plot, self.spread_plot):
             plot.setXRange(min(xs) - 0.3, max(xs) + 0.3)
             plot.getAxis("bottom").setTicks([[(s, f"{s:g}") for s in xs]])
-        self.accuracy_plot.setYRange(0, 1.05)
-        self.spread_plot.setYRange(0, math.log2(max(2, len(self.class_names))) * 1.05)
-        self.accuracy_plot.setTitle("judge accuracy: fraction judged as their class y" + (f" ({why})" if why else ""))
-        self._show_real_accuracy(visible=reused)  # a judge trained for this sweep shows its line once trained
+        self.accuracy_plot.setYRange(0, 1.02)
+        self.spread_plot.setYRange(0, math.log2(max(2, len(self.class_names))) * 1.02)
+        self.accuracy_plot.setTitle("judge accuracy" + (f" ({why})" if why else ""))
+        self._show_real(visible=reused)  # a judge trained for this sweep shows its lines once trained
 
-    def _show_real_accuracy(self, visible: bool = True) -> None:
-        ok = visible and self.judge is not None and not math.isnan(self.judge.held_out_accuracy)
-        self.real_line.setVisible(ok)
-        if ok:
-            self.real_line.setValue(self.judge.held_out_accuracy)
-            self.real_line.label.setFormat(f"judge on {self.judge.held_out} real held-out images: "
-                                           f"{self.judge.held_out_accuracy:.2f}")
+    def _show_real(self, visible: bool = True) -> None:
+        """The judge's accuracy on the real held-out images, as a dashed line across the accuracy plot."""
+        j = self.judge
+        ok = visible and j is not None and not math.isnan(j.held_out_accuracy) and bool(self.scales)
+        xs = [min(self.scales) - 0.3, max(self.scales) + 0.3] if ok else []
+        self.real_accuracy.setData(xs, [j.held_out_accuracy] * len(xs) if ok else [])
+        self.accuracy_plot.plotItem.legend.getLabel(self.real_accuracy).setText(
+            f"{j.held_out} real held-out images: {j.held_out_accuracy:.2f}" if ok else "real images")
 
     def grid_array(self) -> np.ndarray | None:
         """The grid as shown: uint8 [H, W, C]."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -117,7 +118,7 @@ class SamplingView(QWidget):
         controls.setMaximumWidth(300)
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
-        self.x0_grid = ImageGrid("predicted x<sub>0</sub>: the model's guess of the clean image at this step")
+        self.x0_grid = ImageGrid("predicted x̂<sub>0</sub>: the model's guess of x<sub>0</sub>")
         self.player = FramePlayer(40, "▶ Replay")
         self.player.frame.connect(self._show_frame)
         self.slider, self.play, self.frame_label = self.player.slider, self.player.play, self.player.label
@@ -130,8 +131,14 @@ class SamplingView(QWidget):
         self.parts_panel = EpsPartsPanel()
         self.parts_panel.setVisible(False)
         right = QVBoxLayout()
-        right.addLayout(grids, 1)
-        right.addWidget(self.parts_panel, 1)
+        top = QWidget()
+        top.setLayout(grids)
+        grids.setContentsMargins(0, 0, 0, 0)
+        self.splitter = QSplitter(Qt.Vertical)  # x_t and x̂_0 above, the ε panel (when shown) below
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.parts_panel)
+        self.splitter.setChildrenCollapsible(False)
+        right.addWidget(self.splitter, 1)
         right.addWidget(self.player)
         right.addWidget(caption(
             "x̂<sub>0</sub> = (x<sub>t</sub> − √(1−ᾱ<sub>t</sub>) ε<sub>θ</sub>) / √ᾱ<sub>t</sub>;  "
@@ -283,6 +290,9 @@ class SamplingView(QWidget):
     # ------------------------------------------------------------------ ε_c, ε_u and their difference
     def _parts_toggled(self, on: bool) -> None:
         self.parts_panel.setVisible(on)
+        if on:  # three fifths for x_t and x̂_0, two for the panel; the handle between them moves
+            h = max(self.splitter.height(), 400)
+            self.splitter.setSizes([3 * h // 5, 2 * h // 5])
         self._update_parts()
 
     def _parts_frame(self) -> int | None:
@@ -322,9 +332,9 @@ class SamplingView(QWidget):
                 eps_c, eps_u = result
                 self.parts = (i, t, eps_c, eps_u)
                 self.parts_panel.set_parts(eps_c, eps_u, t, self.settings["class"], self.settings["guidance_scale"])
-                last = self.trajectory[self.slider.value()][1] < 0
-                shown = " (the last step: x_0 has no model call)" if last else ""
-                self.parts_panel.set_note(f"The first {len(x_t)} images' ε at t = {t}{shown}.")
+                if self.trajectory[self.slider.value()][1] < 0:
+                    self.parts_panel.set_note("x<sub>0</sub> has no model call: the last step's. "
+                                              + self.parts_panel.note.text())
             if self._parts_again:
                 self._parts_again = False
                 self._update_parts()

@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QWidget,
+)
 
 from diffview.core.io.export import to_uint8
 from diffview.gui.widgets.images import ImageGrid
@@ -136,6 +145,7 @@ class EpsPartsPanel(QWidget):
         self.grids = [ImageGrid(""), ImageGrid(""), ImageGrid("")]
         self.note = QLabel()
         self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.RichText)
         self.note.setStyleSheet("color: #9aa0a6; font-size: 11px;")
         self.shown: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.diff_range = 0.0
@@ -157,12 +167,14 @@ class EpsPartsPanel(QWidget):
         self.shown = (eps_image(eps_c, EPS_RANGE), eps_image(eps_u, EPS_RANGE), eps_image(diff, self.diff_range))
         for grid, images in zip(self.grids, self.shown):
             grid.set_images(images)
-        self.grids[0].set_title(f"ε<sub>c</sub> = ε<sub>θ</sub>(x<sub>t</sub>, t, y = {class_name}), t = {t}; "
-                                f"black −{EPS_RANGE:g} … white +{EPS_RANGE:g}")
-        self.grids[1].set_title(f"ε<sub>u</sub> = ε<sub>θ</sub>(x<sub>t</sub>, t, ∅); black −{EPS_RANGE:g} … "
-                                f"white +{EPS_RANGE:g}")
-        self.grids[2].set_title(f"ε<sub>c</sub> − ε<sub>u</sub> (S = {scale:g} times this is added to ε<sub>u</sub>); "
-                                f"black −{self.diff_range:.3g} … white +{self.diff_range:.3g}")
+        # Short titles (a long one widens the grid past its widget); the note under the panel says the rest.
+        self.grids[0].set_title(f"ε<sub>c</sub> (y = {class_name}), ±{EPS_RANGE:g}")
+        self.grids[1].set_title(f"ε<sub>u</sub> (∅), ±{EPS_RANGE:g}")
+        self.grids[2].set_title(f"ε<sub>c</sub> − ε<sub>u</sub>, ±{self.diff_range:.3g}")
+        self.set_note(f"At t = {t}: ε<sub>c</sub> = ε<sub>θ</sub>(x<sub>t</sub>, t, y), ε<sub>u</sub> = "
+                      f"ε<sub>θ</sub>(x<sub>t</sub>, t, ∅), and their difference, which S = {scale:g} scales in "
+                      "ε̃ = ε<sub>u</sub> + S (ε<sub>c</sub> − ε<sub>u</sub>). Gray is 0; each title's ±r runs from "
+                      "black (−r) to white (+r): ±3 for ε, the difference's own largest |value| for it.")
 
 
 __all__ = ["DEFAULT_SCALE", "EPS_RANGE", "ClassAndScale", "EpsPartsPanel", "UNCONDITIONAL", "eps_image"]
