@@ -58,3 +58,20 @@ def lab2d_idle(qtbot, view, timeout=30_000) -> None:
     """Wait until the 2D tab's training, jobs and score field are all done."""
     s = view.session
     qtbot.waitUntil(lambda: not s.controller.running and not s.jobs and not s.score_busy, timeout=timeout)
+
+
+class ToyConditional(torch.nn.Module):
+    """A class-conditional "denoiser" whose output depends on the label: 0.5 x_t + a fixed random pattern per
+    class (row ``num_classes`` is the null class ∅, label −1 or None), so guidance visibly changes samples."""
+
+    def __init__(self, num_classes: int = 3, shape=(1, 8, 8), seed: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("table", torch.randn(num_classes + 1, *shape, generator=g))
+
+    def forward(self, x, t, y=None):
+        if y is None:
+            y = torch.full((x.shape[0],), -1, dtype=torch.long)
+        rows = torch.where(y < 0, self.num_classes, y)
+        return 0.5 * x + self.table[rows]

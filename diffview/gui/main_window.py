@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._wire_session()
         self._wire_settings()
-        self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Memorisation, Noise & denoise
+        self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Guidance, Memorisation, Noise & denoise
         self._make_menus()
 
         session.update_schedule()
@@ -157,6 +157,9 @@ class MainWindow(QMainWindow):
         session.training_started.connect(lambda _: self.tabs.setCurrentWidget(self.training_view))
         session.training_finished.connect(self._training_finished)
         self.sampling_view.message.connect(self.show_message)
+        # The Sampling tab's class picker and default S follow the run opened or being trained.
+        session.model_changed.connect(lambda run: self.sampling_view.set_run_config(run and run.config))
+        session.training_started.connect(lambda trainer: self.sampling_view.set_run_config(trainer.config))
 
     def _wire_settings(self) -> None:
         """The settings' requests to the session, and the views' timesteps to each other."""

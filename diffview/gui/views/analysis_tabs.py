@@ -1,22 +1,23 @@
-"""The analysis tabs (Bound, Samplers, Memorisation, Noise & denoise), made and wired to the main window
+"""The analysis tabs (Bound, Samplers, Guidance, Memorisation, Noise & denoise), made and wired to the main window
 in one place so the window itself needs only a call here and a cancel on close."""
 
 from __future__ import annotations
 
 from diffview.gui.views.bound import BoundView
+from diffview.gui.views.guidance import GuidanceView
 from diffview.gui.views.memorise import MemoriseView
 from diffview.gui.views.samplers import CompareView
 from diffview.gui.views.sdedit import SDEditView
 
 
 def add_analysis_tabs(window) -> list:
-    """Make the four views, give them the session's model, dataset and schedule, and add their tabs
+    """Make the five views, give them the session's model, dataset and schedule, and add their tabs
     right after the Sampling tab; returns the views (the window cancels their work on close)."""
     session = window.session
-    window.bound_view, window.compare_view = BoundView(), CompareView()
+    window.bound_view, window.compare_view, window.guidance_view = BoundView(), CompareView(), GuidanceView()
     window.memorise_view, window.sdedit_view = MemoriseView(), SDEditView()
-    views = [window.bound_view, window.compare_view, window.memorise_view, window.sdedit_view]
-    names = ["Bound", "Samplers", "Memorisation", "Noise && denoise"]
+    views = [window.bound_view, window.compare_view, window.guidance_view, window.memorise_view, window.sdedit_view]
+    names = ["Bound", "Samplers", "Guidance", "Memorisation", "Noise && denoise"]
     at = window.tabs.indexOf(window.sampling_view) + 1
     for i, (view, name) in enumerate(zip(views, names)):
         view.model_source = session.model_source
@@ -31,6 +32,7 @@ def add_analysis_tabs(window) -> list:
     window.bound_view.loss_source = window.training_view.loss_by_t
     session.controller.steps.connect(window.bound_view.on_training_steps)
     window.sdedit_view.schedule_source = lambda: session.schedule
+    session.model_changed.connect(lambda run: window.guidance_view.show_classes(run.handle.class_names if run else ()))
 
     def last_samples():
         trajectory = window.sampling_view.trajectory

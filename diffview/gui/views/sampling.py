@@ -6,16 +6,21 @@ button replay it. The final grid exports as PNG, the trajectory as GIF and as a 
 worker (a 100-frame GIF takes seconds). Both are :class:`~diffview.gui.workers.jobs.Job` s. A model source
 may hand a ModelHandle whose model is pending (a snapshot of a live trainer's weights): the sampling job
 takes it, never the GUI thread.
+
+A class-conditional model samples the class the picker names, guided at S (ε̃ = ε_u + S (ε_c − ε_u)), so
+x_t and x̂_0 follow the guided prediction. For the step the slider is on, the tab can show ε_c, ε_u and
+ε_c − ε_u (what S amplifies), computed on a worker from that step's x_t, which the sampling job keeps as
+floats for the first PARTS_IMAGES images of every kept frame (views/sampling_job.py).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import Signal, Slot
+import torch
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -25,43 +30,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from diffview.core.io.export import make_grid, save_gif, save_grid, save_strip, to_uint8
+from diffview.core.analysis.guidance import eps_parts
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
+from diffview.core.runs.open import run_classes
+from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
+from diffview.gui.widgets.guidance_scale import ClassAndScale, EpsPartsPanel
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
 from diffview.gui.workers.jobs import Job, Jobs
-
-EMIT_SECONDS = 0.03
-MAX_FRAMES = 250
-
-
-def _sample(handle: ModelHandle, s: dict, emit, cancelled) -> None:
-    """The sampling job: ("model", label) once a pending model is taken, then ("frames", [(index, t, x_t uint8,
-    x0_pred uint8, seconds)]) at most every EMIT_SECONDS; stops between model calls once ``cancelled()``."""
-    if isinstance(handle.model, PendingModel):  # e.g. a snapshot under the trainer's lock
-        handle = handle.resolved()
-        emit(("model", handle.label))
-    total = s["steps"]
-    keep = max(1, total // MAX_FRAMES)
-    pending, last, t0 = [], time.monotonic(), time.perf_counter()
-    for st in handle.iter_sample(s["n"], sampler=s["sampler"], steps=s["steps"], eta=s["eta"], seed=s["seed"]):
-        if cancelled():
-            break
-        final = st.t_prev < 0
-        if st.index % keep == 0 or final:
-            pending.append((st.index, st.t, to_uint8(st.x_t), to_uint8(st.x0_pred), time.perf_counter() - t0))
-        if final:
-            pending.append((st.index + 1, -1, to_uint8(st.x_prev), to_uint8(st.x_prev), time.perf_counter() - t0))
-        if pending and (time.monotonic() - last >= EMIT_SECONDS or final):
-            emit(("frames", pending))
-            pending, last = [], time.monotonic()
-    if pending:
-        emit(("frames", pending))
 
 
 class SamplingView(QWidget):
@@ -70,10 +52,16 @@ class SamplingView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model_source = None  # callable(ema=True) -> ModelHandle | None
-        self.trajectory: list[tuple] = []
+        self.trajectory: list[tuple] = []  # (index, t, x_t uint8, x̂_0 uint8, seconds) per kept frame
+        self.states: list[torch.Tensor | None] = []  # per frame: x_t float (first PARTS_IMAGES) when guided
+        self.settings: dict = {}
+        self.parts: tuple | None = None  # the ε panel's (frame, t, ε_c, ε_u) now shown
         self.jobs = Jobs(self)
         self._job: Job | None = None  # sampling
         self._export_job: Job | None = None
+        self._parts_job: Job | None = None
+        self._parts_again = False  # the slider moved while the ε panel computed
+        self._handle: ModelHandle | None = None  # the sampled model, once taken (the ε panel calls it)
 
         self.sampler = QComboBox()
         self.sampler.addItems(["DDIM", "DDPM"])
@@ -91,6 +79,14 @@ class SamplingView(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.weights = QComboBox()
         self.weights.addItems(["EMA weights", "raw weights"])
+        self.guidance = ClassAndScale()
+        self.show_parts = QCheckBox("show ε_c, ε_u and their difference")
+        self.show_parts.setToolTip("For the step the slider is on: the conditional prediction ε_c = ε_θ(x_t, t, y), "
+                                   "the unconditional ε_u = ε_θ(x_t, t, ∅), and ε_c − ε_u, which guidance scales by S "
+                                   "in ε̃ = ε_u + S (ε_c − ε_u)")
+        self.show_parts.setEnabled(False)
+        self.show_parts.toggled.connect(self._parts_toggled)
+        self.guidance.changed.connect(lambda: self.show_parts.setEnabled(self.guidance.conditional))
         self.run_button = QPushButton("Sample")
         self.run_button.setToolTip("Run the reverse process (Ctrl+R)")
         self.run_button.clicked.connect(self.start)
@@ -103,6 +99,8 @@ class SamplingView(QWidget):
         form.addRow("Images", self.n)
         form.addRow("Seed", self.seed)
         form.addRow("Weights", self.weights)
+        form.addRow(self.guidance)
+        form.addRow(self.show_parts)
         form.addRow(self.run_button)
         self.export_png = QPushButton("Export grid (PNG)…")
         self.export_gif = QPushButton("Export trajectory (GIF)…")
@@ -117,10 +115,10 @@ class SamplingView(QWidget):
         form.addRow(self.status)
         controls = QWidget()
         controls.setLayout(form)
-        controls.setMaximumWidth(280)
+        controls.setMaximumWidth(300)
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
-        self.x0_grid = ImageGrid("predicted x<sub>0</sub>: the model's guess of the clean image at this step")
+        self.x0_grid = ImageGrid("predicted x̂<sub>0</sub>: the model's guess of x<sub>0</sub>")
         self.player = FramePlayer(40, "▶ Replay")
         self.player.frame.connect(self._show_frame)
         self.slider, self.play, self.frame_label = self.player.slider, self.player.play, self.player.label
@@ -130,14 +128,25 @@ class SamplingView(QWidget):
         grids = QHBoxLayout()
         grids.addWidget(self.xt_grid)
         grids.addWidget(self.x0_grid)
+        self.parts_panel = EpsPartsPanel()
+        self.parts_panel.setVisible(False)
         right = QVBoxLayout()
-        right.addLayout(grids, 1)
+        top = QWidget()
+        top.setLayout(grids)
+        grids.setContentsMargins(0, 0, 0, 0)
+        self.splitter = QSplitter(Qt.Vertical)  # x_t and x̂_0 above, the ε panel (when shown) below
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.parts_panel)
+        self.splitter.setChildrenCollapsible(False)
+        right.addWidget(self.splitter, 1)
         right.addWidget(self.player)
         right.addWidget(caption(
             "x̂<sub>0</sub> = (x<sub>t</sub> − √(1−ᾱ<sub>t</sub>) ε<sub>θ</sub>) / √ᾱ<sub>t</sub>;  "
             "DDPM: x<sub>t−1</sub> = μ̃<sub>t</sub>(x<sub>t</sub>, x̂<sub>0</sub>) + σ<sub>t</sub> z (Algorithm 2);  "
-            "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z (eq. 12). "
-            + T_INDEX_NOTE))
+            "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> "
+            "+ σ z (eq. 12). "
+            "A class-conditional model samples with ε̃ = ε<sub>u</sub> + S (ε<sub>c</sub> − ε<sub>u</sub>) in place of "
+            "ε<sub>θ</sub> (classifier-free guidance). " + T_INDEX_NOTE))
         layout = QGridLayout(self)
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)
@@ -146,6 +155,11 @@ class SamplingView(QWidget):
     @property
     def busy(self) -> bool:
         return self._job is not None
+
+    @property
+    def parts_busy(self) -> bool:
+        """Whether the ε_c / ε_u panel is computing."""
+        return self._parts_job is not None
 
     def set_timesteps(self, T: int) -> None:
         self.steps.setMaximum(T)
@@ -158,6 +172,27 @@ class SamplingView(QWidget):
             self.steps.setValue(self.steps.maximum())
         else:
             self.steps.setValue(min(50, self.steps.maximum()))
+
+    def refresh_classes(self) -> None:
+        """Show the current model's classes in the picker, from its handle (no weights are copied: the app's
+        model source hands a pending model), or keep what is shown while there is no model."""
+        handle = self.model_source(ema=True) if self.model_source is not None and not self.busy else None
+        if handle is not None:
+            self.guidance.set_classes(handle.class_names)
+
+    def set_run_config(self, config) -> None:
+        """A run opened or started training (its TrainConfig; None: a model diffview did not train): its classes,
+        once recorded, and its default guidance scale S (``guidance_scale``)."""
+        if config is None:
+            self.refresh_classes()
+            return
+        self.guidance.set_classes(run_classes(config) if not config.conditional or config.class_names else None)
+        if config.conditional:
+            self.guidance.set_scale(config.guidance_scale)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self.refresh_classes()
 
     def start(self) -> None:
         if self.busy:
@@ -172,20 +207,34 @@ class SamplingView(QWidget):
         if not isinstance(handle.shape, ImageShape):
             self.status.setText(f"{handle.label} makes {handle.shape}: this tab samples image models.")
             return
+        self.guidance.set_classes(handle.class_names)
         schedule, label = handle.schedule, handle.label
+        y = self.guidance.label()
         settings = {"sampler": self.sampler.currentText().lower(), "steps": min(self.steps.value(), schedule.timesteps),
-                    "eta": self.eta.value(), "n": self.n.value(), "seed": self.seed.value()}
-        self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label}
-        self.trajectory = []
+                    "eta": self.eta.value(), "n": self.n.value(), "seed": self.seed.value(), "label": y,
+                    "guidance_scale": self.guidance.scale() if y is not None else 1.0}
+        self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label,
+                         "class": handle.class_names[y] if y is not None else None}
+        self.trajectory, self.states, self.parts = [], [], None
+        self._handle = None if isinstance(handle.model, PendingModel) else handle
         self.player.stop()
         for w in (self.slider, self.play, self.export_png, self.export_gif, self.export_strip, self.run_button):
             w.setEnabled(False)
-        self.status.setText(f"Sampling {settings['n']} images with {settings['sampler'].upper()}, "
-                            f"{settings['steps']} steps, from {label}…")
-        self._job = self.jobs.start(lambda emit, cancelled: _sample(handle, settings, emit, cancelled),
+        self.parts_panel.set_note("The ε panel follows the slider once sampling is done.")
+        self.status.setText(self._sampling_text())
+        self._job = self.jobs.start(lambda emit, cancelled: sample_frames(handle, settings, emit, cancelled),
                                     "diffview-sampling", self._on_item, self._on_finished)
         if self._job is None:  # the app is closing
             self.run_button.setEnabled(True)
+
+    def _sampling_text(self) -> str:
+        s = self.settings
+        return (f"Sampling {s['n']} images with {s['sampler'].upper()}, {s['steps']} steps, from {s['model']}"
+                f"{self._guided_words()}…")
+
+    def _guided_words(self) -> str:
+        s = self.settings
+        return f", class {s['class']} guided at S = {s['guidance_scale']:g}" if s.get("class") is not None else ""
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
         self.jobs.cancel_and_wait(ms)
@@ -197,23 +246,23 @@ class SamplingView(QWidget):
         else:
             self._on_frames(value)
 
-    @Slot(str)
-    def _on_resolved(self, label: str) -> None:
-        self.settings["model"] = label
-        self.status.setText(f"Sampling {self.settings['n']} images with {self.settings['sampler'].upper()}, "
-                            f"{self.settings['steps']} steps, from {label}…")
+    def _on_resolved(self, handle: ModelHandle) -> None:
+        self._handle = handle
+        self.settings["model"] = handle.label
+        self.status.setText(self._sampling_text())
 
     @Slot(list)
     def _on_frames(self, frames: list) -> None:
-        self.trajectory.extend(frames)
-        self._draw(frames[-1])
+        self.trajectory.extend(f[:5] for f in frames)
+        self.states.extend(f[5] for f in frames)
+        self._draw(self.trajectory[-1])
 
     def _draw(self, frame) -> None:
         index, t, xt, x0, seconds = frame
         self.xt_grid.set_images(xt)
         self.x0_grid.set_images(x0)
         where = f"t = {t}" if t >= 0 else "x<sub>0</sub> (done)"
-        self.xt_grid.set_title(f"x<sub>t</sub>, {where}")
+        self.xt_grid.set_title(f"x<sub>t</sub>, {where}{self._guided_words()}")
         self.frame_label.setText(f"step {index} of {self.settings['steps']}, {where}, {seconds:.2f} s")
 
     def _on_finished(self, _result, error: str) -> None:
@@ -224,8 +273,9 @@ class SamplingView(QWidget):
             self.message.emit("error", error)
         elif self.trajectory:
             seconds = self.trajectory[-1][4]
-            self.status.setText(f"Done: {self.settings['sampler'].upper()}, {self.settings['steps']} steps, "
-                                f"{seconds:.1f} s. Scrub or replay the trajectory, or export it.")
+            self.status.setText(f"Done: {self.settings['sampler'].upper()}, {self.settings['steps']} steps"
+                                f"{self._guided_words()}, {seconds:.1f} s. Scrub or replay the trajectory, or "
+                                "export it.")
         self.run_button.setEnabled(True)
         if self.trajectory:
             self.player.set_frames(len(self.trajectory))
@@ -235,32 +285,91 @@ class SamplingView(QWidget):
     def _show_frame(self, i: int) -> None:
         if 0 <= i < len(self.trajectory):
             self._draw(self.trajectory[i])
+            self._update_parts()
+
+    # ------------------------------------------------------------------ ε_c, ε_u and their difference
+    def _parts_toggled(self, on: bool) -> None:
+        self.parts_panel.setVisible(on)
+        if on:  # three fifths for x_t and x̂_0, two for the panel; the handle between them moves
+            h = max(self.splitter.height(), 400)
+            self.splitter.setSizes([3 * h // 5, 2 * h // 5])
+        self._update_parts()
+
+    def _parts_frame(self) -> int | None:
+        """The frame whose x_t the ε panel shows: the slider's, or for the final x_0 (no model call there) the
+        last step's; None when there is none."""
+        i = self.slider.value()
+        if not 0 <= i < len(self.states):
+            return None
+        if self.states[i] is None and i > 0 and self.trajectory[i][1] < 0:
+            i -= 1
+        return i if self.states[i] is not None else None
+
+    def _update_parts(self) -> None:
+        """Compute ε_c and ε_u at the slider's step on a worker (one at a time: a move meanwhile computes again)."""
+        if not self.show_parts.isChecked() or self.busy:
+            return
+        if self.settings.get("class") is None:
+            self.parts_panel.set_note("Sampled unconditionally (∅, or a model without classes): ε_c and ε_u are one "
+                                      "prediction. Pick a class and sample again.")
+            return
+        i = self._parts_frame()
+        if i is None or self._handle is None:
+            self.parts_panel.set_note("Sample first: the panel shows the step the slider is on.")
+            return
+        if self._parts_job is not None:
+            self._parts_again = True
+            return
+        handle, x_t, t, y = self._handle, self.states[i], self.trajectory[i][1], self.settings["label"]
+        trajectory = self.trajectory
+        self.parts_panel.set_note(f"Computing ε_c and ε_u at t = {t}…")
+
+        def done(result, error):
+            self._parts_job = None
+            if error:
+                self.parts_panel.set_note(f"Could not compute ε_c and ε_u: {error}")
+            elif trajectory is self.trajectory:  # not a trajectory sampled since
+                eps_c, eps_u = result
+                self.parts = (i, t, eps_c, eps_u)
+                self.parts_panel.set_parts(eps_c, eps_u, t, self.settings["class"], self.settings["guidance_scale"])
+                if self.trajectory[self.slider.value()][1] < 0:
+                    self.parts_panel.set_note("x<sub>0</sub> has no model call: the last step's. "
+                                              + self.parts_panel.note.text())
+            if self._parts_again:
+                self._parts_again = False
+                self._update_parts()
+
+        self._parts_job = self.jobs.start(lambda emit, cancelled: eps_parts(handle, x_t, t, y), "diffview-eps-parts",
+                                          None, done)
 
     # ------------------------------------------------------------------ export
     def metadata(self) -> dict:
-        return {k: self.settings[k] for k in ("seed", "sampler", "steps", "eta", "schedule", "timesteps", "model")}
+        meta = {k: self.settings[k] for k in ("seed", "sampler", "steps", "eta", "schedule", "timesteps", "model")}
+        if self.settings.get("class") is not None:
+            meta.update({"class": self.settings["class"], "guidance_scale": self.settings["guidance_scale"]})
+        return meta
 
     def export_png_to(self, path: str) -> Path:
-        return _write_png(self.trajectory, self.metadata(), path)
+        return write_png(self.trajectory, self.metadata(), path)
 
     def export_gif_to(self, path: str) -> Path:
-        return _write_gif(self.trajectory, self.metadata(), path)
+        return write_gif(self.trajectory, self.metadata(), path)
 
     def export_strip_to(self, path: str, columns: int = 10) -> Path:
-        return _write_strip(self.trajectory, self.metadata(), path, columns=columns)
+        return write_strip(self.trajectory, self.metadata(), path, columns=columns)
 
     def _ask(self, title: str, default: str, pattern: str) -> str | None:
         path, _ = QFileDialog.getSaveFileName(self, title, default, pattern)
         return path or None
 
     def _export_png(self) -> None:
-        self.export(_write_png, self._ask("Export sample grid", "samples.png", "PNG images (*.png)"))
+        self.export(write_png, self._ask("Export sample grid", "samples.png", "PNG images (*.png)"))
 
     def _export_gif(self) -> None:
-        self.export(_write_gif, self._ask("Export reverse process", "reverse.gif", "GIF animations (*.gif)"))
+        self.export(write_gif, self._ask("Export reverse process", "reverse.gif", "GIF animations (*.gif)"))
 
     def _export_strip(self) -> None:
-        self.export(_write_strip, self._ask("Export strip of steps", "strip.png", "PNG images (*.png)"))
+        self.export(write_strip, self._ask("Export strip of steps", "strip.png", "PNG images (*.png)"))
 
     @property
     def exporting(self) -> bool:
@@ -295,17 +404,3 @@ class SamplingView(QWidget):
                                            lambda p: self.status.setText(f"Writing {path}: frame {p[0]} of {p[1]}…"),
                                            done)
         return self._export_job
-
-
-def _write_png(trajectory, meta: dict, path: str, progress=None) -> Path:
-    return save_grid(trajectory[-1][2], path, scale=2, metadata=meta)
-
-
-def _write_gif(trajectory, meta: dict, path: str, progress=None) -> Path:
-    frames = [np.concatenate([make_grid(xt), make_grid(x0)], axis=1) for _, _, xt, x0, _ in trajectory]
-    return save_gif(frames, path, scale=2, progress=progress)
-
-
-def _write_strip(trajectory, meta: dict, path: str, columns: int = 10, progress=None) -> Path:
-    picks = np.linspace(0, len(trajectory) - 1, min(columns, len(trajectory))).round().astype(int)
-    return save_strip([trajectory[i][2][:8] for i in picks], path, scale=2, metadata=meta)
