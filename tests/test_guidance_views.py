@@ -85,19 +85,19 @@ def test_the_controls_list_the_classes_after_the_null_class_and_give_label_and_s
     g = GuidanceControls()
     qtbot.addWidget(g)
     assert not g.isEnabled() and g.label() is None and g.label_box.currentText() == "—"
-    assert (g.scale_box.minimum(), g.scale_box.maximum(), g.scale_box.singleStep(), g.scale()) == (0, 10, 0.5, 3)
+    assert (g.spin.minimum(), g.spin.maximum(), g.spin.singleStep(), g.scale(), g.slider.maximum()) == (0, 10, 0.1, 3, 100)
     g.set_handle(handle_of(model, schedule))
     assert g.isEnabled() and [g.label_box.itemText(i) for i in range(g.label_box.count())] == [UNCONDITIONAL,
                                                                                                *CLASSES]
-    assert g.label() is None and not g.scale_box.isEnabled()  # ∅: S has nothing to guide towards
+    assert g.label() is None and not g.spin.isEnabled()  # ∅: S has nothing to guide towards
     g.set_label(2)
-    g.scale_box.setValue(4.5)
-    assert (g.label(), g.scale(), g.scale_box.isEnabled()) == (2, 4.5, True)
+    g.spin.setValue(4.5)
+    assert (g.label(), g.scale(), g.spin.isEnabled()) == (2, 4.5, True)
     assert g.describe() == "class two, guided at S = 4.5"
     g.set_classes(("x", "two"))  # another model: the class of that name is kept, at its own index
     assert g.label() == 1
     g.set_handle(handle_of(model, schedule, classes=()))
-    assert not g.isEnabled() and g.label() is None and "unconditional" in g.note.text()
+    assert not g.isEnabled() and g.label() is None and "not class-conditional" in g.note.text()
 
 
 # ----------------------------------------------------------------------------- the core functions
@@ -141,7 +141,7 @@ def test_the_handles_samples_for_memorisation_follow_the_label(model, schedule):
 # ----------------------------------------------------------------------------- the tabs' jobs
 def choose(view, label, scale):
     view.guidance.set_label(label)
-    view.guidance.scale_box.setValue(scale)
+    view.guidance.spin.setValue(scale)
 
 
 def test_the_samplers_tab_guides_every_sampler_with_the_chosen_class(qtbot, model, schedule, dataset):

@@ -22,7 +22,8 @@ from diffview.core.sampling import noise_from_seed, sample  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.guidance import GuidanceView, parse_classes, parse_scales  # noqa: E402
 from diffview.gui.views.sampling import SamplingView  # noqa: E402
-from diffview.gui.widgets.guidance_scale import EPS_RANGE, UNCONDITIONAL, eps_image  # noqa: E402
+from diffview.gui.widgets.eps_parts import EPS_RANGE, eps_image  # noqa: E402
+from diffview.gui.widgets.guidance import UNCONDITIONAL  # noqa: E402
 
 T = 50
 CLASSES = ("a", "b", "c")

@@ -39,7 +39,8 @@ from diffview.core.analysis.guidance import eps_parts
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.core.runs.open import run_classes
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
-from diffview.gui.widgets.guidance_scale import ClassAndScale, EpsPartsPanel
+from diffview.gui.widgets.eps_parts import EpsPartsPanel
+from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
@@ -79,7 +80,7 @@ class SamplingView(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.weights = QComboBox()
         self.weights.addItems(["EMA weights", "raw weights"])
-        self.guidance = ClassAndScale()
+        self.guidance = GuidanceControls(first_class=True)
         self.show_parts = QCheckBox("show ε_c, ε_u and their difference")
         self.show_parts.setToolTip("For the step the slider is on: the conditional prediction ε_c = ε_θ(x_t, t, y), "
                                    "the unconditional ε_u = ε_θ(x_t, t, ∅), and ε_c − ε_u, which guidance scales by S "
