@@ -22,7 +22,7 @@ from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
 from diffview.core.runs import open as core_runs  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui import run_loader  # noqa: E402
-from diffview.gui.views import sampling as sampling_view
+from diffview.gui.views import sampling_job
 from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 SLOW_S = 1.5  # how long each slow step is made to take
@@ -139,8 +139,8 @@ def sampled(qtbot, window, tmp_path):
 def test_exports_write_on_a_worker_with_progress(qtbot, window, tmp_path, monkeypatch, kind):
     sv = sampled(qtbot, window, tmp_path)
     for name in ("save_gif", "save_strip", "save_grid"):
-        monkeypatch.setattr(sampling_view, name, slowly(getattr(sampling_view, name)))
-    write = {"gif": sampling_view._write_gif, "strip": sampling_view._write_strip, "png": sampling_view._write_png}
+        monkeypatch.setattr(sampling_job, name, slowly(getattr(sampling_job, name)))
+    write = {"gif": sampling_job.write_gif, "strip": sampling_job.write_strip, "png": sampling_job.write_png}
     path = tmp_path / f"out.{'gif' if kind == 'gif' else 'png'}"
     with Probe() as probe:
         job = sv.export(write[kind], str(path))
@@ -157,11 +157,11 @@ def test_exports_write_on_a_worker_with_progress(qtbot, window, tmp_path, monkey
 def test_a_gif_export_reports_each_frame_and_a_failure_keeps_the_view_usable(qtbot, window, tmp_path):
     sv = sampled(qtbot, window, tmp_path)
     seen = []
-    job = sv.export(sampling_view._write_gif, str(tmp_path / "a.gif"))
+    job = sv.export(sampling_job.write_gif, str(tmp_path / "a.gif"))
     job.item.connect(seen.append)
     qtbot.waitUntil(lambda: not sv.exporting, timeout=30_000)
     assert Image.open(tmp_path / "a.gif").n_frames == 6 and seen == [(i, 6) for i in range(1, 7)]
-    sv.export(sampling_view._write_gif, str(tmp_path / "a.gif" / "b.gif"))  # a file is not a folder
+    sv.export(sampling_job.write_gif, str(tmp_path / "a.gif" / "b.gif"))  # a file is not a folder
     qtbot.waitUntil(lambda: not sv.exporting, timeout=30_000)
     assert "Could not write" in sv.status.text() and sv.export_gif.isEnabled()
 
