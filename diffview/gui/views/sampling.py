@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from diffview.core.io.export import make_grid, save_gif, save_grid, save_strip, to_uint8
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
+from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
@@ -142,6 +143,11 @@ class SamplingView(QWidget):
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(1, 1)
+        self.algorithm = AlgorithmPanel("ddim")  # Algorithm 2 or DDIM's update as it runs (widgets/algorithm.py)
+        self.algorithm_follower = SamplingFollower(self.algorithm)
+        layout.addWidget(self.algorithm, 0, 2)
+        form.addRow(self.algorithm.toggle)
+        self.sampler.currentTextChanged.connect(lambda name: self.algorithm.set_algorithm(name.lower()))
 
     @property
     def busy(self) -> bool:
@@ -182,6 +188,7 @@ class SamplingView(QWidget):
             w.setEnabled(False)
         self.status.setText(f"Sampling {settings['n']} images with {settings['sampler'].upper()}, "
                             f"{settings['steps']} steps, from {label}…")
+        self.algorithm_follower.started(settings["sampler"], settings["steps"])
         self._job = self.jobs.start(lambda emit, cancelled: _sample(handle, settings, emit, cancelled),
                                     "diffview-sampling", self._on_item, self._on_finished)
         if self._job is None:  # the app is closing
@@ -207,6 +214,7 @@ class SamplingView(QWidget):
     def _on_frames(self, frames: list) -> None:
         self.trajectory.extend(frames)
         self._draw(frames[-1])
+        self.algorithm_follower.on_frames(frames)
 
     def _draw(self, frame) -> None:
         index, t, xt, x0, seconds = frame
