@@ -145,6 +145,10 @@ def test_the_gaussians_panel_checks_each_closed_form_against_its_integral(qtbot)
     g.reverse.setChecked(True)
     assert g.closed[2] == pytest.approx(gaussian_kl(1.0, 2.25, 1.0, 0.49)) and g.closed[2] != forward
     assert "KL(q ‖ p) = H(q, p) − H(q)" in g.values.text()
+    g.handles["q"].setValue(-0.5)  # dragging μ_q's handle moves μ_q
+    assert g.mu_q.value() == -0.5 and g.handles["p"].value() == g.mu_p.value()
+    g.reverse.setChecked(False)
+    assert g.closed[2] == pytest.approx(gaussian_kl(1.0, 0.49, -0.5, 2.25))
     v.entropy.slider.setValue(500)
     assert "0.6931 nats = 1.0000 bits" in v.entropy.values.text()
     assert v.entropy.marker.getData()[1][0] == pytest.approx(math.log(2))

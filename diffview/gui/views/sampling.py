@@ -143,10 +143,10 @@ class SamplingView(QWidget):
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(1, 1)
-        self.algorithm = AlgorithmPanel("ddim")  # Algorithm 2 or DDIM's update as it runs (widgets/algorithm.py)
+        self.algorithm = AlgorithmPanel("ddim", width=270)  # Algorithm 2 or DDIM's update as it runs (widgets/algorithm.py)
         self.algorithm_follower = SamplingFollower(self.algorithm)
-        layout.addWidget(self.algorithm, 0, 2)
         form.addRow(self.algorithm.toggle)
+        form.addRow(self.algorithm)
         self.sampler.currentTextChanged.connect(lambda name: self.algorithm.set_algorithm(name.lower()))
 
     @property

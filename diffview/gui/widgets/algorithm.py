@@ -22,9 +22,9 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QToolButton, QVBoxLay
 INTERVAL_MS = 300  # one highlighted line at most this often
 MAX_PENDING = 8  # highlights waiting to be shown; beyond this the oldest are dropped
 HISTORY = 2000
-LINK = "color: #8fc1ff; text-decoration: none;"
-ON = "background: #34445e; border-left: 3px solid #ffb050; padding: 2px 4px;"
-OFF = "background: transparent; border-left: 3px solid transparent; padding: 2px 4px;"
+LINK = "color: #1a62c4; text-decoration: none;"
+LINE = "background: transparent; padding: 2px 4px;"
+BAR = "background: #ffefc2; border-left: 3px solid #e08a00;"  # the highlight, drawn under the current line
 
 
 def sym(name: str, text: str) -> str:
@@ -85,17 +85,21 @@ class AlgorithmPanel(QFrame):
 
     symbol_clicked = Signal(str)
 
-    def __init__(self, key: str = "train", parent=None):
+    def __init__(self, key: str = "train", width: int = 340, parent=None):
         super().__init__(parent)
         self.setFrameShape(QFrame.StyledPanel)
-        self.setMaximumWidth(360)
+        self.setFixedWidth(width)
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: bold; padding: 2px;")
+        self.title.setWordWrap(True)
         self.grid = QGridLayout()
         self.grid.setVerticalSpacing(1)
+        self.grid.setColumnStretch(1, 1)  # the lines take the width; their numbers only what they need
         self.annotation = QLabel(" ")
         self.annotation.setWordWrap(True)
-        self.annotation.setStyleSheet("font-family: monospace; font-size: 11px; color: #ffb050; padding: 2px 4px;")
+        # A fixed size: a new text then repaints the label and never lays out the window again.
+        self.annotation.setFixedSize(width - 24, 36)
+        self.annotation.setStyleSheet("font-family: monospace; font-size: 11px; color: #a65400; padding: 2px 4px;")
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #9aa0a6; font-size: 11px; padding: 2px 4px;")
@@ -114,6 +118,10 @@ class AlgorithmPanel(QFrame):
         self.timer = QTimer(self)
         self.timer.setInterval(INTERVAL_MS)
         self.timer.timeout.connect(self._next)
+        # The highlight is one widget under the lines, moved to the current one: no restyling, no layout.
+        self.bar = QFrame(self)
+        self.bar.setStyleSheet(BAR)
+        self.bar.hide()
         self.toggle = QToolButton()
         self.toggle.setCheckable(True)
         self.toggle.setChecked(True)
@@ -141,13 +149,14 @@ class AlgorithmPanel(QFrame):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.LinksAccessibleByMouse)
             label.linkActivated.connect(self.symbol_clicked)
-            label.setStyleSheet(OFF)
+            label.setStyleSheet(LINE)
             self.grid.addWidget(number, i, 0, Qt.AlignTop)
             self.grid.addWidget(label, i, 1)
             self.lines.append(label)
             self.numbers.append(number)
         self.pending.clear()
         self.current = 0
+        self.bar.hide()
 
     def highlight(self, line: int, note: str = "") -> None:
         """Ask for ``line`` to be highlighted with ``note`` under the lines; shown at once when the panel has
@@ -171,14 +180,26 @@ class AlgorithmPanel(QFrame):
             self.timer.stop()
             return
         line, note = self.pending.popleft()
-        lines = self.lines
-        if 1 <= self.current <= len(lines):
-            lines[self.current - 1].setStyleSheet(OFF)
-        if 1 <= line <= len(lines):
-            lines[line - 1].setStyleSheet(ON)
         self.current = line
+        self._place_bar()
         self.annotation.setText(note or " ")
         self.shown.append(line)
+
+    def _place_bar(self) -> None:
+        if 1 <= self.current <= len(self.lines):
+            self.bar.setGeometry(self.lines[self.current - 1].geometry())
+            self.bar.lower()
+            self.bar.show()
+        else:
+            self.bar.hide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_bar()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._place_bar)  # once the lines are laid out
 
 
 class TrainingFollower:
@@ -215,22 +236,28 @@ class TrainingFollower:
 
 class SamplingFollower:
     """Algorithm 2 (DDPM) or DDIM's loop beside the sampling, from the sampling job's frames: line 1 at the
-    start, lines 2–4 for each step's frame, 5 and 6 after the last."""
+    start; lines 2–4 of the first step, then of the newest step each time the panel has shown the previous walk
+    (a fast sampler runs many steps per walk); 5 and 6 after the last step."""
 
     def __init__(self, panel: AlgorithmPanel):
         self.panel = panel
+        self.walked = False  # whether this run's first step has been walked
 
     def started(self, sampler: str, steps: int) -> None:
         self.panel.set_algorithm("ddim" if sampler == "ddim" else "ddpm")
         self.panel.highlight(1, f"{sampler.upper()}, {steps} steps")
+        self.walked = False
 
     def on_frames(self, frames: list) -> None:
+        steps = [f for f in frames if f[1] >= 0]
+        if steps and (self.panel.idle or not self.walked):
+            self.walked = True
+            index, t = steps[-1][0], steps[-1][1]
+            self.panel.highlight(2, f"step {index + 1}: t = {t + 1} (index {t})")
+            self.panel.highlight(3, "z ∼ N(0, I) drawn" if self.panel.key == "ddpm" else "x̂₀ from ε_θ(x_t, t)")
+            self.panel.highlight(4, f"x_t at index {t} → the next, smaller t")
         for index, t, *_ in frames:
-            if t >= 0:
-                self.panel.highlight(2, f"step {index + 1}: t = {t + 1} (index {t})")
-                self.panel.highlight(3, "z drawn" if self.panel.key == "ddpm" else "x̂₀ from ε_θ")
-                self.panel.highlight(4, f"x_t at index {t} → the next, smaller t")
-            else:
+            if t < 0:
                 self.panel.highlight(5, f"after {index} steps")
                 self.panel.highlight(6, "x_0: the sample")
 

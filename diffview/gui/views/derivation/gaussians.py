@@ -104,6 +104,16 @@ class GaussiansPanel(QWidget):
                                         name="the KL's integrand (shaded)")
         self.p_curve = self.plot.plot(pen=pg.mkPen(P_COLOUR, width=2), antialias=True, name="p")
         self.q_curve = self.plot.plot(pen=pg.mkPen(Q_COLOUR, width=2), antialias=True, name="q")
+        # drag handles: a vertical line at each mean, dragged left or right to move it
+        self.handles = {}
+        for name, colour, box in (("p", P_COLOUR, self.mu_p), ("q", Q_COLOUR, self.mu_q)):
+            line = pg.InfiniteLine(box.value(), angle=90, movable=True, label=f"μ_{name}",
+                                   pen=pg.mkPen(colour, width=1, style=Qt.DashLine), hoverPen=pg.mkPen(colour, width=3),
+                                   labelOpts={"position": 0.95, "color": colour})
+            line.setToolTip(f"drag to move μ_{name}")
+            line.sigPositionChanged.connect(lambda ln, b=box: b.setValue(ln.value()))
+            self.plot.addItem(line)
+            self.handles[name] = line
         self.plot.setMinimumHeight(160)
         self.values = readout()
         self.values.setWordWrap(True)
@@ -128,7 +138,8 @@ class GaussiansPanel(QWidget):
         layout.addWidget(caption(
             "For Gaussians: H(p) = ½ log(2πe σ<sub>p</sub>²),  H(p, q) = ½ log(2π σ<sub>q</sub>²) + "
             "(σ<sub>p</sub>² + (μ<sub>p</sub> − μ<sub>q</sub>)²) / (2σ<sub>q</sub>²); the integrals are the "
-            "trapezoid rule over μ<sub>p</sub> ± 12σ<sub>p</sub>. KL = 0 only where p = q."))
+            "trapezoid rule over μ<sub>p</sub> ± 12σ<sub>p</sub>. KL = 0 only where p = q. Drag the dashed lines to "
+            "move the means."))
         self.refresh()
 
     def parameters(self) -> tuple[float, float, float, float]:
@@ -150,6 +161,10 @@ class GaussiansPanel(QWidget):
         x = np.linspace(lo, hi, 600)
         log_p, log_q = gaussian_log_density(x, mu_p, var_p), gaussian_log_density(x, mu_q, var_q)
         curves = {"p": (self.mu_p.value(), self.sd_p.value() ** 2), "q": (self.mu_q.value(), self.sd_q.value() ** 2)}
+        for name, (mu, _) in curves.items():
+            self.handles[name].blockSignals(True)
+            self.handles[name].setValue(mu)
+            self.handles[name].blockSignals(False)
         self.p_curve.setData(x, np.exp(gaussian_log_density(x, *curves["p"])))
         self.q_curve.setData(x, np.exp(gaussian_log_density(x, *curves["q"])))
         self.integrand.setData(x, np.exp(log_p) * (log_p - log_q))
