@@ -109,7 +109,7 @@ def test_a_5_step_sampling_run_walks_the_sampler_in_order(qtbot, window, tmp_pat
         assert {2, 3, 4} <= set(shown)
 
 
-def test_clicking_a_symbol_shows_where_it_is_drawn(window):
+def test_clicking_a_symbol_shows_where_it_is_drawn(qtbot, window):
     tv, sv = window.training_view, window.sampling_view
     window.tabs.setCurrentWidget(tv)
     tv.algorithm.symbol_clicked.emit("t")
@@ -123,6 +123,7 @@ def test_clicking_a_symbol_shows_where_it_is_drawn(window):
     assert window.tabs.currentWidget() is tv and tv.p_loss.getViewBox().state["background"] is not None
     sv.algorithm.symbol_clicked.emit("x0_pred")
     assert window.tabs.currentWidget() is sv
+    qtbot.waitUntil(lambda: tv.p_loss.getViewBox().state["background"] is None, timeout=5_000)  # the flash ends
 
 
 def test_the_derivation_tab_comes_right_after_the_bound(window):

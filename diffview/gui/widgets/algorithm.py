@@ -267,7 +267,7 @@ def flash(target, ms: int = 900) -> None:
     if isinstance(target, pg.PlotItem):
         box = target.getViewBox()
         box.setBackgroundColor((255, 176, 80, 60))
-        QTimer.singleShot(ms, lambda: box.setBackgroundColor(None))
+        QTimer.singleShot(ms, box, lambda: box.setBackgroundColor(None))  # cancelled if the plot goes first
         return
     if not isinstance(target, QWidget):
         return
@@ -277,7 +277,7 @@ def flash(target, ms: int = 900) -> None:
     frame.setGeometry(target.rect())
     frame.show()
     frame.raise_()
-    QTimer.singleShot(ms, frame.deleteLater)
+    QTimer.singleShot(ms, frame, frame.deleteLater)
 
 
 __all__ = ["ALGORITHMS", "AlgorithmPanel", "INTERVAL_MS", "SamplingFollower", "TrainingFollower", "flash"]

@@ -63,7 +63,9 @@ class EntropyPanel(QWidget):
         self.plot.addLine(y=math.log(2.0), pen=pg.mkPen((200, 200, 200, 90), style=Qt.DashLine))
         self.marker = self.plot.plot(pen=None, symbol="o", symbolBrush=Q_COLOUR, symbolSize=10)
         self.plot.setMinimumHeight(120)
+        self.setMaximumWidth(440)  # a single curve: the room goes to ②
         self.values = readout()
+        self.values.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(step_title("①", "Entropy H(p) = −E<sub>p</sub>[log p]: the average surprise. For the seed's "
@@ -98,8 +100,10 @@ class GaussiansPanel(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "x")
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(10, 10))
         self.integrand = self.plot.plot(pen=pg.mkPen(KL_COLOUR[:3], width=1), fillLevel=0, brush=KL_COLOUR,
                                         name="the KL's integrand (shaded)")
         self.p_curve = self.plot.plot(pen=pg.mkPen(P_COLOUR, width=2), antialias=True, name="p")

@@ -68,6 +68,8 @@ class PixelPanel(QObject):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "x<sub>t−1</sub> at this pixel")
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)  # the pixel's own values, never ×0.001
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.addLegend(offset=(-10, 10))
         self.q_curve = self.plot.plot(pen=pg.mkPen(P_COLOUR, width=4), antialias=True,
@@ -187,8 +189,8 @@ class PixelPanel(QObject):
                    "it does not depend on θ")
         else:
             why = "a learned σ²<sub>t</sub> ≠ β̃<sub>t</sub>: C depends on θ too"
-        self.steps["eq8"].setText(f"(μ̃ − μ<sub>θ</sub>)² / (2σ²) = {eq8:.6g} + C = {c:.6g}  →  {eq8 + c:.6g} nats "
-                                  f"(= ④'s KL); {why}")
+        self.steps["eq8"].setText(f"(μ̃ − μ<sub>θ</sub>)² / (2σ²) = {eq8:.6g},  C = {c:.6g};  their sum "
+                                  f"{eq8 + c:.6g} nats = ④'s KL. Here {why}.")
         eps, eps_hat, lam = (float(v[at]) for v in (terms.eps, terms.eps_pred, terms.weight))
         raw = float((terms.q_mean[at] - terms.p_mean_raw[at]) ** 2 / (2 * math.exp(float(terms.p_logvar[at]))))
         conv = "" if self.objective == "eps" else (f" (the model predicts {OBJECTIVE_WORDS[self.objective]}; "
