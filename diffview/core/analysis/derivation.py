@@ -67,7 +67,7 @@ def bernoulli_entropy(P):
     """The entropy of a 0–1 variable that is 1 with probability P, in nats (a float, or an array like P)."""
     p = np.asarray(P, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log(p), 0.0) - np.where(p < 1, (1 - p) * np.log1p(-p), 0.0)
+        h = 0.0 - np.where(p > 0, p * np.log(p), 0.0) - np.where(p < 1, (1 - p) * np.log1p(-p), 0.0)
     return float(h) if h.ndim == 0 else h
 
 

@@ -143,7 +143,7 @@ class SamplingView(QWidget):
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(1, 1)
-        self.algorithm = AlgorithmPanel("ddim", width=270)  # Algorithm 2 or DDIM's update as it runs (widgets/algorithm.py)
+        self.algorithm = AlgorithmPanel("ddim", width=270)  # Algorithm 2 or DDIM's update as it runs
         self.algorithm_follower = SamplingFollower(self.algorithm)
         form.addRow(self.algorithm.toggle)
         form.addRow(self.algorithm)
