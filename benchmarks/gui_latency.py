@@ -9,12 +9,16 @@
    event-loop stall while the app reads it, builds both models and shows the run.
 5. Exporting a 100-frame GIF of the reverse process (36 RGB 32×32 images, x_t beside x̂_0): the stall
    while it is written.
+6. ``algorithm``: the Training tab's Algorithm 1 panel, shown (highlighting as it runs) against hidden: the GUI
+   thread's CPU time per second under step batches as the controller sends them, then training throughput
+   through the app in alternating runs (target: within 1%).
 
 For each torch thread count given (default 1 and 2) it repeats 1 and 2, so the thread count the
 app uses can be picked from what is measured.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --seconds 40
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases open-run,gif
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases algorithm --seconds 20 --rounds 3
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from diffview.core.train.config import TrainConfig  # noqa: E402
 from diffview.core.train.trainer import StepEvent, Trainer  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.views import sampling as sampling_view  # noqa: E402
+from diffview.gui.widgets.algorithm import INTERVAL_MS  # noqa: E402
 
 
 class StallProbe:
@@ -155,15 +160,20 @@ def _headless(cfg: TrainConfig, data, seconds: float) -> float:
     return rate
 
 
-def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = True) -> tuple[float, list[float]]:
-    """Train through the app for ``seconds``; returns (images/s, tick lateness in ms)."""
+def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = True,
+            prepare=None, before_close=None) -> tuple[float, list[float]]:
+    """Train through the app for ``seconds``; returns (images/s, tick lateness in ms). ``prepare(window)`` runs
+    before training starts, ``before_close(window)`` after it stopped."""
     window = MainWindow(runs_root="/tmp/diffview-gui-latency")
     window.show()
     while window.dataset is None:
         app.processEvents()
+    if prepare is not None:
+        prepare(window)
     window.settings.set_config(cfg)
-    window.start_training()
-    window.trainer.config.threads = cfg.threads
+    start = window.controller.start  # the session trains with one thread per core: set cfg.threads before the
+    window.controller.start = lambda trainer: (setattr(trainer.config, "threads", cfg.threads), start(trainer))
+    window.start_training()  # worker reads it (setting it after start raced the worker's first read)
     lateness, clock, last = [], QElapsedTimer(), [None]
     clock.start()
     steps: list[tuple[float, int]] = []
@@ -187,11 +197,79 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
     window.controller.stop()
     while window.controller.running:
         app.processEvents()
+    if before_close is not None:
+        before_close(window)
     window.close()
     app.processEvents()
     steps = [s for s in steps if s[1] >= 5]
     rate = (steps[-1][1] - steps[0][1]) * cfg.batch_size / (steps[-1][0] - steps[0][0])
     return rate, lateness[50:]
+
+
+def algorithm_panel_cost(app: QApplication, cfg: TrainConfig, seconds: float, rounds: int) -> str:
+    """Images/s of training through the app with Algorithm 1's panel shown and hidden, alternating (hidden
+    first) so a drifting machine load falls on both alike; the lines each shown run highlighted, as a check."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    highlighted: list[int] = []
+    for _ in range(rounds):
+        for shown in (False, True):
+            rate, _ = gui_run(app, cfg, seconds, probe=False,
+                              prepare=lambda w, s=shown: w.training_view.algorithm.toggle.setChecked(s),
+                              before_close=lambda w, s=shown: highlighted.append(len(w.training_view.algorithm.shown))
+                              if s else None)
+            rates[shown].append(rate)
+    on, off = statistics.mean(rates[True]), statistics.mean(rates[False])
+    spread = max(statistics.pstdev(rates[True]) / on, statistics.pstdev(rates[False]) / off)
+    return (f"Algorithm 1 panel, model {cfg.model}, torch threads {cfg.threads}, {rounds} × {seconds:.0f} s each: "
+            f"shown {', '.join(f'{r:.1f}' for r in rates[True])} img/s, hidden "
+            f"{', '.join(f'{r:.1f}' for r in rates[False])} img/s; shown/hidden {100 * on / off:.1f}% "
+            f"(target >= 99%; run-to-run spread ±{100 * spread:.1f}%); "
+            f"lines highlighted per shown run: {highlighted}")
+
+
+def algorithm_panel_gui_cpu(app: QApplication, seconds: float) -> str:
+    """The GUI thread's CPU time per second with the Training tab open and step batches arriving as the
+    controller sends them (10 a second, 64 timesteps each), the Algorithm 1 panel shown against hidden: what
+    the panel itself costs, free of the training's noise on a shared machine."""
+    window = MainWindow(runs_root="/tmp/diffview-gui-latency")
+    window.show()
+    run_until(app, lambda: window.dataset is not None and not window._tasks)
+    window.tabs.setCurrentWidget(window.training_view)
+    rng = np.random.default_rng(0)
+    step = [0]
+
+    def batch():
+        step[0] += 10
+        events = [StepEvent(step[0] - 9 + i, 0.5, rng.random(64, dtype=np.float32), rng.integers(0, 1000, 64),
+                            1e-3, 500.0, 1.0, 1.0, 10**6) for i in range(10)]
+        window.controller.steps.emit(events)
+
+    feeder = QTimer()
+    feeder.timeout.connect(batch)
+    feeder.start(100)
+    cost, highlighted = {}, {}
+    for shown in (False, True, False, True):
+        window.training_view.algorithm.toggle.setChecked(shown)
+        before, cpu = len(window.training_view.algorithm.shown), time.thread_time()
+        run_until(app, lambda: False, timeout_s=seconds)
+        cost.setdefault(shown, []).append((time.thread_time() - cpu) / seconds * 1000)
+        highlighted[shown] = len(window.training_view.algorithm.shown) - before
+    feeder.stop()
+    # each highlight directly: move the bar, set the note, repaint the panel (all a highlight makes Qt do)
+    panel, n = window.training_view.algorithm, 500
+    cpu = time.thread_time()
+    for i in range(n):
+        panel.pending.append((i % 6 + 1, f"step {i:,}: a batch of 64 training images"))
+        panel._next()
+        panel.repaint()
+    per = (time.thread_time() - cpu) / n * 1000
+    window.close()
+    on, off = statistics.mean(cost[True]), statistics.mean(cost[False])
+    return (f"GUI-thread CPU with step batches at 10/s: panel shown {on:.1f} ms/s, hidden {off:.1f} ms/s "
+            f"(runs {', '.join(f'{c:.1f}' for c in cost[True])} / {', '.join(f'{c:.1f}' for c in cost[False])}); "
+            f"the panel costs {on - off:.1f} ms of CPU per second = {(on - off) / 10:.2f}% of one core; lines "
+            f"highlighted in the last shown run: {highlighted[True]}. One highlight with its repaint: {per:.2f} ms, "
+            f"× {1000 / INTERVAL_MS:.1f} a second = {per * 1000 / INTERVAL_MS / 10:.3f}% of one core")
 
 
 def slider_latency(app: QApplication) -> list[float]:
@@ -216,7 +294,10 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-probe", action="store_true", help="throughput only, without the 5 ms timer probe")
     ap.add_argument("--cases", default="slider,training,open-run,gif",
-                    help="which to measure, of slider, training, open-run, gif")
+                    help="which to measure, of slider, training, open-run, gif, algorithm")
+    ap.add_argument("--rounds", type=int, default=3, help="algorithm: alternating shown/hidden pairs of runs")
+    ap.add_argument("--algorithm-model", default="small",
+                    help="algorithm: the model preset trained (a smaller one makes more steps to count)")
     args = ap.parse_args()
     cases = set(args.cases.split(","))
     app = QApplication.instance() or QApplication([])
@@ -230,6 +311,12 @@ def main() -> None:
         times = slider_latency(app)
         print(f"slider move, 64-image grid: median {statistics.median(times):.1f} ms, "
               f"max {max(times):.1f} ms (target: drawn within 16 ms)")
+    if "algorithm" in cases:
+        threads = int(args.threads.split(",")[0])
+        cfg = TrainConfig(model=args.algorithm_model, threads=threads, steps=10**6, preview_every=10**6,
+                          checkpoint_every=10**6)
+        print(algorithm_panel_gui_cpu(app, args.seconds), flush=True)
+        print(algorithm_panel_cost(app, cfg, args.seconds, args.rounds), flush=True)
     if "training" not in cases:
         return
     data, _ = load_source("digits")

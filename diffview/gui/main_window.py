@@ -32,6 +32,7 @@ from diffview.core.runs.open import is_run_folder
 from diffview.core.train.trainer import describe_device, pick_device
 from diffview.gui.session import RUNS_ROOT, AppSession
 from diffview.gui.settings_panel import SettingsPanel
+from diffview.gui.views.algorithm_links import link_algorithms
 from diffview.gui.views.analysis_tabs import add_analysis_tabs
 from diffview.gui.views.data import DataView
 from diffview.gui.views.forward import ForwardView
@@ -102,7 +103,8 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._wire_session()
         self._wire_settings()
-        self.analysis_views = add_analysis_tabs(self)  # Bound, Samplers, Guidance, Memorisation, Noise & denoise
+        self.analysis_views = add_analysis_tabs(self)  # Bound, Loss from the bound, Samplers, Guidance, Memorisation, …
+        link_algorithms(self)  # the algorithm panels' symbols to the tabs that show them
         self._make_menus()
 
         session.update_schedule()

@@ -3,6 +3,8 @@ and a NoiseSchedule, built from the core's own mathematics (``predict_x0_eps``, 
 ``vlb_terms``, ``iter_sample``): nothing here re-derives an equation the core already implements.
 
 - :mod:`.bound`: the variational bound by timestep;
+- :mod:`.derivation`: entropy, cross-entropy and KL of Gaussians, and one pixel's KL term of the bound
+  rewritten into DDPM's ε-loss (eqs. 8, 12, 14);
 - :mod:`.samplers`: samplers side by side from one x_T;
 - :mod:`.score`: the score s_θ = −ε_θ/√(1−ᾱ_t) and annealed Langevin dynamics;
 - :mod:`.memorise`: each sample's nearest training images;

@@ -1,9 +1,10 @@
-"""The analysis tabs (Bound, Samplers, Guidance, Memorisation, Noise & denoise), made and wired to the main window
-in one place so the window itself needs only a call here and a cancel on close."""
+"""The analysis tabs (Bound, Loss from the bound, Samplers, Guidance, Memorisation, Noise & denoise), made and
+wired to the main window in one place so the window itself needs only a call here and a cancel on close."""
 
 from __future__ import annotations
 
 from diffview.gui.views.bound import BoundView
+from diffview.gui.views.derivation import DerivationView
 from diffview.gui.views.guidance import GuidanceView
 from diffview.gui.views.memorise import MemoriseView
 from diffview.gui.views.samplers import CompareView
@@ -16,8 +17,10 @@ def add_analysis_tabs(window) -> list:
     session = window.session
     window.bound_view, window.compare_view, window.guidance_view = BoundView(), CompareView(), GuidanceView()
     window.memorise_view, window.sdedit_view = MemoriseView(), SDEditView()
-    views = [window.bound_view, window.compare_view, window.guidance_view, window.memorise_view, window.sdedit_view]
-    names = ["Bound", "Samplers", "Guidance", "Memorisation", "Noise && denoise"]
+    window.derivation_view = DerivationView()  # "Loss from the bound", right after the Bound tab
+    views = [window.bound_view, window.derivation_view, window.compare_view, window.guidance_view,
+             window.memorise_view, window.sdedit_view]
+    names = ["Bound", "Loss from the bound", "Samplers", "Guidance", "Memorisation", "Noise && denoise"]
     at = window.tabs.indexOf(window.sampling_view) + 1
     for i, (view, name) in enumerate(zip(views, names)):
         view.model_source = session.model_source

@@ -41,6 +41,7 @@ from diffview.core.runs.open import run_classes
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
 from diffview.gui.widgets.eps_parts import EpsPartsPanel
 from diffview.gui.widgets.guidance import GuidanceControls
+from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
@@ -152,6 +153,11 @@ class SamplingView(QWidget):
         layout.addWidget(controls, 0, 0)
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(1, 1)
+        self.algorithm = AlgorithmPanel("ddim", width=270)  # Algorithm 2 or DDIM's update as it runs
+        self.algorithm_follower = SamplingFollower(self.algorithm)
+        form.addRow(self.algorithm.toggle)
+        form.addRow(self.algorithm)
+        self.sampler.currentTextChanged.connect(lambda name: self.algorithm.set_algorithm(name.lower()))
 
     @property
     def busy(self) -> bool:
@@ -223,6 +229,7 @@ class SamplingView(QWidget):
             w.setEnabled(False)
         self.parts_panel.set_note("The ε panel follows the slider once sampling is done.")
         self.status.setText(self._sampling_text())
+        self.algorithm_follower.started(settings["sampler"], settings["steps"])
         self._job = self.jobs.start(lambda emit, cancelled: sample_frames(handle, settings, emit, cancelled),
                                     "diffview-sampling", self._on_item, self._on_finished)
         if self._job is None:  # the app is closing
@@ -257,6 +264,7 @@ class SamplingView(QWidget):
         self.trajectory.extend(f[:5] for f in frames)
         self.states.extend(f[5] for f in frames)
         self._draw(self.trajectory[-1])
+        self.algorithm_follower.on_frames([f[:5] for f in frames])
 
     def _draw(self, frame) -> None:
         index, t, xt, x0, seconds = frame

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from diffview.core.train.trainer import PreviewEvent, StepEvent
+from diffview.gui.widgets.algorithm import AlgorithmPanel, TrainingFollower
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
 
@@ -63,10 +64,14 @@ class TrainingView(QWidget):
         right.addWidget(self.preview, 1)
         right.addWidget(self.preview_slider)
         right.addWidget(self.preview_label)
+        self.algorithm = AlgorithmPanel("train")  # Algorithm 1 as it runs (widgets/algorithm.py)
+        self.algorithm_follower = TrainingFollower(self.algorithm)
+        right.addWidget(self.algorithm)
         left = QVBoxLayout()
         left.addWidget(self.plots, 1)
         row = QHBoxLayout()
         row.addWidget(self.log_y)
+        row.addWidget(self.algorithm.toggle)
         row.addStretch(1)
         left.addLayout(row)
         left.addWidget(self.stats)
@@ -88,6 +93,10 @@ class TrainingView(QWidget):
             session.controller.steps.connect(self.add_steps)
             session.controller.preview.connect(self.add_preview)
             session.training_finished.connect(lambda _: self.redraw())
+            for signal, slot in ((session.controller.started, self.algorithm_follower.started),
+                                 (session.controller.steps, self.algorithm_follower.on_steps),
+                                 (session.controller.finished, self.algorithm_follower.finished)):
+                signal.connect(slot)
 
     def reset(self, timesteps: int) -> None:
         self.timesteps = timesteps
