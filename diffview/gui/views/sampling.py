@@ -39,9 +39,9 @@ from diffview.core.analysis.guidance import eps_parts
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.core.runs.open import run_classes
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
+from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
 from diffview.gui.widgets.eps_parts import EpsPartsPanel
 from diffview.gui.widgets.guidance import GuidanceControls
-from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
