@@ -160,6 +160,10 @@ class Distributed:
         """Leave the process group (when this object joined it); ``destroy=False`` after a failure."""
         global _current
         if destroy and self._owns_group and dist.is_initialized():
+            try:  # leave together: a rank tearing gloo down while a peer still writes its checkpoint can abort
+                dist.barrier()
+            except Exception:  # noqa: BLE001 - a peer that is gone already: destroy regardless
+                pass
             dist.destroy_process_group()
         self._owns_group = False
         if _current is self:
