@@ -80,7 +80,7 @@ class DerivationView(JobView):
         controls = QGridLayout()
         controls.addWidget(QLabel("image"), 0, 0)
         controls.addWidget(self.image, 0, 1)
-        controls.addWidget(QLabel("pixel row, col"), 0, 2)
+        controls.addWidget(QLabel("pixel row, col, channel"), 0, 2)
         pix = QHBoxLayout()
         for box in (self.row, self.col, self.channel):
             pix.addWidget(box)
