@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -117,7 +119,12 @@ class SamplingView(QWidget):
         form.addRow(self.status)
         controls = QWidget()
         controls.setLayout(form)
-        controls.setMaximumWidth(300)
+        scroll = QScrollArea()  # the column outgrows a small window once the algorithm panel is open: it scrolls
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(310)
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
         self.x0_grid = ImageGrid("predicted x̂<sub>0</sub>: the model's guess of x<sub>0</sub>")
@@ -150,7 +157,7 @@ class SamplingView(QWidget):
             "A class-conditional model samples with ε̃ = ε<sub>u</sub> + S (ε<sub>c</sub> − ε<sub>u</sub>) in place of "
             "ε<sub>θ</sub> (classifier-free guidance). " + T_INDEX_NOTE))
         layout = QGridLayout(self)
-        layout.addWidget(controls, 0, 0)
+        layout.addWidget(scroll, 0, 0)
         layout.addLayout(right, 0, 1)
         layout.setColumnStretch(1, 1)
         self.algorithm = AlgorithmPanel("ddim", width=270)  # Algorithm 2 or DDIM's update as it runs
