@@ -81,6 +81,11 @@ class SampleStep:
     x_prev: torch.Tensor  # the sample after the step: x_{t_prev}, or x_0 after the last step
 
 
+def default_steps(sampler: str, T: int) -> int:
+    """The steps a sampler takes when none are asked for over T timesteps: all T for DDPM, 50 (at most T) else."""
+    return T if sampler == "ddpm" else min(50, T)
+
+
 def iter_sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, *, sampler: str = "ddpm",
                 steps: int | None = None, eta: float = 0.0, spacing: str = "trailing", objective: str = "eps",
                 clip_x0: bool = True, variance: str | None = None, generator: torch.Generator | None = None,
@@ -107,7 +112,7 @@ def iter_sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, *, 
     if not 1 <= top <= T:
         raise ValueError(f"t_start must lie in 0..{T - 1}, got {t_start}")
     if steps is None:
-        steps = top if sampler == "ddpm" else min(50, top)
+        steps = default_steps(sampler, top)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     ts = timestep_sequence(top, min(steps, top) if t_start is not None else steps, spacing)
@@ -169,5 +174,5 @@ def sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, **kwargs
     return final_sample(iter_sample(model, shape, schedule, **kwargs))
 
 
-__all__ = ["SAMPLERS", "SPACINGS", "SampleStep", "check_timesteps", "final_sample", "iter_sample", "noise_from_seed",
-           "sample", "timestep_sequence"]
+__all__ = ["SAMPLERS", "SPACINGS", "SampleStep", "check_timesteps", "default_steps", "final_sample", "iter_sample",
+           "noise_from_seed", "sample", "timestep_sequence"]

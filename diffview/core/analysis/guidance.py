@@ -20,7 +20,7 @@ from diffview.core.diffusion import predict_x0_eps
 from diffview.core.guidance import Guided
 from diffview.core.io.export import to_uint8
 from diffview.core.runs.handle import ModelHandle
-from diffview.core.sampling import final_sample, noise_from_seed
+from diffview.core.sampling import default_steps, final_sample, noise_from_seed
 
 SWEEP_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
 
@@ -72,7 +72,8 @@ def guidance_sweep(handle: ModelHandle, classes: Sequence[int], scales: Sequence
         raise ValueError(f"per_cell must be at least 1, got {per_cell}")
     x_T = sweep_noise(handle, len(classes), per_cell, seed)
     y = torch.tensor(classes, dtype=torch.long).repeat_interleave(per_cell)
-    done, total = 0, len(scales) * len(_steps_of(handle, sampler, steps))
+    T = handle.schedule.timesteps
+    done, total = 0, len(scales) * min(int(default_steps(sampler, T) if steps is None else steps), T)
     for column, scale in enumerate(scales):
         def counted(it):
             nonlocal done
@@ -91,14 +92,6 @@ def guidance_sweep(handle: ModelHandle, classes: Sequence[int], scales: Sequence
         for row, c in enumerate(classes):
             part = slice(row * per_cell, (row + 1) * per_cell)
             yield SweepCell(row, column, c, float(scale), x_T[part], x0[part], images[part])
-
-
-def _steps_of(handle: ModelHandle, sampler: str, steps: int | None) -> range:
-    """The model calls one sampler run makes (as iter_sample counts them)."""
-    T = handle.schedule.timesteps
-    if steps is None:
-        steps = T if sampler == "ddpm" else min(50, T)
-    return range(min(int(steps), T))
 
 
 __all__ = ["SWEEP_SCALES", "SweepCell", "eps_parts", "guidance_sweep", "sweep_noise"]
