@@ -1,5 +1,6 @@
 """Small builders shared by the tests: configs, datasets, image folders, a model that breaks on demand."""
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,24 @@ class Breakable(torch.nn.Module):
 # the 2D tab's tests: a run of a tiny MLP in a second or two, and the wait until the tab is idle
 LAB2D_TINY = dict(model="mlp-tiny", steps=40, batch_size=64, preview_every=20, preview_n=200, preview_steps=10,
                   warmup_steps=5, threads=1)
+
+
+@contextmanager
+def lab2d_view(qtbot, tmp_path, size=(1200, 760)):
+    """The 2D tab on its own, shown at ``size`` with a cosine schedule of T = 100 and the tiny recipe; shut down
+    (its workers stopped) afterwards."""
+    from diffview.core.schedule import make_schedule
+    from diffview.gui.views.lab2d import Lab2DView
+
+    v = Lab2DView(runs_root=tmp_path)
+    qtbot.addWidget(v)
+    v.resize(*size)
+    v.show()
+    v.set_schedule(make_schedule("cosine", 100))
+    v.session.train_overrides = dict(LAB2D_TINY)
+    yield v
+    v.shutdown()
+    qtbot.wait(20)
 
 
 def lab2d_idle(qtbot, view, timeout=30_000) -> None:

@@ -7,7 +7,10 @@ import torch
 pytest.importorskip("pytestqt")
 
 from helpers import LAB2D_TINY as TINY  # noqa: E402
-from helpers import Breakable  # noqa: E402
+from helpers import (
+    Breakable,  # noqa: E402
+    lab2d_view,  # noqa: E402
+)
 from helpers import lab2d_idle as idle  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
@@ -17,21 +20,14 @@ from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.models.mlp import build_mlp  # noqa: E402
 from diffview.core.sampling import timestep_sequence  # noqa: E402
 from diffview.core.schedule import make_schedule  # noqa: E402
-from diffview.gui.views.lab2d import DRAW, Lab2DView  # noqa: E402
+from diffview.gui.views.lab2d import DRAW  # noqa: E402
 from diffview.gui.workers.threads import running_threads  # noqa: E402
 
 
 @pytest.fixture
 def view(qtbot, tmp_path):
-    v = Lab2DView(runs_root=tmp_path)
-    qtbot.addWidget(v)
-    v.resize(1200, 760)
-    v.show()
-    v.set_schedule(make_schedule("cosine", 100))
-    v.session.train_overrides = dict(TINY)
-    yield v
-    v.shutdown()
-    qtbot.wait(20)
+    with lab2d_view(qtbot, tmp_path, (1200, 760)) as v:
+        yield v
 
 
 def random_model(seed=0):

@@ -9,10 +9,9 @@ pytest.importorskip("pytestqt")
 
 from helpers import LAB2D_TINY as TINY  # noqa: E402
 from helpers import lab2d_idle as idle  # noqa: E402
+from helpers import lab2d_view  # noqa: E402
 
 from diffview.core.models.mlp import build_mlp  # noqa: E402
-from diffview.core.schedule import make_schedule  # noqa: E402
-from diffview.gui.views.lab2d import Lab2DView  # noqa: E402
 from diffview.gui.widgets.points_canvas import POINT_COLOUR, class_colour  # noqa: E402
 
 
@@ -27,15 +26,8 @@ def _one_thread():
 
 @pytest.fixture
 def view(qtbot, tmp_path):
-    v = Lab2DView(runs_root=tmp_path)
-    qtbot.addWidget(v)
-    v.resize(1400, 800)
-    v.show()
-    v.set_schedule(make_schedule("cosine", 100))
-    v.session.train_overrides = dict(TINY)
-    yield v
-    v.shutdown()
-    qtbot.wait(20)
+    with lab2d_view(qtbot, tmp_path, (1400, 800)) as v:
+        yield v
 
 
 def conditional_model(classes=3, seed=0):
