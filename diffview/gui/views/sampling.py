@@ -37,10 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from diffview.core.analysis.guidance import eps_parts
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.core.runs.open import run_classes
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
+from diffview.gui.views.sampling_parts import EpsPartsFollower
 from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
 from diffview.gui.widgets.eps_parts import EpsPartsPanel
 from diffview.gui.widgets.guidance import GuidanceControls
@@ -59,12 +59,9 @@ class SamplingView(QWidget):
         self.trajectory: list[tuple] = []  # (index, t, x_t uint8, x̂_0 uint8, seconds) per kept frame
         self.states: list[torch.Tensor | None] = []  # per frame: x_t float (first PARTS_IMAGES) when guided
         self.settings: dict = {}
-        self.parts: tuple | None = None  # the ε panel's (frame, t, ε_c, ε_u) now shown
         self.jobs = Jobs(self)
         self._job: Job | None = None  # sampling
         self._export_job: Job | None = None
-        self._parts_job: Job | None = None
-        self._parts_again = False  # the slider moved while the ε panel computed
         self._handle: ModelHandle | None = None  # the sampled model, once taken (the ε panel calls it)
 
         self.sampler = QComboBox()
@@ -139,6 +136,7 @@ class SamplingView(QWidget):
         grids.addWidget(self.x0_grid)
         self.parts_panel = EpsPartsPanel()
         self.parts_panel.setVisible(False)
+        self.eps = EpsPartsFollower(self.parts_panel, self.jobs)
         right = QVBoxLayout()
         top = QWidget()
         top.setLayout(grids)
@@ -171,9 +169,14 @@ class SamplingView(QWidget):
         return self._job is not None
 
     @property
+    def parts(self) -> tuple | None:
+        """The ε panel's (frame, t, ε_c, ε_u) now shown."""
+        return self.eps.shown
+
+    @property
     def parts_busy(self) -> bool:
         """Whether the ε_c / ε_u panel is computing."""
-        return self._parts_job is not None
+        return self.eps.busy
 
     def set_timesteps(self, T: int) -> None:
         self.steps.setMaximum(T)
@@ -229,7 +232,8 @@ class SamplingView(QWidget):
                     "guidance_scale": self.guidance.scale() if y is not None else 1.0}
         self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label,
                          "class": handle.class_names[y] if y is not None else None}
-        self.trajectory, self.states, self.parts = [], [], None
+        self.trajectory, self.states = [], []
+        self.eps.reset()
         self._handle = None if isinstance(handle.model, PendingModel) else handle
         self.player.stop()
         for w in (self.slider, self.play, self.export_png, self.export_gif, self.export_strip, self.run_button):
@@ -333,30 +337,9 @@ class SamplingView(QWidget):
         if i is None or self._handle is None:
             self.parts_panel.set_note("Sample first: the panel shows the step the slider is on.")
             return
-        if self._parts_job is not None:
-            self._parts_again = True
-            return
-        handle, x_t, t, y = self._handle, self.states[i], self.trajectory[i][1], self.settings["label"]
-        trajectory = self.trajectory
-        self.parts_panel.set_note(f"Computing ε_c and ε_u at t = {t}…")
-
-        def done(result, error):
-            self._parts_job = None
-            if error:
-                self.parts_panel.set_note(f"Could not compute ε_c and ε_u: {error}")
-            elif trajectory is self.trajectory:  # not a trajectory sampled since
-                eps_c, eps_u = result
-                self.parts = (i, t, eps_c, eps_u)
-                self.parts_panel.set_parts(eps_c, eps_u, t, self.settings["class"], self.settings["guidance_scale"])
-                if self.trajectory[self.slider.value()][1] < 0:
-                    self.parts_panel.set_note("x<sub>0</sub> has no model call: the last step's. "
-                                              + self.parts_panel.note.text())
-            if self._parts_again:
-                self._parts_again = False
-                self._update_parts()
-
-        self._parts_job = self.jobs.start(lambda emit, cancelled: eps_parts(handle, x_t, t, y), "diffview-eps-parts",
-                                          None, done)
+        final = self.trajectory[self.slider.value()][1] < 0
+        self.eps.request(i, self._handle, self.states[i], self.trajectory[i][1], self.settings["label"],
+                         self.settings["class"], self.settings["guidance_scale"], final)
 
     # ------------------------------------------------------------------ export
     def metadata(self) -> dict:
