@@ -94,3 +94,15 @@ class ToyConditional(torch.nn.Module):
             y = torch.full((x.shape[0],), -1, dtype=torch.long)
         rows = torch.where(y < 0, self.num_classes, y)
         return 0.5 * x + self.table[rows]
+
+
+def gaussian_oracle(schedule, mu: float, sigma: float, objective: str = "eps"):
+    """The ideal network for data x_0 ~ N(mu, sigma²) in every coordinate, for any objective: with
+    s² = ᾱσ² + 1 − ᾱ, E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ)/s², E[x_0 | x_t] = μ + √ᾱ σ² (x_t − √ᾱ μ)/s², and
+    v = √ᾱ ε − √(1−ᾱ) x_0 (Salimans & Ho 2022). Computed in the input's dtype from float64 coefficients."""
+    def model(x_t, t):
+        ab = schedule.alphas_cumprod[t].to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1)))
+        d = (x_t - ab.sqrt() * mu) / (ab * sigma**2 + 1 - ab)
+        eps, x0 = (1 - ab).sqrt() * d, mu + ab.sqrt() * sigma**2 * d
+        return {"eps": eps, "x0": x0, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0}[objective]
+    return model

@@ -24,7 +24,7 @@ def expected(T: int, steps: int, spacing: str) -> list[int]:
     return [round(Fraction(i * (T - 1), steps - 1)) for i in reversed(range(steps))]
 
 
-@pytest.mark.parametrize("spacing", SPACINGS)
+@pytest.mark.parametrize("spacing", [s for s in SPACINGS if s != "karras"])  # karras: tests/test_ode_samplers.py
 @pytest.mark.parametrize("T", TS)
 def test_every_step_count_gives_exactly_steps_descending_timesteps_in_range(T, spacing):
     for steps in range(1, T + 1):
@@ -58,7 +58,7 @@ def test_the_step_counts_the_float_arange_got_wrong():
 def test_respace_accepts_every_sequence(T, spacing):
     s = make_schedule("linear", T)
     for steps in range(1, T + 1, 1 if T <= 100 else 7):
-        ts = timestep_sequence(T, steps, spacing)
+        ts = timestep_sequence(T, steps, spacing, s)
         r = respace(s, ts)
         assert r.timesteps == steps and r.original_timesteps.tolist() == ts[::-1]
         assert torch.equal(r.alphas_cumprod, s.alphas_cumprod[ts[::-1]])  # the same ᾱ at each kept step, exactly
@@ -82,9 +82,9 @@ def test_sampling_with_61_steps_at_T_1000_calls_the_model_only_inside_0_T(sample
 
 
 @pytest.mark.parametrize("bad", ([999, 500, -1], [999, 1000, 0], [500, 500, 0], [10, 20], []))
-@pytest.mark.parametrize("sampler", ("ddim", "ddpm"))
+@pytest.mark.parametrize("sampler", sampling.SAMPLERS)
 def test_iter_sample_refuses_timesteps_outside_range_or_not_descending(monkeypatch, sampler, bad):
-    monkeypatch.setattr(sampling, "timestep_sequence", lambda T, steps, spacing="trailing": list(bad))
+    monkeypatch.setattr(sampling, "timestep_sequence", lambda T, steps, spacing="trailing", schedule=None: list(bad))
     s = make_schedule("linear", 1000)
     calls = []
     with pytest.raises(ValueError, match="outside 0..999|strictly descending|no timesteps"):

@@ -192,7 +192,7 @@ def ddpm_step(
     mean, _, _ = q_posterior(x0, x_t, t, schedule)
     log_var = p_log_variance(t, x_t, schedule, variance, model_var)
     if noise is None:
-        noise = _randn_like(x_t, generator)
+        noise = noise_like(x_t, generator)
     nonzero = _nonzero_mask(t, x_t)
     prev = mean + nonzero * torch.exp(0.5 * log_var) * noise
     return StepResult(prev=prev, x0_pred=x0)
@@ -223,7 +223,7 @@ def ddim_step(
     prev = torch.sqrt(ab_prev) * x0 + direction
     if eta > 0:
         if noise is None:
-            noise = _randn_like(x_t, generator)
+            noise = noise_like(x_t, generator)
         prev = prev + sigma * noise
     return StepResult(prev=prev, x0_pred=x0)
 
@@ -242,7 +242,8 @@ def langevin_step(
     return x + 0.5 * step_size * s + step_size**0.5 * noise
 
 
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """z ~ N(0, I) shaped like x, drawn from ``generator`` (on its device) when one is given."""
     if generator is None:
         return torch.randn_like(x)
     return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
