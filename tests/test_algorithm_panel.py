@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from diffview.core.sampling import nfe
+
 pytest.importorskip("pytestqt")
 
 from helpers import square_dataset, tiny_config  # noqa: E402
@@ -95,9 +97,9 @@ def test_a_5_step_sampling_run_walks_the_sampler_in_order(qtbot, window, tmp_pat
     qtbot.waitUntil(lambda: not window.opener.busy and not window._tasks, timeout=30_000)
     sv = window.sampling_view
     window.tabs.setCurrentWidget(sv)
-    for sampler, key in (("DDIM", "ddim"), ("DDPM", "ddpm")):
+    for sampler, key in (("DDIM", "ddim"), ("DDPM", "ddpm"), ("Heun", "heun"), ("DPM-Solver++(2M)", "dpmpp-2m")):
         sv.sampler.setCurrentText(sampler)
-        assert sv.algorithm.key == key  # DDIM's update when DDIM is chosen, Algorithm 2 for DDPM
+        assert sv.algorithm.key == key  # DDIM's update when DDIM is chosen, Algorithm 2 for DDPM, …
         sv.steps.setValue(5)
         sv.n.setValue(2)
         sv.algorithm.shown.clear()
@@ -107,6 +109,8 @@ def test_a_5_step_sampling_run_walks_the_sampler_in_order(qtbot, window, tmp_pat
         ran = [1] + [2, 3, 4] * 5 + [5, 6]
         assert shown[0] == 1 and shown[-2:] == [5, 6] and is_subsequence(shown, ran), shown
         assert {2, 3, 4} <= set(shown)
+        spent = nfe(key, 5, window.session.schedule)
+        assert sv.settings["nfe"] == spent and f"({spent} NFE)" in sv.status.text()  # its cost, not only its steps
 
 
 def test_clicking_a_symbol_shows_where_it_is_drawn(qtbot, window):

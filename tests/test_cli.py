@@ -46,6 +46,17 @@ def test_train_sample_info_end_to_end(tmp_path, env):
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "ddpm.png").text["sampler_steps"] == "20"
 
+    for sampler, extra, cost in (("heun", ["--churn", "5"], None), ("dpmpp-2m", ["--spacing", "karras"], 5)):
+        out = tmp_path / f"{sampler}.png"
+        r = diffview("sample", run, "--n", 2, "--sampler", sampler, "--steps", 5, *extra, "--out", out, env=env)
+        assert r.returncode == 0, r.stderr
+        text = Image.open(out).text
+        assert text["sampler"] == sampler and text["sampler_steps"] == "5" and f"{text['nfe']} NFE" in r.stderr
+        assert cost is None or text["nfe"] == str(cost)
+        assert 5 <= int(text["nfe"]) <= 9
+    r = diffview("sample", run, "--sampler", "ddim", "--churn", "3", env=env)
+    assert r.returncode != 0 and "--churn is heun's S_churn" in r.stderr and "Traceback" not in r.stderr
+
     r = diffview("info", run, env=env)
     assert r.returncode == 0, r.stderr
     assert "6 of 6 steps" in r.stdout and "tiny UNet" in r.stdout and "step_0000006.pt" in r.stdout

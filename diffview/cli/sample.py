@@ -18,16 +18,20 @@ def sample(args) -> int:
     from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
     from diffview.core.runs.handle import FromDiffusers, PointShape
     from diffview.core.runs.open import open_run
+    from diffview.core.sampling import default_steps, nfe
 
     run = open_run(args.run, ema=not args.raw)
     model = run.handle
     if args.raw and run.config is None:
         raise ValueError(f"--raw: {run.root} is a diffusers model, saved with one set of weights; leave out --raw")
-    steps = args.steps or (50 if args.sampler == "ddim" else model.schedule.timesteps)
+    steps = args.steps or default_steps(args.sampler, model.schedule.timesteps)
     if steps > model.schedule.timesteps:
         raise ValueError(f"--steps {steps} exceeds the run's T = {model.schedule.timesteps}")
     if not 0.0 <= args.eta <= 1.0:
         raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
+    if args.churn < 0 or (args.churn and args.sampler != "heun"):
+        raise ValueError(f"--churn is heun's S_churn ≥ 0, got {args.churn:g} with --sampler {args.sampler}")
+    cost = nfe(args.sampler, steps, model.schedule, args.spacing)  # also refuses a spacing that cannot place them
     guide = sample_labels(model, args.label, args.n, args.guidance_scale,
                           run.config.guidance_scale if run.config else None)
     # a diffusers folder (often a download cache) is not written into: its default grid goes to the current folder
@@ -44,7 +48,7 @@ def sample(args) -> int:
     frames, final = [], None
     t0 = time.perf_counter()
     for st in tqdm(model.iter_sample(guide.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
-                                     device=args.device, **guide.kwargs()),
+                                     device=args.device, spacing=args.spacing, s_churn=args.churn, **guide.kwargs()),
                    total=steps, unit="step", file=sys.stderr):
         if args.gif and (st.index % keep_every == 0 or st.t_prev < 0):
             frames.append(np.concatenate([make_grid(to_uint8(st.x_t), guide.nrow),
@@ -52,13 +56,15 @@ def sample(args) -> int:
         final = st.x_prev
     seconds = time.perf_counter() - t0
     meta = {"seed": args.seed, "step": run.step, "schedule": model.schedule.name,
-            "timesteps": model.schedule.timesteps, "sampler": args.sampler, "sampler_steps": steps, "eta": args.eta,
+            "timesteps": model.schedule.timesteps, "sampler": args.sampler, "sampler_steps": steps, "nfe": cost,
+            "spacing": args.spacing, "s_churn": args.churn, "eta": args.eta,
             "objective": model.objective,
             "weights": "diffusers" if isinstance(model.origin, FromDiffusers) else "raw" if args.raw else "ema",
             "run": str(run.root), **guide.metadata()}
     images = to_uint8(final)
     save_grid(images, out, nrow=guide.nrow, metadata=meta, scale=2)
-    print(f"Wrote {guide.n} samples to {out} ({args.sampler}, {steps} steps{guide.describe()}, {seconds:.1f} s)",
+    print(f"Wrote {guide.n} samples to {out} ({args.sampler}, {steps} steps, {cost} NFE{guide.describe()}, "
+          f"{seconds:.1f} s)",
           file=sys.stderr)
     if args.npz:
         write_npz(args.npz, images.transpose(0, 2, 3, 1), guide, model.conditional)
@@ -148,6 +154,7 @@ def _sample_points(run, args, steps: int, out: Path, guide: Guide) -> int:
         raise ValueError("--gif shows images; for 2D runs open the run in the app to watch the trajectories")
     t0 = time.perf_counter()
     final = run.handle.sample(guide.n, sampler=args.sampler, steps=steps, eta=args.eta, seed=args.seed,
+                              spacing=args.spacing, s_churn=args.churn,
                               device=args.device, **guide.kwargs())
     seconds = time.perf_counter() - t0
     points = final.float().cpu()

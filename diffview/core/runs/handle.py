@@ -155,9 +155,11 @@ class ModelHandle:
 
     def iter_sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                     seed: int = 0, device: str | torch.device = "cpu", x_T: torch.Tensor | None = None,
-                    label: torch.Tensor | int | None = None, guidance_scale: float = 1.0) -> Iterator[SampleStep]:
+                    label: torch.Tensor | int | None = None, guidance_scale: float = 1.0, spacing: str = "trailing",
+                    s_churn: float = 0.0) -> Iterator[SampleStep]:
         """The reverse process for ``n`` samples from the fixed ``seed`` (or from ``x_T``), step by step:
-        x_T and then every step's noise come from one generator seeded ``seed``. A conditional model samples
+        x_T and then every step's noise come from one generator seeded ``seed``. ``sampler``, ``steps``, ``eta``,
+        ``spacing`` and ``s_churn`` are core.sampling.iter_sample's. A conditional model samples
         the class ``label`` (an index, or one per sample) guided at ``guidance_scale`` (core/guidance.py);
         None samples it unconditionally."""
         if isinstance(self.model, PendingModel):
@@ -171,7 +173,7 @@ class ModelHandle:
         with torch.no_grad():
             yield from iter_sample(model, x_T.shape, self.schedule, sampler=sampler, steps=steps, eta=eta,
                                    objective=self.objective, x_T=x_T.to(device), generator=g, clip_x0=self.clip_x0,
-                                   label=label, guidance_scale=guidance_scale)
+                                   label=label, guidance_scale=guidance_scale, spacing=spacing, s_churn=s_churn)
 
     def sample(self, n: int, *, stop: Callable[[], bool] | None = None, **kwargs) -> torch.Tensor | None:
         """x_0 of :meth:`iter_sample` (same arguments); None once ``stop()``, asked after every step, is True."""

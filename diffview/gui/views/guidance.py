@@ -16,7 +16,6 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -30,6 +29,7 @@ from diffview.core.analysis.guidance import SWEEP_SCALES, SweepCell, guidance_sw
 from diffview.core.analysis.judge import Judge, judge_scores, train_judge
 from diffview.core.io.export import make_grid
 from diffview.gui.views.job_view import JobView
+from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerCombo
 
 GAP = 4  # pixels between cells
 GAP_VALUE = 70  # their gray
@@ -96,8 +96,7 @@ class GuidanceView(JobView):
         self.per_cell.setRange(1, 16)
         self.per_cell.setValue(4)
         self.per_cell.setToolTip("Samples in each (class, S) cell, shown as a small square")
-        self.sampler = QComboBox()
-        self.sampler.addItems(["DDIM", "DDPM"])
+        self.sampler = SamplerCombo()
         self.sampler.setToolTip("DDIM with η = 0 is deterministic: from one x_T a column differs only by S")
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
@@ -210,7 +209,7 @@ class GuidanceView(JobView):
         data, _ = self.current_dataset()
         judge, why = self._judge_plan(handle, data)
         judge_steps = self.judge_steps.value()
-        per_cell, seed, sampler = self.per_cell.value(), self.seed.value(), self.sampler.currentText().lower()
+        per_cell, seed, sampler = self.per_cell.value(), self.seed.value(), self.sampler.key()
         steps = min(self.steps.value(), handle.schedule.timesteps)
         self.classes, self.scales, self.class_names = classes, scales, handle.class_names
         self.cells, self.scores = {}, {}
@@ -248,7 +247,7 @@ class GuidanceView(JobView):
 
         self.button.setText("Cancel")
         self.set_status(f"Sweeping S over {len(classes)} classes × {len(scales)} scales, {per_cell} per cell, "
-                        f"{sampler.upper()} {steps} steps, on {handle.label}…")
+                        f"{SAMPLER_NAMES[sampler]} {steps} steps, on {handle.label}…")
         self.run_job(work, "diffview-guidance", self._on_item, self._on_done)
         return True
 

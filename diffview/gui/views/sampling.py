@@ -22,7 +22,6 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -46,6 +45,7 @@ from diffview.gui.widgets.eps_parts import EpsPartsPanel
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
+from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerControls
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
 from diffview.gui.workers.jobs import Job, Jobs
 
@@ -64,15 +64,8 @@ class SamplingView(QWidget):
         self._export_job: Job | None = None
         self._handle: ModelHandle | None = None  # the sampled model, once taken (the ε panel calls it)
 
-        self.sampler = QComboBox()
-        self.sampler.addItems(["DDIM", "DDPM"])
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 1000)
-        self.steps.setValue(50)
-        self.eta = QDoubleSpinBox()
-        self.eta.setRange(0.0, 1.0)
-        self.eta.setSingleStep(0.1)
-        self.eta.setToolTip("DDIM η: 0 is deterministic, 1 matches DDPM's ancestral noise")
+        self.sampling = SamplerControls()  # sampler, steps, η, spacing, S_churn
+        self.sampler, self.steps, self.eta = self.sampling.sampler, self.sampling.steps, self.sampling.eta
         self.n = QSpinBox()
         self.n.setRange(1, 256)
         self.n.setValue(36)
@@ -91,12 +84,9 @@ class SamplingView(QWidget):
         self.run_button = QPushButton("Sample")
         self.run_button.setToolTip("Run the reverse process (Ctrl+R)")
         self.run_button.clicked.connect(self.start)
-        self.sampler.currentTextChanged.connect(self._sampler_changed)
 
         form = QFormLayout()
-        form.addRow("Sampler", self.sampler)
-        form.addRow("Steps", self.steps)
-        form.addRow("η (DDIM)", self.eta)
+        self.sampling.add_rows(form)
         form.addRow("Images", self.n)
         form.addRow("Seed", self.seed)
         form.addRow("Weights", self.weights)
@@ -162,7 +152,7 @@ class SamplingView(QWidget):
         self.algorithm_follower = SamplingFollower(self.algorithm)
         form.addRow(self.algorithm.toggle)
         form.addRow(self.algorithm)
-        self.sampler.currentTextChanged.connect(lambda name: self.algorithm.set_algorithm(name.lower()))
+        self.sampler.currentIndexChanged.connect(lambda _: self.algorithm.set_algorithm(self.sampler.key()))
 
     @property
     def busy(self) -> bool:
@@ -179,16 +169,7 @@ class SamplingView(QWidget):
         return self.eps.busy
 
     def set_timesteps(self, T: int) -> None:
-        self.steps.setMaximum(T)
-        if self.sampler.currentText() == "DDPM":
-            self.steps.setValue(T)
-
-    def _sampler_changed(self, name: str) -> None:
-        self.eta.setEnabled(name == "DDIM")
-        if name == "DDPM":
-            self.steps.setValue(self.steps.maximum())
-        else:
-            self.steps.setValue(min(50, self.steps.maximum()))
+        self.sampling.set_timesteps(T)
 
     def refresh_classes(self) -> None:
         """Show the current model's classes in the picker, from its handle (no weights are copied: the app's
@@ -227,9 +208,12 @@ class SamplingView(QWidget):
         self.guidance.set_classes(handle.class_names)
         schedule, label = handle.schedule, handle.label
         y = self.guidance.label()
-        settings = {"sampler": self.sampler.currentText().lower(), "steps": min(self.steps.value(), schedule.timesteps),
-                    "eta": self.eta.value(), "n": self.n.value(), "seed": self.seed.value(), "label": y,
-                    "guidance_scale": self.guidance.scale() if y is not None else 1.0}
+        try:
+            settings = {**self.sampling.settings(schedule), "n": self.n.value(), "seed": self.seed.value(),
+                        "label": y, "guidance_scale": self.guidance.scale() if y is not None else 1.0}
+        except ValueError as e:
+            self.status.setText(f"Cannot sample: {e}")
+            return
         self.settings = {**settings, "schedule": schedule.name, "timesteps": schedule.timesteps, "model": label,
                          "class": handle.class_names[y] if y is not None else None}
         self.trajectory, self.states = [], []
@@ -248,8 +232,8 @@ class SamplingView(QWidget):
 
     def _sampling_text(self) -> str:
         s = self.settings
-        return (f"Sampling {s['n']} images with {s['sampler'].upper()}, {s['steps']} steps, from {s['model']}"
-                f"{self._guided_words()}…")
+        return (f"Sampling {s['n']} images with {SAMPLER_NAMES[s['sampler']]}, {s['steps']} steps ({s['nfe']} NFE, "
+                f"{s['spacing']}), from {s['model']}{self._guided_words()}…")
 
     def _guided_words(self) -> str:
         s = self.settings
@@ -293,7 +277,8 @@ class SamplingView(QWidget):
             self.message.emit("error", error)
         elif self.trajectory:
             seconds = self.trajectory[-1][4]
-            self.status.setText(f"Done: {self.settings['sampler'].upper()}, {self.settings['steps']} steps"
+            self.status.setText(f"Done: {SAMPLER_NAMES[self.settings['sampler']]}, {self.settings['steps']} steps "
+                                f"({self.settings['nfe']} NFE)"
                                 f"{self._guided_words()}, {seconds:.1f} s. Scrub or replay the trajectory, or "
                                 "export it.")
         self.run_button.setEnabled(True)
@@ -343,7 +328,8 @@ class SamplingView(QWidget):
 
     # ------------------------------------------------------------------ export
     def metadata(self) -> dict:
-        meta = {k: self.settings[k] for k in ("seed", "sampler", "steps", "eta", "schedule", "timesteps", "model")}
+        keys = ("seed", "sampler", "steps", "nfe", "eta", "spacing", "s_churn", "schedule", "timesteps", "model")
+        meta = {k: self.settings[k] for k in keys}
         if self.settings.get("class") is not None:
             meta.update({"class": self.settings["class"], "guidance_scale": self.settings["guidance_scale"]})
         return meta

@@ -30,6 +30,7 @@ def sample_frames(handle: ModelHandle, s: dict, emit, cancelled) -> None:
     guided = s["label"] is not None
     pending, last, t0 = [], time.monotonic(), time.perf_counter()
     for st in handle.iter_sample(s["n"], sampler=s["sampler"], steps=s["steps"], eta=s["eta"], seed=s["seed"],
+                                 spacing=s.get("spacing", "trailing"), s_churn=s.get("s_churn", 0.0),
                                  label=s["label"], guidance_scale=s["guidance_scale"]):
         if cancelled():
             break

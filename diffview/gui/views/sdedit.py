@@ -11,7 +11,6 @@ import torch
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -28,6 +27,7 @@ from diffview.gui.views.job_view import JobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import TimestepControl
+from diffview.gui.widgets.sampler_choice import SamplerCombo
 
 STRIP = 8
 UNTOUCHED = -1  # "t" of the image as it is: x_0, no noise
@@ -78,8 +78,7 @@ class SDEditView(JobView):
         self.timestep = NoiseLevelControl(999)  # the 0-based index t: none (untouched), 0 … T−1 (pure noise)
         self.t_slider, self.t_spin = self.timestep.slider, self.timestep.spin
         self.timestep.setValue(499)
-        self.sampler = QComboBox()
-        self.sampler.addItems(["DDIM", "DDPM"])
+        self.sampler = SamplerCombo()
         self.steps = QSpinBox()
         self.steps.setRange(1, 10_000)
         self.steps.setValue(50)
@@ -198,7 +197,7 @@ class SDEditView(JobView):
         t = self.t_spin.value()
         ts = strip_timesteps(T) if self.with_strip.isChecked() else []
         x0 = float_images(self.original)
-        kw = dict(objective=objective, sampler=self.sampler.currentText().lower(), steps=self.steps.value(),
+        kw = dict(objective=objective, sampler=self.sampler.key(), steps=self.steps.value(),
                   **self.guide())
         self.guiding, self.guiding_title = self.guidance.describe(), self.guidance.describe(short=True)
         seed = self.seed.value()

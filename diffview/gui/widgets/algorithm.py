@@ -19,6 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES
+
 INTERVAL_MS = 300  # one highlighted line at most this often
 MAX_PENDING = 8  # highlights waiting to be shown; beyond this the oldest are dropped
 HISTORY = 2000
@@ -76,7 +78,32 @@ DDIM_SAMPLING = Algorithm(
      f"<b>return</b> {X0}"),
     "σ<sub>t</sub> = η √((1−ᾱ<sub>t′</sub>)/(1−ᾱ<sub>t</sub>)) √(1−ᾱ<sub>t</sub>/ᾱ<sub>t′</sub>) (eq. 16); "
     "η = 0 is deterministic.")
-ALGORITHMS = {"train": TRAINING, "ddpm": DDPM_SAMPLING, "ddim": DDIM_SAMPLING}
+HEUN_SAMPLING = Algorithm(
+    "Heun's method on the probability-flow ODE (Karras et al. 2022, Alg. 1)",
+    (f"{X_T} ∼ N(0, I)",
+     f"<b>for</b> {T} = t<sub>0</sub>, …, t<sub>N−1</sub> <b>do</b>  (σ = √((1−ᾱ<sub>t</sub>)/ᾱ<sub>t</sub>), "
+     "t′ the next)",
+     f"d = {EPS_T}({XT}, {T});  x̃ = √ᾱ<sub>t′</sub> {X0_PRED} + √(1−ᾱ<sub>t′</sub>) d   (Euler: DDIM, η = 0)",
+     f"<b>if</b> σ<sub>t′</sub> ≠ 0: x<sub>t′</sub> = √ᾱ<sub>t′</sub> ({XT}/√ᾱ<sub>t</sub> + (σ<sub>t′</sub> − "
+     f"σ<sub>t</sub>)(d + {EPS_T}(x̃, t′))/2), else x̃",
+     "<b>end for</b>",
+     f"<b>return</b> {X0}"),
+    "Two evaluations a step, one on the last. A step far above the data's scale (σ<sub>t</sub> &gt; 0.5 with "
+    "σ<sub>t</sub>/σ<sub>t′</sub> ≥ 3) stays Euler's, where the trapezoid is the worse of the two.")
+DPMPP_SAMPLING = Algorithm(
+    "DPM-Solver++(2M) (Lu et al. 2022, Alg. 2)",
+    (f"{X_T} ∼ N(0, I)",
+     f"<b>for</b> {T} = t<sub>0</sub>, …, t<sub>N−1</sub> <b>do</b>  (λ = log(√ᾱ/√(1−ᾱ)), h = λ<sub>t′</sub> − "
+     "λ<sub>t</sub>)",
+     f"{X0_PRED} from {EPS_T}({XT}, {T});  D = (1 + 1/2r) {X0_PRED} − (1/2r) x̂<sub>0</sub><sup>prev</sup>, "
+     "r = h<sub>prev</sub>/h",
+     f"x<sub>t′</sub> = (√(1−ᾱ<sub>t′</sub>)/√(1−ᾱ<sub>t</sub>)) {XT} − √ᾱ<sub>t′</sub> (e<sup>−h</sup> − 1) D",
+     "<b>end for</b>",
+     f"<b>return</b> {X0}"),
+    "One evaluation a step; D = x̂<sub>0</sub> (first order) on the first step and on the last, which returns "
+    "x̂<sub>0</sub> itself.")
+ALGORITHMS = {"train": TRAINING, "ddpm": DDPM_SAMPLING, "ddim": DDIM_SAMPLING, "heun": HEUN_SAMPLING,
+              "dpmpp-2m": DPMPP_SAMPLING}
 
 
 class AlgorithmPanel(QFrame):
@@ -129,7 +156,7 @@ class AlgorithmPanel(QFrame):
         self.set_algorithm(key)
 
     def set_algorithm(self, key: str) -> None:
-        """Show ``ALGORITHMS[key]`` (train, ddpm or ddim), nothing highlighted."""
+        """Show ``ALGORITHMS[key]`` (train, ddpm, ddim, heun or dpmpp-2m), nothing highlighted."""
         if key == self.key:
             return
         self.key, algo = key, ALGORITHMS[key]
@@ -235,17 +262,17 @@ class TrainingFollower:
 
 
 class SamplingFollower:
-    """Algorithm 2 (DDPM) or DDIM's loop beside the sampling, from the sampling job's frames: line 1 at the
-    start; lines 2–4 of the first step, then of the newest step each time the panel has shown the previous walk
-    (a fast sampler runs many steps per walk); 5 and 6 after the last step."""
+    """Algorithm 2 (DDPM), DDIM's, Heun's or DPM-Solver++'s loop beside the sampling, from the sampling job's
+    frames: line 1 at the start; lines 2–4 of the first step, then of the newest step each time the panel has
+    shown the previous walk (a fast sampler runs many steps per walk); 5 and 6 after the last step."""
 
     def __init__(self, panel: AlgorithmPanel):
         self.panel = panel
         self.walked = False  # whether this run's first step has been walked
 
     def started(self, sampler: str, steps: int) -> None:
-        self.panel.set_algorithm("ddim" if sampler == "ddim" else "ddpm")
-        self.panel.highlight(1, f"{sampler.upper()}, {steps} steps")
+        self.panel.set_algorithm(sampler if sampler in ALGORITHMS else "ddpm")
+        self.panel.highlight(1, f"{SAMPLER_NAMES.get(sampler, sampler)}, {steps} steps")
         self.walked = False
 
     def on_frames(self, frames: list) -> None:
