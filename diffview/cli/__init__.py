@@ -203,7 +203,7 @@ def _open_app(path: str | None) -> int:
         from diffview.gui.app import run_app
     except ImportError as e:
         print(f"diffview: error: the desktop app cannot start: {gui_import_problem(e)}. The headless commands "
-              "still work: diffview train, sample, info", file=sys.stderr)
+              "still work: diffview train, sample, invert, interpolate, info", file=sys.stderr)
         return 1
     return run_app(path)
 
