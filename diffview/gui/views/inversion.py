@@ -179,7 +179,7 @@ class InversionView(JobView):
     def _set_original(self, label: str) -> None:
         self.source_label = label
         self.original_grid.set_images(self.original)
-        self.original_grid.set_title(f"x<sub>0</sub>: {label}")
+        self.original_grid.set_title("x<sub>0</sub>: " + label.replace("training image ", ""))
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
@@ -246,12 +246,13 @@ class InversionView(JobView):
         self.sweep = sweep
         k = int(sweep.steps[-1])
         self.x_T_grid.set_images(to_uint8(sweep.x_T[-1]))
-        self.x_T_grid.set_title(f"x<sub>T</sub>, inverted with {k} steps (shown clipped to [−1, 1])")
+        self.x_T_grid.set_title(f"x<sub>T</sub>, {k} steps")  # shown clipped to [−1, 1], as x_t is everywhere
         self.recon_grid.set_images(to_uint8(sweep.reconstructions[-1]))
-        self.recon_grid.set_title(f"reconstruction, {k} steps: RMS {sweep.rms[-1]:.2f} grey levels")
+        self.recon_grid.set_title(f"decoded: RMS {sweep.rms[-1]:.2f}")
         self.curve.setData(sweep.steps.astype(float), np.maximum(sweep.rms, 1e-6))
         self.set_status("Done: RMS error " + ", ".join(f"{r:.2f} at {s}" for s, r in zip(sweep.steps, sweep.rms))
-                        + " steps (grey levels, 0–255).")
+                        + f" steps (grey levels, 0–255). x_T and the reconstruction are shown at {k} steps, x_T "
+                        "clipped to [−1, 1] as x_t is everywhere.")
 
     # ------------------------------------------------------------------ interpolation
     def _interpolate_or_cancel(self) -> None:
