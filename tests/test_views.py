@@ -399,8 +399,8 @@ def test_window_has_the_tabs_and_closing_mid_computation_stops_every_worker(qtbo
     qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=30_000)
     names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     at = names.index("Sampling")
-    assert names[at + 1:at + 7] == ["Bound", "Loss from the bound", "Samplers", "Guidance", "Memorisation",
-                                    "Noise && denoise"]
+    assert names[at + 1:at + 8] == ["Bound", "Loss from the bound", "Samplers", "Guidance", "Memorisation",
+                                    "Noise && denoise", "Inversion"]
     assert w.bound_view.model_source == w.model_source and w.bound_view.current_model() is None
     assert "No model yet" in w.bound_view.status.text()
     qtbot.waitUntil(lambda: not running_threads(), timeout=30_000)  # the 2D tab's first score field

@@ -4,6 +4,9 @@
     diffview train … --conditional                               class-conditional, for classifier-free guidance
     diffview sample RUN [--n 64] [--sampler ddim] …              a grid PNG (and a GIF of the reverse process)
     diffview sample RUN --label all --guidance-scale 3 --npz F   one row per class, guided; the samples as .npz
+    diffview invert RUN IMAGE --steps 50 --out recon.png         DDIM inversion to x_T and back; the RMS error
+    diffview interpolate RUN A B --frames 12 --gif morph.gif      a morph along the slerp of two images' x_T
+    diffview interpolate RUN --seed 1 --seed 2 --out strip.png   … or of two seeds' x_T
     diffview info RUN                                            what a run is and how far it got
 
 RUN may also be a folder written by diffusers' save_pretrained (a UNet2DModel and its scheduler).
@@ -116,12 +119,48 @@ def build_parser() -> argparse.ArgumentParser:
                                  "for a conditional run, their labels as arr_1 (guided-diffusion's evaluation layout)")
     s.add_argument("--device", default="cpu")
 
+    _add_inversion_parsers(sub)
+
     i = sub.add_parser("info", help="what a run is, how far it got, and its last losses")
     i.add_argument("run")
     return parser
 
 
-COMMANDS = ("train", "sample", "info")
+def _add_inversion_parsers(sub) -> None:
+    common = _Parser(add_help=False)
+    common.add_argument("run", help="a run folder written by 'diffview train', or a diffusers model folder")
+    common.add_argument("--steps", type=_positive_int, help="DDIM steps each way (default 50, at most T)")
+    common.add_argument("--label", action="append", metavar="NAME",
+                        help="a conditional run: invert and decode as this class (the morph stays within it)")
+    common.add_argument("--guidance-scale", type=_float, metavar="S",
+                        help="with --label: ε_u + S (ε_c − ε_u) (default 1, the conditional model, for images; "
+                             "the run's, 3, for seeds)")
+    common.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA weights")
+    common.add_argument("--device", default="cpu")
+
+    v = sub.add_parser("invert", parents=[common], help="DDIM inversion of an image to x_T and back",
+                       description="Run DDIM (η = 0) from the image up to x_T and back down with the same steps; "
+                                   "print the reconstruction's RMS error in grey levels (0–255). The image is "
+                                   "resized, centre-cropped and converted to the model's channels as training "
+                                   "images are.")
+    v.add_argument("image", help="an image file")
+    v.add_argument("--out", help="the reconstruction PNG (default: IMAGE-recon-ddimN.png here)")
+    v.add_argument("--xt", metavar="PNG", help="also write x_T (clipped to [−1, 1] to show it)")
+
+    m = sub.add_parser("interpolate", parents=[common], help="a morph between two images or two seeds",
+                       description="Invert two images (or draw two seeds' x_T), slerp between the two x_T and decode "
+                                   "each frame with DDIM (η = 0).")
+    m.add_argument("a", nargs="?", help="the first image (or use --seed twice)")
+    m.add_argument("b", nargs="?", help="the second image")
+    m.add_argument("--seed", type=int, action="append", help="a seed whose x_T is an end (give two)")
+    m.add_argument("--frames", type=_positive_int, default=12, help="frames from A to B, both ends included "
+                                                                    "(default 12)")
+    m.add_argument("--out", help="the strip PNG (default without --gif: interpolate-ddimN.png here)")
+    m.add_argument("--gif", help="the morph as a looping GIF, there and back")
+    m.add_argument("--scale", type=_positive_int, help="enlarge each frame this many times (default: to 128 px)")
+
+
+COMMANDS = ("train", "sample", "invert", "interpolate", "info")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             from diffview.cli.sample import sample
 
             return sample(args)
+        if args.command in ("invert", "interpolate"):
+            from diffview.cli import invert
+
+            return getattr(invert, args.command)(args)
         if args.command == "info":
             from diffview.core.runs.open import describe_run
 
@@ -165,7 +208,7 @@ def _open_app(path: str | None) -> int:
         from diffview.gui.app import run_app
     except ImportError as e:
         print(f"diffview: error: the desktop app cannot start: {gui_import_problem(e)}. The headless commands "
-              "still work: diffview train, sample, info", file=sys.stderr)
+              "still work: diffview train, sample, invert, interpolate, info", file=sys.stderr)
         return 1
     return run_app(path)
 

@@ -9,4 +9,5 @@ and a NoiseSchedule, built from the core's own mathematics (``predict_x0_eps``, 
 - :mod:`.score`: the score s_θ = −ε_θ/√(1−ᾱ_t) and annealed Langevin dynamics;
 - :mod:`.memorise`: each sample's nearest training images;
 - :mod:`.sdedit`: noise an image to t and denoise it (SDEdit);
+- :mod:`.inversion`: DDIM inversion x_0 → x_T and back, the reconstruction error by steps, slerp interpolation;
 - :mod:`.lab2d`: the 2D tab's computations on points."""
