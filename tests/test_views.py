@@ -201,6 +201,11 @@ def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, d
     view.samples_source = lambda: None
     view._use_last()
     assert "no samples yet" in view.status.text()
+    view.sampler.set_key("dpmpp-2m")  # every sampler, the one the tab says
+    assert view.start()
+    finish(qtbot, view)
+    expected = to_uint8(view.model_source(ema=True).sample(3, sampler="dpmpp-2m", steps=3, seed=view.seed.value()))
+    np.testing.assert_array_equal(view.samples, expected)
 
 
 def test_memorisation_searches_a_streamed_folder_a_chunk_at_a_time(qtbot, model, schedule, tmp_path, monkeypatch):

@@ -20,8 +20,10 @@ from PySide6.QtWidgets import (
 
 from diffview.core.analysis.memorise import Neighbours, nearest_training_images
 from diffview.core.io.export import to_uint8
+from diffview.core.sampling import nfe
 from diffview.gui.views.job_view import JobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
+from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerCombo
 
 RED, GREY = (235, 60, 60), (70, 72, 76)
 K_NEAREST, RATIO = 50, 1 / 3
@@ -61,6 +63,7 @@ class MemoriseView(JobView):
         self.n = QSpinBox()
         self.n.setRange(1, 1024)
         self.n.setValue(64)
+        self.sampler = SamplerCombo()
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
         self.steps.setValue(50)
@@ -68,7 +71,7 @@ class MemoriseView(JobView):
         self.seed.setRange(0, 2**31 - 1)
         self.guidance = GuidanceControls()  # samples of one class, to search the training set for
         self.generate = QPushButton("Generate and search")
-        self.generate.setToolTip("Sample N images (DDIM η=0) and find each one's nearest training image")
+        self.generate.setToolTip("Sample N images with the chosen sampler and find each one's nearest training image")
         self.generate.clicked.connect(self.start_or_cancel)
         self.use_last = QPushButton("Search the Sampling tab's samples")
         self.use_last.clicked.connect(self._use_last)
@@ -79,7 +82,8 @@ class MemoriseView(JobView):
         self.summary.setStyleSheet("font-weight: bold;")
         form = QFormLayout()
         form.addRow("Samples N", self.n)
-        form.addRow("DDIM steps", self.steps)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
         form.addRow("Seed", self.seed)
         form.addRow(self.guidance)
         form.addRow(self.generate)
@@ -137,18 +141,20 @@ class MemoriseView(JobView):
             self.set_status(str(e))
             return False
         n, steps, seed = self.n.value(), min(self.steps.value(), handle.schedule.timesteps), self.seed.value()
+        sampler = self.sampler.key()
         guide, guiding = self.guide(), self.guidance.describe()
 
         def work(emit, cancelled):
             handle.model.eval()
-            final = handle.sample(n, sampler="ddim", steps=steps, seed=seed, stop=cancelled, **guide)
+            final = handle.sample(n, sampler=sampler, steps=steps, seed=seed, stop=cancelled, **guide)
             if final is None:
                 return None
             samples = to_uint8(final)
             emit(("sampled", len(dataset)))
             return self._search(samples, dataset, cancelled)
 
-        self.set_status(f"Sampling {n} images from {handle.label} (DDIM, {steps} steps"
+        self.set_status(f"Sampling {n} images from {handle.label} ({SAMPLER_NAMES[sampler]}, {steps} steps, "
+                        f"{nfe(sampler, steps, handle.schedule)} NFE"
                         + (f", {guiding}" if guiding else "") + ")…")
         self._busy_buttons(True)
         self.run_job(work, "diffview-memorisation", self._on_item, self._on_done)
