@@ -10,7 +10,7 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from helpers import Breakable, write_image_folder  # noqa: E402
+from helpers import Breakable, gaussian_oracle, write_image_folder  # noqa: E402
 
 from diffview.core.analysis.bound import vlb_by_timestep  # noqa: E402
 from diffview.core.data.files import decode_image, to_channels  # noqa: E402
@@ -201,11 +201,26 @@ def test_memorisation_generates_samples_with_the_model(qtbot, model, schedule, d
     view.samples_source = lambda: None
     view._use_last()
     assert "no samples yet" in view.status.text()
-    view.sampler.set_key("dpmpp-2m")  # every sampler, the one the tab says
+
+
+def test_memorisation_samples_with_the_sampler_it_shows(qtbot, schedule, dataset):
+    oracle = gaussian_oracle(schedule, 0.0, 0.4)  # samples well inside [−1, 1], so samplers differ visibly
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, t):
+            return oracle(x, t)
+
+    view = wire(MemoriseView(), Oracle(), schedule, dataset)
+    qtbot.addWidget(view)
+    view.n.setValue(3)
+    view.sampler.set_key("dpmpp-2m")
+    view.steps.setValue(6)
     assert view.start()
     finish(qtbot, view)
-    expected = to_uint8(view.model_source(ema=True).sample(3, sampler="dpmpp-2m", steps=3, seed=view.seed.value()))
+    handle = view.model_source(ema=True)
+    expected = to_uint8(handle.sample(3, sampler="dpmpp-2m", steps=6, seed=view.seed.value()))
     np.testing.assert_array_equal(view.samples, expected)
+    assert (expected != to_uint8(handle.sample(3, sampler="ddim", steps=6, seed=view.seed.value()))).any()
 
 
 def test_memorisation_searches_a_streamed_folder_a_chunk_at_a_time(qtbot, model, schedule, tmp_path, monkeypatch):
