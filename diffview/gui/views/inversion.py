@@ -25,10 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.inversion import check_step_counts, interpolate, reconstruction_error_by_steps
-from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
 from diffview.core.sampling import noise_from_seed
-from diffview.gui.views.job_view import JobView, float_images
+from diffview.gui.views.job_view import ImageJobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.text import T_INDEX_NOTE
@@ -48,13 +47,11 @@ def parse_steps(text: str, T: int) -> list[int]:
     return check_step_counts(kept, T)
 
 
-class InversionView(JobView):
+class InversionView(ImageJobView):
     CANCELLING = "Cancelling after this model call…"
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.original: np.ndarray | None = None  # uint8 [1, C, S, S]
-        self.source_label = ""
         self.sweep = None  # the last ReconstructionSweep
         self.morph = None  # the last Interpolation
         self.morph_meta: dict = {}
@@ -140,52 +137,9 @@ class InversionView(JobView):
             "(Shoemake 1985). " + T_INDEX_NOTE)
 
     # ------------------------------------------------------------------ the image
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        dataset, _ = self.current_dataset()
-        if dataset is not None:
-            self.index.setMaximum(len(dataset) - 1)
-            if self.original is None or self.source_label.startswith("training"):
-                self.use_training_image(self.index.value())
-
-    def use_training_image(self, i: int) -> None:
-        dataset, _ = self.current_dataset()
-        if dataset is None or not 0 <= i < len(dataset):
-            return
-        self.original = dataset.images_uint8([i]).numpy()
-        self._set_original(f"training image #{i}")
-
-    def load_image_file(self, path: str) -> bool:
-        """Any image file, decoded like the training images, at the model's (else the dataset's) size and channels."""
-        handle = self.model_source(ema=True) if self.model_source is not None else None
-        dataset, _ = self.current_dataset()
-        shape = getattr(handle, "shape", None)
-        if hasattr(shape, "size"):
-            channels, size = shape.channels, shape.size
-        elif dataset is not None:
-            channels, size = dataset.channels, dataset.image_size
-        else:
-            self.set_status("No model or dataset yet: its size and channels decide how the image is read.")
-            return False
-        try:
-            arr = decode_image(path, size)
-        except SkipFile as e:
-            self.set_status(f"Cannot use {path}: {e.reason}")
-            return False
-        self.original = np.ascontiguousarray(to_channels(arr, channels))[None]
-        self._set_original(f"the file {Path(path).name}")
-        return True
-
     def _set_original(self, label: str) -> None:
-        self.source_label = label
-        self.original_grid.set_images(self.original)
+        super()._set_original(label)
         self.original_grid.set_title("x<sub>0</sub>: " + label.replace("training image ", ""))
-
-    def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)")
-        if path:
-            self.load_image_file(path)
 
     # ------------------------------------------------------------------ inversion by steps
     def _busy_buttons(self, busy: bool, which: QPushButton, idle_text: str) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QWidget
 
+from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.runs.handle import ImageShape
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.text import caption
@@ -115,3 +119,62 @@ class JobView(QWidget):
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
         self.jobs.cancel_and_wait(ms)
+
+
+IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"
+
+
+class ImageJobView(JobView):
+    """A JobView that works on one image x_0: a training image by index or any image file, decoded as the training
+    images are. A subclass makes ``index`` (a spin box) and ``original_grid``, and titles the grid in
+    ``_set_original``."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.original: np.ndarray | None = None  # uint8 [1, C, H, W]
+        self.source_label = ""
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        dataset, _ = self.current_dataset()
+        if dataset is not None:
+            self.index.setMaximum(len(dataset) - 1)
+            if self.original is None or self.source_label.startswith("training"):
+                self.use_training_image(self.index.value())
+
+    def use_training_image(self, i: int) -> None:
+        dataset, _ = self.current_dataset()
+        if dataset is None or not 0 <= i < len(dataset):
+            return
+        self.original = dataset.images_uint8([i]).numpy()
+        self._set_original(f"training image #{i}")
+
+    def load_image_file(self, path: str) -> bool:
+        """Any image file, decoded like the training images, at the model's (else the dataset's) size and channels."""
+        handle = self.model_source(ema=True) if self.model_source is not None else None
+        dataset, _ = self.current_dataset()
+        shape = getattr(handle, "shape", None)
+        if isinstance(shape, ImageShape):
+            channels, size = shape.channels, shape.size
+        elif dataset is not None:
+            channels, size = dataset.channels, dataset.image_size
+        else:
+            self.set_status("No model or dataset yet: its size and channels decide how the image is read.")
+            return False
+        try:
+            arr = decode_image(path, size)
+        except SkipFile as e:
+            self.set_status(f"Cannot use {path}: {e.reason}")
+            return False
+        self.original = np.ascontiguousarray(to_channels(arr, channels))[None]
+        self._set_original(f"the file {Path(path).name}")
+        return True
+
+    def _set_original(self, label: str) -> None:
+        self.source_label = label
+        self.original_grid.set_images(self.original)
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", IMAGE_FILES)
+        if path:
+            self.load_image_file(path)

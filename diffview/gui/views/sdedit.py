@@ -11,7 +11,6 @@ import torch
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,9 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from diffview.core.analysis.sdedit import iter_sdedit
-from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.io.export import to_uint8
-from diffview.gui.views.job_view import JobView, float_images
+from diffview.gui.views.job_view import ImageJobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import TimestepControl
@@ -57,12 +55,10 @@ class NoiseLevelControl(TimestepControl):
                                "x_0 untouched")
 
 
-class SDEditView(JobView):
+class SDEditView(ImageJobView):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.schedule_source = None  # callable() -> the app's NoiseSchedule (for the slider before a model exists)
-        self.original: np.ndarray | None = None  # uint8 [1, C, S, S]
-        self.source_label = ""
         self.noised: np.ndarray | None = None
         self.result: np.ndarray | None = None
         self.result_t: int | None = None
@@ -132,48 +128,10 @@ class SDEditView(JobView):
         schedule = self.schedule_source() if self.schedule_source is not None else None
         if schedule is not None:
             self.set_timesteps(schedule.timesteps)
-        dataset, _ = self.current_dataset()
-        if dataset is not None:
-            self.index.setMaximum(len(dataset) - 1)
-            if self.original is None or self.source_label.startswith("training"):
-                self.use_training_image(self.index.value())
-
-    def use_training_image(self, i: int) -> None:
-        dataset, _ = self.current_dataset()
-        if dataset is None or not 0 <= i < len(dataset):
-            return
-        self.original = dataset.images_uint8([i]).numpy()
-        self._set_original(f"training image #{i}")
-
-    def load_image_file(self, path: str) -> bool:
-        """Any image file, decoded like the training images, at the dataset's size and channels."""
-        dataset, _ = self.current_dataset()
-        handle = None if dataset is not None else self.current_model()
-        if dataset is None and handle is None:
-            return False
-        channels, size = ((dataset.channels, dataset.image_size) if dataset is not None
-                          else (handle.shape.channels, handle.shape.size))
-        try:
-            arr = decode_image(path, size)
-        except SkipFile as e:
-            self.set_status(f"Cannot use {path}: {e.reason}")
-            return False
-        self.original = np.ascontiguousarray(to_channels(arr, channels))[None]
-        from pathlib import Path
-
-        self._set_original(f"the file {Path(path).name}")
-        return True
 
     def _set_original(self, label: str) -> None:
-        self.source_label = label
-        self.original_grid.set_images(self.original)
+        super()._set_original(label)
         self.original_grid.set_title(f"original x<sub>0</sub>: {label}")
-
-    def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)")
-        if path:
-            self.load_image_file(path)
 
     # ------------------------------------------------------------------ running
     def start(self) -> bool:
