@@ -165,9 +165,12 @@ def test_the_samplers_tab_guides_every_sampler_with_the_chosen_class(qtbot, mode
     want = samples(quality_by_nfe(model, x_T, schedule, view.samplers, [3], objective="eps", seed=0, **guide))
     plain = samples(quality_by_nfe(model, x_T, schedule, view.samplers, [3], objective="eps", seed=0))
     assert len(want) == len(view.samplers) + 1 == 4  # DDIM, Heun, DPM-Solver++ and the reference
-    for i in range(len(want)):  # a worker's torch threads sum in another order: float32 round-off apart
-        torch.testing.assert_close(got[2][i], want[i], rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(got[None][i], plain[i], rtol=1e-4, atol=1e-4)
+    # A worker's torch threads sum in another order: float32 round-off apart, which the ε objective's
+    # x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ multiplies by 1/√ᾱ_{T−1} ≈ 1015 on this schedule's first step (1e-7 → 1e-4)
+    # and the 50-step reference carries through its chain: 1e-3, still ten times below `far`.
+    for i in range(len(want)):
+        torch.testing.assert_close(got[2][i], want[i], rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(got[None][i], plain[i], rtol=1e-3, atol=1e-3)
         assert far(got[2][i], got[0][i])
 
 

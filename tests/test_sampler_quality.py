@@ -136,6 +136,15 @@ def test_every_point_spends_at_most_its_budget_and_as_much_of_it_as_fits(name, s
     assert len(calls) == calls_before + sum(p.nfe for p in out.points)  # NFE as counted, not as claimed
 
 
+def test_a_budget_that_adds_no_step_is_measured_once():
+    schedule = make_schedule("cosine", 20)
+    model, calls = counting(gaussian_oracle(schedule, 0.1, 0.4))
+    out = quality_by_nfe(model, images(1), schedule, ["heun", "ddim"], (2, 3, 4, 5), objective="eps")
+    assert [steps_for_nfe("heun", b, schedule) for b in (2, 3, 4, 5)] == [2, 2, 3, 3]
+    assert [(p.sampler, p.budget, p.spec.steps) for p in out.points] == [
+        ("heun", 2, 2), ("heun", 4, 3), ("ddim", 2, 2), ("ddim", 3, 3), ("ddim", 4, 4), ("ddim", 5, 5)]
+
+
 def test_budgets_are_sorted_capped_by_t_and_checked():
     assert nfe_budgets((50, 5, 10, 5, 2000), 100) == [5, 10, 50]
     for bad in ((0,), (2.5,), (True,)):
