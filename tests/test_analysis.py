@@ -133,7 +133,7 @@ def test_compare_samplers_stops_between_model_calls():
     schedule = make_schedule("linear", 100)
     model, calls = counting(gaussian_oracle(schedule, 0.1, 0.4))
     x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    out = list(compare_samplers(model, x_T, schedule, default_sampler_specs(100), objective="eps",
+    out = list(compare_samplers(model, x_T, schedule, default_sampler_specs(schedule), objective="eps",
                                 stop=lambda: len(calls) >= 7))
     assert out == [] and len(calls) == 7  # DDPM with 100 steps was cut after its 7th model call
 
@@ -149,7 +149,7 @@ def test_every_sampler_starts_from_the_same_x_T():
         return oracle(x, t)
 
     x_T = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    specs = default_sampler_specs(100)
+    specs = default_sampler_specs(schedule)
     results = list(compare_samplers(model, x_T, schedule, specs, objective="eps"))
     assert [r.spec for r in results] == specs and len(seen) == len(specs)
     assert all(torch.equal(s, x_T) for s in seen)

@@ -144,7 +144,7 @@ def sampler_distances(model, schedule: NoiseSchedule, objective: str, dataset: P
         check()
         return False
 
-    for result in compare_samplers(model, x_T, schedule, default_sampler_specs(schedule.timesteps),
+    for result in compare_samplers(model, x_T, schedule, default_sampler_specs(schedule),
                                    objective=objective, clip_x0=False, seed=seed + 1, stop=stop):
         distance, floor, used = distance_to_data(result.samples, dataset)
         rows.append((result.spec.label, distance, result.seconds))

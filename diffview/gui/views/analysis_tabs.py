@@ -37,6 +37,12 @@ def add_analysis_tabs(window) -> list:
     window.bound_view.loss_source = window.training_view.loss_by_t
     session.controller.steps.connect(window.bound_view.on_training_steps)
     window.sdedit_view.schedule_source = lambda: session.schedule
+
+    def points_data():  # an opened 2D run's data, by name, for the Samplers tab's distance to the data
+        run = session.loaded_run
+        return run.config.dataset if run is not None and run.config is not None else None
+
+    window.compare_view.points_source = points_data
     session.model_changed.connect(lambda run: window.guidance_view.show_classes(run.handle.class_names if run else ()))
 
     def last_samples():

@@ -64,12 +64,13 @@ class JobView(QWidget):
     def busy(self) -> bool:
         return bool(self.jobs)
 
-    def current_model(self):
-        """The model source's ModelHandle for an image model, or None (and the reason in the view's status)."""
+    def current_model(self, points: bool = False):
+        """The model source's ModelHandle for an image model (or, with ``points``, a 2D one), or None (and the
+        reason in the view's status)."""
         handle = self.model_source(ema=True) if self.model_source is not None else None
         if handle is None:
             self.set_status(self.NO_MODEL)
-        elif not isinstance(handle.shape, ImageShape):
+        elif not isinstance(handle.shape, ImageShape) and not points:
             self.set_status(f"{handle.label} makes {handle.shape}: this tab works on image models.")
             return None
         if self.guidance is not None:  # the handle's classes are the ones its job samples

@@ -291,8 +291,9 @@ class DistancesPanel(QWidget):
         self.final_button = QPushButton(f"Distances on {FINAL_N:,} points")
         self.final_button.setToolTip("DDPM and annealed Langevin on 10,000 points each, against the data")
         self.compare_button = QPushButton(f"Compare samplers on {FINAL_N:,} points")
-        self.compare_button.setToolTip("DDPM with T steps and respaced, DDIM at η = 0 and 1, from one x_T: each "
-                                       "one's distance to the data and wall time")
+        self.compare_button.setToolTip("DDPM with all T steps; at 50 and 10 network evaluations (NFE) each, DDPM, "
+                                       "DDIM at η = 0 and 1, Heun and DPM-Solver++(2M), from one x_T: each one's "
+                                       "distance to the data and wall time, compared at equal NFE")
         self.readout = readout()
         self.readout.setWordWrap(True)
         box = QVBoxLayout(self)
