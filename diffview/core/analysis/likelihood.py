@@ -4,7 +4,7 @@
 with ᾱ(σ) = 1/(1 + σ²). Its density along a trajectory obeys the instantaneous change of variables
 (Chen et al. 2018, thm. 1) d log p(y_σ)/dσ = −tr(∂ε̂/∂y), so
 
-    log p_σmin(y_σmin) = log p_σmax(y_σmax) + ∫_{σmin}^{σmax} tr(∂ε̂/∂y) dσ            (Song et al. 2021, eq. 39)
+    log p_σmin(y_σmin) = log p_σmax(y_σmax) + ∫_{σmin}^{σmax} tr(∂ε̂/∂y) dσ            (Song et al. 2021, app. D.2)
 
 with σ_min = σ_0 (index 0) and σ_max = σ_{T−1}. The trace is Hutchinson's estimate vᵀ(∂ε̂/∂y)v with one probe v
 (Rademacher or Gaussian) held fixed along each trajectory, from a vector–Jacobian product (torch.autograd), or
@@ -14,8 +14,8 @@ flow; the samplers' clipped DDIM/ancestral chains draw from yet other models.
 
 **The prior.** The samplers start from x_{T−1} ~ N(0, I) (the paper's x_T), so y_σmax = x_{T−1}/√ᾱ_{T−1} ~
 N(0, I/ᾱ_{T−1}) = N(0, (1 + σ_max²) I), since 1/ᾱ = 1 + σ². That is the prior used here; k-diffusion's
-N(0, σ_max² I) is the VE limit of it and differs by D/2 · log(1 + 1/σ_max²) nats, and by more in the
-quadratic term.
+N(0, σ_max² I) is its VE limit: the two log densities differ by |y|²/(2σ_max²(1 + σ_max²)) − D/2 · log(1 + 1/σ_max²),
+small only when σ_max ≫ 1.
 
 **The data.** The ODE cannot go below the model's first timestep, so the density of the data is taken to be
 the continuous-time model's density of y at σ_min, evaluated at y = x_0 (the data's x_0 carries the σ_min
@@ -250,7 +250,7 @@ def ode_log_likelihood(model: Model, x0: torch.Tensor, schedule: NoiseSchedule, 
                        probes: int = 1, trace: str = "rademacher", dequantise: bool = True, rtol: float = 1e-3,
                        atol: float = 1e-3, label: int | None = None, seed: int = 0, batch_size: int | None = None,
                        progress: Progress | None = None) -> LikelihoodResult | None:
-    # log p(y_σmin) = log N(y_σmax; 0, (1 + σ_max²) I) + ∫ tr(∂ε̂/∂y) dσ   (Song et al. 2021, eq. 39; module doc)
+    # log p(y_σmin) = log N(y_σmax; 0, (1 + σ_max²) I) + ∫ tr(∂ε̂/∂y) dσ   (Song et al. 2021, app. D.2; module doc)
     """The probability-flow ODE's log-likelihood of x0 [B, …] (in [−1, 1] for images) and its bits/dim.
 
     Each image is integrated ``probes`` times, each time with its own probe v and (``dequantise``) its own
