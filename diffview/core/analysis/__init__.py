@@ -3,6 +3,7 @@ and a NoiseSchedule, built from the core's own mathematics (``predict_x0_eps``, 
 ``vlb_terms``, ``iter_sample``): nothing here re-derives an equation the core already implements.
 
 - :mod:`.bound`: the variational bound by timestep;
+- :mod:`.likelihood`: the exact NLL of the probability-flow ODE (Hutchinson's trace, Dormand–Prince);
 - :mod:`.derivation`: entropy, cross-entropy and KL of Gaussians, and one pixel's KL term of the bound
   rewritten into DDPM's ε-loss (eqs. 8, 12, 14);
 - :mod:`.samplers`: samplers side by side from one x_T;

@@ -1,5 +1,6 @@
 """The variational bound by timestep: L_T, each L_{t−1} and L_0 of the current model in bits/dim on
-held-out images, over t, beside the training loss by t; the total is the model's NLL bound.
+held-out images, over t, beside the training loss by t; the total is the model's NLL bound. Beside it, on
+the same images, the probability-flow ODE's exact NLL (``bound_likelihood``, the view's own part).
 
 The numbers are the core's (``analysis.vlb_by_timestep`` over ``losses.vlb_terms``), computed on
 a worker thread with a progress bar, on demand or every N training steps.
@@ -25,8 +26,9 @@ from PySide6.QtWidgets import (
 
 from diffview.core.analysis.bound import VLBResult, vlb_by_timestep
 from diffview.core.data.source import load_source
+from diffview.gui.views.bound_likelihood import BUTTON, CAPTION, LikelihoodControls, likelihood_work, side_by_side
 from diffview.gui.views.job_view import JobView, float_images
-from diffview.gui.widgets.text import readout
+from diffview.gui.widgets.text import caption, readout
 
 VARIANCE_WORDS = {"fixed_small": "σ²<sub>t</sub> = β̃<sub>t</sub>", "fixed_large": "σ²<sub>t</sub> = β<sub>t</sub>",
                   "learned_range": "learned (improved DDPM eq. 15)", "learned": "learned σ²<sub>t</sub>"}
@@ -93,6 +95,8 @@ class BoundView(JobView):
         self.status.setWordWrap(True)
         self.values = readout()
         self.values.setWordWrap(True)
+        self.ode = LikelihoodControls()
+        self.ode.button.clicked.connect(self.likelihood_or_cancel)
 
         form = QFormLayout()
         form.addRow("Images", self.images)
@@ -105,6 +109,7 @@ class BoundView(JobView):
         form.addRow(self.log_y)
         form.addRow(self.status)
         form.addRow(self.values)
+        self.ode.add_to(form)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.p_vlb = self.plots.addPlot(row=0, col=0, title="VLB terms L<sub>t</sub> by timestep (bits/dim)")
@@ -128,6 +133,7 @@ class BoundView(JobView):
 
         right = QVBoxLayout()
         right.addWidget(self.plots, 1)
+        right.addWidget(caption(CAPTION))
         self.arrange(form, right, 320,
             "L<sub>t−1</sub> = KL(q(x<sub>t−1</sub>|x<sub>t</sub>,x<sub>0</sub>) ‖ p<sub>θ</sub>(x<sub>t−1</sub>|x<sub>t</sub>)), "
             "L<sub>0</sub> = −log p<sub>θ</sub>(x<sub>0</sub>|x<sub>1</sub>), L<sub>T</sub> = KL(q(x<sub>T</sub>|x<sub>0</sub>) ‖ N(0, I)), "
@@ -164,6 +170,7 @@ class BoundView(JobView):
             return result, x0, note, schedule.timesteps
 
         self.button.setText("Cancel")
+        self.ode.button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.set_status(f"Computing the bound of {label}…")
@@ -180,6 +187,7 @@ class BoundView(JobView):
 
     def _on_done(self, result, error: str, cancelled: bool) -> None:
         self.button.setText("Compute the bound")
+        self.ode.button.setEnabled(True)
         if error:
             return
         if result is None or result[0] is None:
@@ -203,11 +211,56 @@ class BoundView(JobView):
             f"Σ L<sub>t−1</sub> = {kl_sum:.4f}<br><b>NLL ≤ {r.total:.4f} bits/dim</b><br>({how}; {r.images} images)")
         self.p_vlb.setTitle(f"VLB terms L<sub>t</sub> by timestep (bits/dim): total {r.total:.3f} bits/dim ({how})")
         self.refresh_loss()
+        self.ode.values.setText(side_by_side(r, self.ode.result))
 
     def _log_toggled(self, on: bool) -> None:
         self.p_vlb.setLogMode(y=on)
         if self.result is not None:
             self.show_result(self.result, int(self.prior_point.xData[0]))
+
+    # ------------------------------------------------------------------ the ODE likelihood
+    def likelihood_or_cancel(self) -> None:
+        """What the ODE likelihood button does: start it, or cancel it while it runs."""
+        if self.busy:
+            self.cancel()
+            self.set_status(self.CANCELLING)
+        else:
+            self.start_likelihood()
+
+    def start_likelihood(self) -> bool:
+        """Start the ODE's NLL on the bound's images (the first ODE images of them); False if it cannot."""
+        if self.busy:
+            return False
+        handle = self.current_model()
+        if handle is None:
+            return False
+        channels, size = handle.shape.channels, handle.shape.size
+        dataset, report = self.current_dataset()
+        n, seed = self.images.value(), self.seed
+
+        def images():
+            return evaluation_images(dataset, report, channels, size, n, seed)
+
+        work = likelihood_work(handle.model, handle.schedule, handle.objective, images, self.ode.settings(), seed)
+        self.ode.button.setText("Cancel")
+        self.button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.set_status(f"Integrating the probability-flow ODE of {handle.label}…")
+        self.run_job(work, "diffview-ode-likelihood", self._on_item, self._on_likelihood_done)
+        return True
+
+    def _on_likelihood_done(self, result, error: str, cancelled: bool) -> None:
+        self.ode.button.setText(BUTTON)
+        self.button.setEnabled(True)
+        if error:
+            return
+        if result is None or result[0] is None:
+            self.set_status("Cancelled.")
+            return
+        self.ode.result, note = result
+        self.ode.values.setText(side_by_side(self.result, self.ode.result))
+        self.set_status(f"ODE likelihood on {note}.")
 
     # ------------------------------------------------------------------ the training loss, live
     def refresh_loss(self) -> None:
