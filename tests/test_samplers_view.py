@@ -8,13 +8,16 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from diffview.core.analysis.samplers import SAMPLER_NAMES, quality_by_nfe  # noqa: E402
+from diffview.core.analysis.samplers import quality_by_nfe  # noqa: E402
 from diffview.core.data.source import load_source  # noqa: E402
 from diffview.core.io.export import to_uint8  # noqa: E402
 from diffview.core.models.mlp import build_mlp  # noqa: E402
 from diffview.core.models.unet import build_unet  # noqa: E402
 from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle, PointShape  # noqa: E402
-from diffview.core.sampling import steps_for_nfe  # noqa: E402
+from diffview.core.sampling import (
+    SAMPLER_NAMES,  # noqa: E402
+    steps_for_nfe,  # noqa: E402
+)
 from diffview.core.schedule import make_schedule  # noqa: E402
 from diffview.gui.views.samplers import CompareView, parse_budgets  # noqa: E402
 from diffview.gui.widgets.quality_plot import IMAGE_AXIS, POINTS_AXIS  # noqa: E402

@@ -31,7 +31,8 @@ def sample(args) -> int:
         raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
     if args.churn < 0 or (args.churn and args.sampler != "heun"):
         raise ValueError(f"--churn is heun's S_churn ≥ 0, got {args.churn:g} with --sampler {args.sampler}")
-    cost = nfe(args.sampler, steps, model.schedule, args.spacing)  # also refuses a spacing that cannot place them
+    # the cost, which also refuses a spacing that cannot place the steps
+    cost = nfe(args.sampler, steps, model.schedule, args.spacing, s_churn=args.churn)
     guide = sample_labels(model, args.label, args.n, args.guidance_scale,
                           run.config.guidance_scale if run.config else None)
     # a diffusers folder (often a download cache) is not written into: its default grid goes to the current folder

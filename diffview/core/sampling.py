@@ -30,22 +30,25 @@ from diffview.core.ode import churn, churn_timestep, dpmpp_2m_step, heun_correct
 from diffview.core.schedule import NoiseSchedule, respace
 
 SAMPLERS = ("ddpm", "ddim", "heun", "dpmpp-2m")
+SAMPLER_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "heun": "Heun", "dpmpp-2m": "DPM-Solver++(2M)"}  # as papers write them
 SPACINGS = ("trailing", "leading", "linspace", "karras")
 ODE_SAMPLERS = ("ddim", "heun", "dpmpp-2m")  # deterministic (DDIM at η = 0, Heun without churn)
 
 
 def nfe(sampler: str, steps: int, schedule: NoiseSchedule, spacing: str = "trailing",
-        t_start: int | None = None) -> int:
+        t_start: int | None = None, s_churn: float = 0.0) -> int:
     """The network evaluations ``iter_sample`` spends on ``steps`` steps: one a step, and for Heun a second on each
     step that takes the trapezoid's correction (``core.ode.heun_corrects``: not into σ = 0, not on a long step far
-    above the data's scale). A guided sample's doubled batch is still one evaluation."""
+    above the data's scale), decided where the step starts: at the churned t̂ with ``s_churn``. A guided sample's
+    doubled batch is still one evaluation."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     ts = sampler_timesteps(schedule, steps, spacing, t_start)
     if sampler != "heun":
         return len(ts)
-    sig = sigmas(schedule).tolist()
-    return len(ts) + sum(heun_corrects(sig[t], sig[u] if u >= 0 else 0.0) for t, u in zip(ts, [*ts[1:], -1]))
+    sig, top = sigmas(schedule).tolist(), schedule.timesteps if t_start is None else int(t_start) + 1
+    starts = [churn_timestep(schedule, t, s_churn, len(ts), top) for t in ts]
+    return len(ts) + sum(heun_corrects(sig[t], sig[u] if u >= 0 else 0.0) for t, u in zip(starts, [*ts[1:], -1]))
 
 
 def steps_for_nfe(sampler: str, budget: int, schedule: NoiseSchedule, spacing: str = "trailing",
@@ -286,5 +289,5 @@ def sample(model: Model, shape: Sequence[int], schedule: NoiseSchedule, **kwargs
     return final_sample(iter_sample(model, shape, schedule, **kwargs))
 
 
-__all__ = ["ODE_SAMPLERS", "SAMPLERS", "SPACINGS", "SampleStep", "check_timesteps", "default_steps", "final_sample",
-           "iter_sample", "nfe", "noise_from_seed", "sample", "sampler_timesteps", "steps_for_nfe", "timestep_sequence"]
+__all__ = ["ODE_SAMPLERS", "SAMPLERS", "SAMPLER_NAMES", "SPACINGS", "SampleStep", "check_timesteps", "default_steps",
+           "final_sample", "iter_sample", "nfe", "noise_from_seed", "sample", "sampler_timesteps", "steps_for_nfe", "timestep_sequence"]

@@ -20,10 +20,9 @@ import torch
 
 from diffview.core.data.points import PointDataset, distance_to_data
 from diffview.core.diffusion import Model
-from diffview.core.sampling import ODE_SAMPLERS, SAMPLERS, SampleStep, iter_sample, nfe, steps_for_nfe
+from diffview.core.sampling import ODE_SAMPLERS, SAMPLER_NAMES, SAMPLERS, SampleStep, iter_sample, nfe, steps_for_nfe
 from diffview.core.schedule import NoiseSchedule
 
-SAMPLER_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "heun": "Heun", "dpmpp-2m": "DPM-Solver++(2M)"}
 DEFAULT_BUDGETS = (5, 10, 20, 50, 100)
 REFERENCE_SAMPLER = "dpmpp-2m"
 REFERENCE_STEPS = 250
@@ -52,7 +51,7 @@ def sampler_spec(sampler: str, steps: int, schedule: NoiseSchedule, *, eta: floa
     """A :class:`SamplerSpec` with its NFE, labelled "<sampler>, NFE n" unless ``label`` says otherwise."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    cost = nfe(sampler, steps, schedule, spacing)
+    cost = nfe(sampler, steps, schedule, spacing, s_churn=s_churn)
     if label is None:
         name = SAMPLER_NAMES[sampler] + (f" η={eta:g}" if sampler == "ddim" else "")
         name += f" churn {s_churn:g}" if sampler == "heun" and s_churn else ""
@@ -261,6 +260,6 @@ def quality_by_nfe(model: Model, x_T: torch.Tensor, schedule: NoiseSchedule, sam
     return out
 
 
-__all__ = ["DEFAULT_BUDGETS", "QualityCurves", "QualityPoint", "REFERENCE_STEPS", "SAMPLER_NAMES", "SamplerResult",
+__all__ = ["DEFAULT_BUDGETS", "QualityCurves", "QualityPoint", "REFERENCE_STEPS", "SamplerResult",
            "SamplerSpec", "compare_samplers", "default_sampler_specs", "nfe_budgets", "quality_by_nfe",
            "rms_grey_levels", "run_sampler", "sampler_spec", "spec_at_budget"]

@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
 from diffview.core.analysis.guidance import SWEEP_SCALES, SweepCell, guidance_sweep
 from diffview.core.analysis.judge import Judge, judge_scores, train_judge
 from diffview.core.io.export import make_grid
+from diffview.core.sampling import SAMPLER_NAMES
 from diffview.gui.views.job_view import JobView
-from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerCombo
+from diffview.gui.widgets.sampler_choice import SamplerCombo
 
 GAP = 4  # pixels between cells
 GAP_VALUE = 70  # their gray

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
 
 from diffview.core.analysis.memorise import Neighbours, nearest_training_images
 from diffview.core.io.export import to_uint8
-from diffview.core.sampling import nfe
+from diffview.core.sampling import SAMPLER_NAMES, nfe
 from diffview.gui.views.job_view import JobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
-from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerCombo
+from diffview.gui.widgets.sampler_choice import SamplerCombo
 
 RED, GREY = (235, 60, 60), (70, 72, 76)
 K_NEAREST, RATIO = 50, 1 / 3

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 
 from diffview.core.analysis.samplers import (
     DEFAULT_BUDGETS,
-    SAMPLER_NAMES,
     QualityCurves,
     QualityPoint,
     nfe_budgets,
@@ -34,7 +33,7 @@ from diffview.core.data.points import scatter_image
 from diffview.core.data.source import load_source
 from diffview.core.io.export import make_grid, save_grid, to_uint8
 from diffview.core.runs.handle import PointShape
-from diffview.core.sampling import SAMPLERS, noise_from_seed
+from diffview.core.sampling import SAMPLER_NAMES, SAMPLERS, noise_from_seed
 from diffview.gui.views.job_view import JobView
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.core.runs.open import run_classes
+from diffview.core.sampling import SAMPLER_NAMES
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
 from diffview.gui.views.sampling_parts import EpsPartsFollower
 from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
@@ -45,7 +46,7 @@ from diffview.gui.widgets.eps_parts import EpsPartsPanel
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.players import FramePlayer
-from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES, SamplerControls
+from diffview.gui.widgets.sampler_choice import SamplerControls
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption
 from diffview.gui.workers.jobs import Job, Jobs
 

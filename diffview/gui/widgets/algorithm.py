@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from diffview.gui.widgets.sampler_choice import SAMPLER_NAMES
+from diffview.core.sampling import SAMPLER_NAMES
 
 INTERVAL_MS = 300  # one highlighted line at most this often
 MAX_PENDING = 8  # highlights waiting to be shown; beyond this the oldest are dropped

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from diffview.core.analysis.samplers import SAMPLER_NAMES
+from diffview.core.sampling import SAMPLER_NAMES
 
 COLOURS = {"ddpm": "#e0a030", "ddim": "#5aa0e6", "heun": "#70c070", "dpmpp-2m": "#e06070"}
 IMAGE_AXIS = "RMS to the 250-step DPM-Solver++ reference (grey levels)"

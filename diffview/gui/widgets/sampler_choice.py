@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox
 
-from diffview.core.sampling import SPACINGS, default_steps, nfe
+from diffview.core.sampling import SAMPLER_NAMES, SPACINGS, default_steps, nfe
 from diffview.core.schedule import NoiseSchedule
 
-SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "heun": "Heun", "dpmpp-2m": "DPM-Solver++(2M)"}
 SAMPLER_TIPS = {
     "ddim": "DDIM (Song et al. 2021, eq. 12): one evaluation a step; η = 0 is Euler's method on the "
             "probability-flow ODE, η = 1 adds DDPM's ancestral noise",
@@ -105,7 +104,7 @@ class SamplerControls:
         key, spacing = self.sampler.key(), self.spacing.currentText()
         steps = min(self.steps.value(), schedule.timesteps)
         return {"sampler": key, "steps": steps, "eta": self.eta.value(), "spacing": spacing,
-                "s_churn": self.churn.value(), "nfe": nfe(key, steps, schedule, spacing)}
+                "s_churn": self.churn.value(), "nfe": nfe(key, steps, schedule, spacing, s_churn=self.churn.value())}
 
 
-__all__ = ["SAMPLER_NAMES", "SAMPLER_TIPS", "SPACING_TIPS", "SamplerCombo", "SamplerControls", "SpacingCombo"]
+__all__ = ["SAMPLER_TIPS", "SPACING_TIPS", "SamplerCombo", "SamplerControls", "SpacingCombo"]
