@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -40,10 +41,11 @@ GREY_THRESHOLDS = (1.0, 2.0, 5.0)  # grey levels: one quantisation step, and wha
 POINTS_MARGIN = 1.10  # within 10% of DDPM with all T steps
 
 
-def train(dataset: str, minutes: float, threads: int) -> tuple[ModelHandle, object, str]:
-    """The default recipe on ``dataset`` until ``minutes`` × ``threads`` CPU-minutes; its EMA model as a handle."""
+def train(dataset: str, minutes: float, threads: int, keep: str | None = None) -> tuple[ModelHandle, object, str]:
+    """The default recipe on ``dataset`` until ``minutes`` × ``threads`` CPU-minutes; its EMA model as a handle.
+    With ``keep`` the run is written to keep/dataset (its checkpoint at the stop), to measure again or open."""
     cfg = TrainConfig.for_dataset(dataset, threads=threads, preview_every=10**9, checkpoint_every=10**9)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, Path(keep) / dataset if keep else None)
     c0, w0, step, loss = time.process_time(), time.perf_counter(), 0, float("nan")
     for ev in trainer.run():
         if isinstance(ev, StepEvent):
@@ -118,12 +120,13 @@ def main() -> None:
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--points", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", metavar="DIR", help="write the runs it trains to DIR/<dataset> (to reopen)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
     for kind, run, train_args in (("points", args.points_run, (args.points_dataset, args.points_minutes)),
                                   ("digits", args.digits_run, ("digits", args.digits_minutes))):
-        handle, data, about = opened(run) if run else train(*train_args, args.threads)
+        handle, data, about = opened(run) if run else train(*train_args, args.threads, args.keep)
         handle.model.eval()
         print(about, flush=True)
         with torch.no_grad():
