@@ -38,6 +38,7 @@ from diffview.gui.views.job_view import JobView
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.quality_plot import QualityPlot
+from diffview.gui.widgets.sampler_choice import SPACING_TIPS
 from diffview.gui.widgets.text import T_INDEX_NOTE
 
 COLUMNS = 2
@@ -80,7 +81,9 @@ class CompareView(JobView):
         self.checks["ddpm"].setToolTip("Stochastic: measured against the data for a 2D model; an image model's "
                                        "ODE reference does not apply to it")
         self.spacing = QComboBox()
-        self.spacing.addItems(SPACING_CHOICES)
+        self.spacing.addItems(SPACING_CHOICES)  # not leading: its chain would not start at x_T's timestep
+        for i, name in enumerate(SPACING_CHOICES):
+            self.spacing.setItemData(i, SPACING_TIPS[name], 3)  # Qt.ToolTipRole
         self.budgets = QLineEdit(", ".join(str(b) for b in DEFAULT_BUDGETS))
         self.budgets.setToolTip("NFE budgets, comma separated; each sampler takes the most steps within each")
         self.n = QSpinBox()
