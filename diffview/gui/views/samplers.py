@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -102,9 +101,9 @@ class CompareView(JobView):
         self.export.clicked.connect(self._export)
         self.status = QLabel("Every sampler starts from one x_T drawn from the seed.")
         self.status.setWordWrap(True)
-        boxes = QHBoxLayout()
-        for box in self.checks.values():
-            boxes.addWidget(box)
+        boxes = QGridLayout()  # two a row: "DPM-Solver++(2M)" does not fit beside three others
+        for i, box in enumerate(self.checks.values()):
+            boxes.addWidget(box, i // 2, i % 2)
         form = QFormLayout()
         form.addRow(boxes)
         form.addRow("Spacing", self.spacing)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from diffview.core.analysis.samplers import REFERENCE_STEPS
 from diffview.core.sampling import SAMPLER_NAMES
 
 COLOURS = {"ddpm": "#e0a030", "ddim": "#5aa0e6", "heun": "#70c070", "dpmpp-2m": "#e06070"}
-IMAGE_AXIS = "RMS to the 250-step DPM-Solver++ reference (grey levels)"
-POINTS_AXIS = "sliced Wasserstein distance to the data"
+IMAGE_AXIS = "RMS to the reference (grey levels)"  # the caption and title name the 250-step reference
+POINTS_AXIS = "sliced Wasserstein to the data"
 
 
 class QualityPlot(pg.PlotWidget):
@@ -41,6 +42,8 @@ class QualityPlot(pg.PlotWidget):
             self.removeItem(self.floor)
             self.floor = None
         self.setLabel("left", IMAGE_AXIS if metric == "reference" else POINTS_AXIS)
+        reference = f"Distance to DPM-Solver++(2M) with {REFERENCE_STEPS} steps from the same x<sub>T</sub>, against NFE"
+        self.setTitle(reference if metric == "reference" else "Distance to the data against NFE (dashed: its floor)")
 
     def add_point(self, sampler: str, nfe: int, distance: float) -> None:
         xs, ys = self.data.setdefault(sampler, ([], []))
