@@ -204,6 +204,8 @@ class InversionView(ImageJobView):
         self.recon_grid.set_images(to_uint8(sweep.reconstructions[-1]))
         self.recon_grid.set_title(f"decoded: RMS {sweep.rms[-1]:.2f}")
         self.curve.setData(sweep.steps.astype(float), np.maximum(sweep.rms, 1e-6))
+        # a tick at each step count measured (a narrow log axis's own ticks run into each other)
+        self.plot.getAxis("bottom").setTicks([[(float(np.log10(k)), str(int(k))) for k in sweep.steps]])
         self.set_status("Done: RMS error " + ", ".join(f"{r:.2f} at {s}" for s, r in zip(sweep.steps, sweep.rms))
                         + f" steps (grey levels, 0–255). x_T and the reconstruction are shown at {k} steps, x_T "
                         "clipped to [−1, 1] as x_t is everywhere.")

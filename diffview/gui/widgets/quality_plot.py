@@ -42,7 +42,7 @@ class QualityPlot(pg.PlotWidget):
             self.removeItem(self.floor)
             self.floor = None
         self.setLabel("left", IMAGE_AXIS if metric == "reference" else POINTS_AXIS)
-        reference = f"Distance to DPM-Solver++(2M) with {REFERENCE_STEPS} steps from the same x<sub>T</sub>, against NFE"
+        reference = f"Distance to DPM-Solver++(2M) with {REFERENCE_STEPS} steps from one x<sub>T</sub>, against NFE"
         self.setTitle(reference if metric == "reference" else "Distance to the data against NFE (dashed: its floor)")
 
     def add_point(self, sampler: str, nfe: int, distance: float) -> None:
