@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -106,3 +107,35 @@ def gaussian_oracle(schedule, mu: float, sigma: float, objective: str = "eps"):
         eps, x0 = (1 - ab).sqrt() * d, mu + ab.sqrt() * sigma**2 * d
         return {"eps": eps, "x0": x0, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0}[objective]
     return model
+
+
+FOLDER = SimpleNamespace(source="/some/folder")  # a dataset report's source: an image folder
+
+
+def tiny_unet() -> torch.nn.Module:
+    """The tiny UNet for 8×8 grey images, seeded (its output layers start at zero)."""
+    from diffview.core.models.unet import build_unet
+
+    torch.manual_seed(0)
+    return build_unet("tiny", 1, 8).eval()
+
+
+def noise_images(n: int = 40) -> ImageDataset:
+    """``n`` 8×8 grey images of uniform noise, seeded."""
+    g = torch.Generator().manual_seed(1)
+    return ImageDataset(torch.randint(0, 256, (n, 1, 8, 8), generator=g, dtype=torch.uint8))
+
+
+def wire(view, model, schedule, dataset, report=FOLDER):
+    """An analysis view given ``model`` as an eps model of 8×8 grey images and ``dataset`` as the session's."""
+    from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle
+
+    handle = ModelHandle(model, schedule, "eps", ImageShape(1, 8), FromTraining(1), "a tiny test model")
+    view.model_source = lambda ema=True: handle
+    view.data_source = lambda: (dataset, report)
+    return view
+
+
+def finish(qtbot, view, timeout=60_000):
+    """Wait until the view's job is done."""
+    qtbot.waitUntil(lambda: not view.busy, timeout=timeout)
