@@ -150,17 +150,8 @@ class InversionView(ImageJobView):
     def start(self) -> bool:
         if self.busy:
             return False
-        if self.original is None:
-            self.use_training_image(self.index.value())
-        if self.original is None:
-            self.set_status("No image: load a dataset or open an image file.")
-            return False
-        handle = self.current_model()
+        handle = self.image_model()
         if handle is None:
-            return False
-        if self.original.shape[1:] != handle.sample_shape(1)[1:]:
-            self.set_status(f"The model takes {handle.shape} images; this one is "
-                            f"{'×'.join(map(str, self.original.shape[1:]))}.")
             return False
         try:
             counts = parse_steps(self.steps.text(), handle.schedule.timesteps)

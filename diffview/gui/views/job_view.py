@@ -171,6 +171,23 @@ class ImageJobView(JobView):
         self._set_original(f"the file {Path(path).name}")
         return True
 
+    def image_model(self):
+        """The image x_0 (the chosen training image if none yet) and the model to run on it, or None with the reason
+        in the status: no image, no image model, or an image of another shape than the model's."""
+        if self.original is None:
+            self.use_training_image(self.index.value())
+        if self.original is None:
+            self.set_status("No image: load a dataset or open an image file.")
+            return None
+        handle = self.current_model()
+        if handle is None:
+            return None
+        if self.original.shape[1:] != handle.sample_shape(1)[1:]:
+            self.set_status(f"The model takes {handle.shape} images; this one is "
+                            f"{'×'.join(map(str, self.original.shape[1:]))}.")
+            return None
+        return handle
+
     def _set_original(self, label: str) -> None:
         self.source_label = label
         self.original_grid.set_images(self.original)

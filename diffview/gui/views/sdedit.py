@@ -137,19 +137,10 @@ class SDEditView(ImageJobView):
     def start(self) -> bool:
         if self.busy:
             return False
-        if self.original is None:
-            self.use_training_image(self.index.value())
-        if self.original is None:
-            self.set_status("No image: load a dataset or open an image file.")
-            return False
-        handle = self.current_model()
+        handle = self.image_model()
         if handle is None:
             return False
         model, schedule, objective, label = handle.model, handle.schedule, handle.objective, handle.label
-        if self.original.shape[1:] != handle.sample_shape(1)[1:]:
-            self.set_status(f"The model takes {handle.shape} images; this one is "
-                            f"{'×'.join(map(str, self.original.shape[1:]))}.")
-            return False
         T = schedule.timesteps
         self.set_timesteps(T)
         t = self.t_spin.value()
