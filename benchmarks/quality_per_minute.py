@@ -194,18 +194,24 @@ def accuracy(judge: Judge, x: torch.Tensor, labels: torch.Tensor) -> float:
     return ((cls == labels) & (conf >= 0.9)).float().mean().item()
 
 
-def score_run(path: str, judge: Judge, real: float, out: Path) -> None:
-    """The readable fraction of 256 DDIM-50 samples from a run's EMA weights."""
+def score_run(path: str, judge: Judge, real: float, out: Path, samplers: str = "ddim:50", n: int = 256) -> None:
+    """The readable fraction of ``n`` samples from a run's EMA weights, from one seed, with each of ``samplers``
+    ("name:steps,…"), and each one's NFE and wall time."""
     from diffview.core.runs.open import open_run
+    from diffview.core.sampling import nfe
 
     run = open_run(path)
-    x = None
-    for st in run.handle.iter_sample(256, sampler="ddim", steps=50, seed=123):
-        x = st.x_prev
-    frac, cover = readability(judge, x)
-    save_grid(to_uint8(x[:100]), out / "scored-run.png", nrow=10, scale=3)
-    print(f"{run.root} at step {run.step}: readable {frac:.3f}, ratio to real digits {frac / real:.2f}, "
-          f"coverage {cover:.3f}; grid in {out / 'scored-run.png'}")
+    for item in samplers.split(","):
+        name, steps = item.split(":")
+        t0 = time.perf_counter()
+        x = run.handle.sample(n, sampler=name, steps=int(steps), seed=123)
+        seconds = time.perf_counter() - t0
+        frac, cover = readability(judge, x)
+        grid = out / f"scored-run-{name}{steps}.png"
+        save_grid(to_uint8(x[:100]), grid, nrow=10, scale=3)
+        print(f"{run.root} at step {run.step}, {name} {steps} steps ({nfe(name, int(steps), run.handle.schedule)} NFE, "
+              f"{seconds:.1f} s): readable {frac:.3f}, ratio to real digits {frac / real:.2f}, coverage {cover:.3f}; "
+              f"grid in {grid}", flush=True)
 
 
 def main() -> None:
@@ -215,6 +221,8 @@ def main() -> None:
     ap.add_argument("--recipes", default="small,s24,s16")
     ap.add_argument("--out", default="benchmarks/out/quality")
     ap.add_argument("--score-run", metavar="RUN_DIR", help="only score a run folder's latest checkpoint")
+    ap.add_argument("--samplers", default="ddim:50", help="with --score-run: sampler:steps,… (default ddim:50)")
+    ap.add_argument("--n", type=int, default=256, help="with --score-run: samples per sampler (default 256)")
     args = ap.parse_args()
     PRESETS.update(EXTRA_PRESETS)
     torch.set_num_threads(args.threads)
@@ -222,7 +230,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     judge, real = train_judge()
     if args.score_run:
-        score_run(args.score_run, judge, real, out)
+        score_run(args.score_run, judge, real, out, args.samplers, args.n)
         return
     imgs, labels = make_digits(10_000, seed=0)
     data = ImageDataset(imgs, labels=labels)
