@@ -139,3 +139,13 @@ def wire(view, model, schedule, dataset, report=FOLDER):
 def finish(qtbot, view, timeout=60_000):
     """Wait until the view's job is done."""
     qtbot.waitUntil(lambda: not view.busy, timeout=timeout)
+
+
+def counting(model):
+    """``model`` wrapped to record the timestep of every call, and the list it records into."""
+    calls = []
+
+    def counted(x, t):
+        calls.append(int(t[0]))
+        return model(x, t)
+    return counted, calls

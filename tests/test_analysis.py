@@ -15,6 +15,7 @@ from diffview.core.diffusion import gather, q_sample
 from diffview.core.losses import _LN2, prior_bpd, vlb_terms
 from diffview.core.sampling import sample
 from diffview.core.schedule import make_schedule
+from tests.helpers import counting
 
 
 def gaussian_oracle(schedule, mu: float, sigma: float):
@@ -96,15 +97,6 @@ def test_vlb_terms_of_the_gaussian_oracle_match_their_closed_form():
     expected_total = result.prior + result.terms[0] + kl.sum() * 199 / len(kl)
     assert math.isclose(result.total, expected_total, rel_tol=1e-12)
     assert math.isclose(result.prior, float(prior_bpd(x0, schedule).mean()), rel_tol=1e-12)
-
-
-def counting(model):
-    calls = []
-
-    def counted(x, t):
-        calls.append(int(t[0]))
-        return model(x, t)
-    return counted, calls
 
 
 def test_vlb_progress_cancels_between_model_calls():

@@ -17,7 +17,7 @@ from diffview.core.data.points import PointDataset, distance_to_data
 from diffview.core.data.toy2d import make_toy
 from diffview.core.sampling import ODE_SAMPLERS, SAMPLERS, SPACINGS, iter_sample, nfe, sample, steps_for_nfe
 from diffview.core.schedule import SCHEDULES, make_schedule
-from tests.helpers import gaussian_oracle
+from tests.helpers import counting, gaussian_oracle
 
 OBJECTIVES = ("eps", "x0", "v")
 
@@ -28,15 +28,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def counting(model):
-    calls = []
-
-    def counted(x, t):
-        calls.append(int(t[0]))
-        return model(x, t)
-    return counted, calls
 
 
 def images(n=4, seed=1):
