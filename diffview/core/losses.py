@@ -21,6 +21,8 @@ from diffview.core.schedule import NoiseSchedule
 
 WEIGHTINGS = ("none", "min_snr")
 MIN_SNR_GAMMA = 5.0
+T_SAMPLINGS = ("uniform", "lognormal")
+LOGNORMAL_MEAN, LOGNORMAL_STD = -1.2, 1.2  # EDM's P_mean, P_std for data in [−1, 1] (Karras et al. 2022, Table 1)
 _LN2 = math.log(2.0)
 
 
@@ -33,6 +35,32 @@ def training_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, sche
     if objective == "v":
         return v_target(x0, noise, t, schedule)
     raise ValueError(f"unknown objective {objective!r}; choose one of eps, x0, v")
+
+
+def sample_timesteps(schedule: NoiseSchedule, n: int, *, t_sampling: str = "uniform",
+                     generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    # uniform: t ~ U{0, …, T−1} (DDPM Alg. 1); lognormal: ln σ ~ N(P_mean, P_std²), t = the step whose
+    # σ_t = √((1 − ᾱ_t)/ᾱ_t) is nearest in ln σ   (EDM sec. 5, "noise distribution")
+    """``n`` training timesteps (int64) drawn on ``generator``'s device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    if t_sampling == "uniform":
+        t = torch.randint(0, schedule.timesteps, (n,), generator=generator, device=gen_device)
+    elif t_sampling == "lognormal":
+        z = torch.randn(n, generator=generator, device=gen_device, dtype=torch.float64)
+        t = nearest_timestep(schedule, LOGNORMAL_MEAN + LOGNORMAL_STD * z)
+    else:
+        raise ValueError(f"unknown t_sampling {t_sampling!r}; choose one of {', '.join(T_SAMPLINGS)}")
+    return t.to(device) if device is not None else t
+
+
+def nearest_timestep(schedule: NoiseSchedule, log_sigma: torch.Tensor) -> torch.Tensor:
+    """The timestep t ∈ {0, …, T−1} whose ln σ_t is nearest each ``log_sigma`` (σ_t increases with t)."""
+    ab = schedule.alphas_cumprod.to(device=log_sigma.device, dtype=torch.float64)
+    grid = 0.5 * (torch.log1p(-ab) - torch.log(ab))
+    hi = torch.searchsorted(grid, log_sigma.contiguous()).clamp(1, len(grid) - 1)
+    lo = hi - 1
+    pick_hi = (grid[hi] - log_sigma).abs() < (log_sigma - grid[lo]).abs()
+    return torch.where(pick_hi, hi, lo)
 
 
 def min_snr_weight(t: torch.Tensor, schedule: NoiseSchedule, objective: str, gamma: float = MIN_SNR_GAMMA):
@@ -60,17 +88,18 @@ def training_loss(
     generator: torch.Generator | None = None,
     weighting: str = "none",
     y: torch.Tensor | None = None,
+    t_sampling: str = "uniform",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     # L_simple = E_{t, x_0, ε} ‖target − f_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²   (DDPM eq. 14)
     """Per-sample simplified loss (mean over pixels) and the timesteps it was taken at.
 
-    ``t`` is drawn uniformly from {0, …, T−1} and ``noise`` from N(0, I) when not given. ``y``: the class
-    labels [B] of a class-conditional model (−1: the null class), passed as ``model(x_t, t, y)``.
+    ``t`` is drawn by ``t_sampling`` (:func:`sample_timesteps`) and ``noise`` from N(0, I) when not given.
+    ``y``: the class labels [B] of a class-conditional model (−1: the null class), passed as ``model(x_t, t, y)``.
     """
     b = x0.shape[0]
     if t is None:
-        t = torch.randint(0, schedule.timesteps, (b,), generator=generator, device=_gen_device(generator, x0))
-        t = t.to(x0.device)
+        t = sample_timesteps(schedule, b, t_sampling=t_sampling, generator=generator,
+                             device=_gen_device(generator, x0)).to(x0.device)
     if noise is None:
         if generator is None:
             noise = torch.randn_like(x0)

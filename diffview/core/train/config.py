@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from diffview.core.diffusion import OBJECTIVES
-from diffview.core.losses import WEIGHTINGS
+from diffview.core.losses import T_SAMPLINGS, WEIGHTINGS
 from diffview.core.models.registry import MODEL_PRESETS
 from diffview.core.sampling import SAMPLERS
 from diffview.core.schedule import SCHEDULES
@@ -35,6 +35,7 @@ class TrainConfig:
     timesteps: int = 1000
     objective: str = "v"
     loss_weighting: str = "none"
+    t_sampling: str = "uniform"  # how training draws t: "uniform", or "lognormal" in σ (EDM; core/losses.py)
     # model
     model: str = "small"
     dropout: float | None = None  # None: the model preset's own (0.1 for ddpm-cifar10, as Ho et al.; else 0)
@@ -78,6 +79,7 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("objective", self.objective, OBJECTIVES)
         _choice("loss_weighting", self.loss_weighting, WEIGHTINGS)
+        _choice("t_sampling", self.t_sampling, T_SAMPLINGS)
         _choice("model", self.model, MODEL_PRESETS)
         _choice("preview_sampler", self.preview_sampler, SAMPLERS)
         _choice("lr_decay", self.lr_decay, ("cosine", "constant"))

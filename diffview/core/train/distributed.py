@@ -37,6 +37,8 @@ import torch
 import torch.distributed as dist
 
 from diffview.core.io.checkpoint import CheckpointError
+from diffview.core.losses import sample_timesteps
+from diffview.core.schedule import NoiseSchedule
 from diffview.core.train.batches import Batch, batch_source
 
 T = TypeVar("T")
@@ -124,14 +126,15 @@ class Distributed:
         (core/train/batches.py; ``labels``: its ``conditional`` and ``cond_dropout``)."""
         return batch_source(data, batch_size, generator, seed, rank=self.rank, world_size=self.world_size, **labels)
 
-    def timesteps_and_noise(self, x0: torch.Tensor, timesteps: int, generator: torch.Generator) -> dict:
+    def timesteps_and_noise(self, x0: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator,
+                            t_sampling: str = "uniform") -> dict:
         """``t`` and ``noise`` for this rank's slice, drawn for the whole global batch as
         :func:`~diffview.core.losses.training_loss` draws them; empty (let it draw) for one process."""
         if not self.active:
             return {}
         b = x0.shape[0]
         total, lo = b * self.world_size, self.rank * b
-        t = torch.randint(0, timesteps, (total,), generator=generator, device=generator.device)
+        t = sample_timesteps(schedule, total, t_sampling=t_sampling, generator=generator)
         noise = torch.randn((total, *x0.shape[1:]), generator=generator, device=generator.device, dtype=x0.dtype)
         return {"t": t[lo:lo + b].to(x0.device), "noise": noise[lo:lo + b].to(x0.device)}
 

@@ -261,7 +261,9 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
                     losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
                                               weighting=cfg.loss_weighting, generator=self.gen, y=y,
-                                              **self.dist.timesteps_and_noise(x0, cfg.timesteps, self.gen))
+                                              t_sampling=cfg.t_sampling,
+                                              **self.dist.timesteps_and_noise(x0, self.schedule, self.gen,
+                                                                              cfg.t_sampling))
                 loss = losses.mean()
                 shown, losses, t = self.dist.gather_losses(loss, losses, t)  # the global batch's, on every rank
                 if not torch.isfinite(shown):
