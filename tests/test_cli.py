@@ -32,6 +32,7 @@ def test_train_sample_info_end_to_end(tmp_path, env):
                  env=env)
     assert r.returncode == 0, r.stderr
     assert "Used 6 images" in r.stderr and "Finished 6 steps" in r.stderr
+    assert "Loss by timestep t over the last 6 steps" in r.stderr  # unlabelled images: where its samples stand
     assert (run / "checkpoints" / "step_0000006.pt").is_file() and (run / "samples" / "step_0000006.png").is_file()
 
     grid, gif = tmp_path / "grid.png", tmp_path / "traj.gif"

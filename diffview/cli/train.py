@@ -85,6 +85,7 @@ def _train_in(args, cfg, dist) -> int:
     from tqdm import tqdm
 
     from diffview.core.train import trainer as tr
+    from diffview.core.train.report import LossByT, samples_report
 
     out = dist.from_main(lambda: _run_folder(args, cfg))  # rank 0 names it (the default holds the time)
     trainer = tr.Trainer(cfg, out, resume=bool(args.resume))
@@ -108,10 +109,12 @@ def _train_in(args, cfg, dist) -> int:
         finally:
             signal.signal(signal.SIGINT, old)
     bar = None
-    done = None
+    done = preview = None
+    loss_by_t = LossByT(cfg.timesteps)
     try:
         for ev in trainer.run():
             if isinstance(ev, tr.StepEvent):
+                loss_by_t.add(ev)
                 if bar is None:
                     bar = tqdm(total=ev.total_steps, initial=ev.step - 1, unit="step", dynamic_ncols=True,
                                smoothing=0.1, file=sys.stderr)
@@ -121,6 +124,7 @@ def _train_in(args, cfg, dist) -> int:
                 prefix = "warning: " if isinstance(ev, tr.WarningEvent) else ""
                 (tqdm.write if bar else print)(prefix + ev.message, file=sys.stderr)
             elif isinstance(ev, tr.PreviewEvent) and ev.path:
+                preview = ev
                 tqdm.write(f"step {ev.step}: samples in {ev.path} ({ev.seconds:.1f} s)", file=sys.stderr)
             elif isinstance(ev, tr.CheckpointEvent):
                 tqdm.write(f"step {ev.step}: checkpoint {ev.path}", file=sys.stderr)
@@ -141,6 +145,9 @@ def _train_in(args, cfg, dist) -> int:
         print(f"diffview: error: {done.message}", file=sys.stderr)
         return 1
     print(f"{done.message} Run folder: {out}", file=sys.stderr)
+    if trainer.dataset is not None:
+        for line in samples_report(trainer.dataset, preview, loss_by_t):
+            print(line, file=sys.stderr)
     print(f"Sample from it with: diffview sample {out}", file=sys.stderr)
     return 0
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from diffview.core.data.labels import labelled_indices
 
+CONFIDENT = 0.9  # a sample "reads as" a class when the judge gives it at least this probability
 HELD_OUT_FRACTION = 0.1
 MAX_HELD_OUT = 1000
 PREDICT_BATCH = 512
@@ -52,6 +53,7 @@ class Judge:
     held_out_accuracy: float  # on the held-out real items (nan when there were too few to hold any out)
     held_out: int  # how many real items that accuracy is over
     steps: int  # training steps taken
+    held_out_confident: float = math.nan  # the fraction of the held-out items given one class with p ≥ CONFIDENT
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,14 @@ def train_judge(data, steps: int = 300, seed: int = 0, progress: Callable[[int, 
     judge = Judge(net, data.kind, tuple(data.class_names), math.nan, n_hold, steps)
     if n_hold:
         judge.held_out_accuracy, _ = judge_scores(judge, _items(data, hold), labels[hold])
+        judge.held_out_confident = confident_fraction(judge.predict(_items(data, hold)))
     return judge
+
+
+def confident_fraction(probabilities: torch.Tensor, threshold: float = CONFIDENT) -> float:
+    """The fraction of rows of p(class | x) whose largest probability is at least ``threshold``."""
+    p = torch.as_tensor(probabilities)
+    return float((p.max(dim=1).values >= threshold).float().mean()) if len(p) else math.nan
 
 
 def judge_scores(judge: Judge, samples: torch.Tensor, labels: torch.Tensor | int) -> tuple[float, float]:
@@ -123,4 +132,4 @@ def judge_scores(judge: Judge, samples: torch.Tensor, labels: torch.Tensor | int
     return accuracy, sum(entropies) / len(entropies)
 
 
-__all__ = ["Judge", "judge_scores", "train_judge"]
+__all__ = ["CONFIDENT", "Judge", "confident_fraction", "judge_scores", "train_judge"]
