@@ -98,6 +98,23 @@ def test_folder_without_images_is_a_clear_error(tmp_path, env):
     assert str(tmp_path / "empty") in r.stderr
 
 
+def test_a_folder_gets_steps_and_batch_scaled_to_it_where_not_given(tmp_path, env):
+    import json
+
+    from diffview.core.train.config import image_defaults
+
+    folder = write_image_folder(tmp_path / "imgs", n=5, size=12)
+    small = ["--model", "tiny", "--timesteps", "20", "--threads", "1"]
+    r = diffview("train", folder, "--image-size", "56", "--steps", "4", *small, "--out", tmp_path / "run", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Defaults for 5 images at 56×56: batch 5 (--steps and --batch-size set them)." in r.stderr
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["batch_size"] == 5 and cfg["steps"] == 4
+    # nothing given: both scaled (checked without training: a bad lr stops it after the scaling)
+    r = diffview("train", folder, "--image-size", "56", *small, "--lr", "2", "--out", tmp_path / "run2", env=env)
+    assert f"steps {image_defaults(56, 5)['steps']}, batch 5" in r.stderr and r.returncode != 0
+
+
 def test_ctrl_c_stops_cleanly_and_writes_a_checkpoint(tmp_path, env):
     folder = write_image_folder(tmp_path / "imgs")
     run = tmp_path / "run"

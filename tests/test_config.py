@@ -1,8 +1,9 @@
 import json
+import math
 
 import pytest
 
-from diffview.core.train.config import TrainConfig
+from diffview.core.train.config import TrainConfig, image_defaults
 
 
 def test_defaults_validate_and_round_trip_through_json():
@@ -63,3 +64,20 @@ def test_horizons_round_trip_through_json_and_toml(tmp_path):
     (tmp_path / "h.toml").write_text("steps = 8000\nhorizons = [[0, 2000], [1200, 8000]]\n")
     assert TrainConfig.from_toml(tmp_path / "h.toml").validate().horizons == [[0, 2000], [1200, 8000]]
     assert TrainConfig.from_dict({"steps": 10}).horizons is None  # a run from before horizons: [[0, steps]]
+
+
+@pytest.mark.parametrize("side", [4, 8, 16, 28, 32, 48, 64, 96, 128, 256, 1024])
+@pytest.mark.parametrize("count", [1, 5, 63, 64, 65, 100_000])
+def test_image_defaults_keep_the_digits_time_per_pixel(side, count):
+    d = TrainConfig()
+    got = image_defaults(side, count)
+    assert got["batch_size"] == min(d.batch_size, count)
+    expected = d.steps if side <= 28 else max(2 * d.warmup_steps, math.floor(d.steps * 784 / side ** 2 / 10 + 0.5) * 10)
+    assert got["steps"] == expected and got["steps"] <= d.steps and got["steps"] % 10 == 0
+    assert image_defaults(28, 10_000) == {"steps": d.steps, "batch_size": d.batch_size}  # the digits: unchanged
+    assert TrainConfig(**got).validate()
+
+
+def test_image_defaults_refuse_empty_data():
+    with pytest.raises(ValueError, match="positive side and count"):
+        image_defaults(32, 0)

@@ -312,3 +312,24 @@ def test_what_lives_at_start_up_is_frozen_so_full_collections_stay_short(qtbot, 
     del a, b
     gc.collect(2)
     assert gone() is None
+
+
+def test_a_folder_scales_steps_and_batch_unless_a_person_set_them(qtbot, window, tmp_path):
+    from diffview.core.train.config import TrainConfig, image_defaults
+
+    d, s = TrainConfig(), window.settings
+    assert (s.steps.value(), s.batch.value()) == (d.steps, d.batch_size)  # the digits: the measured defaults
+
+    def load(folder):
+        qtbot.waitUntil(lambda: not window._tasks, timeout=30_000)
+        window.load_source(str(folder))
+        qtbot.waitUntil(lambda: window.report is not None and window.report.source == str(folder)
+                        and not window._tasks, timeout=30_000)
+
+    load(write_image_folder(tmp_path / "five", n=5, size=40))  # a folder trains at 32×32 unless told
+    scaled = image_defaults(32, 5)
+    assert (s.steps.value(), s.batch.value()) == (scaled["steps"], 5) and scaled["steps"] < d.steps
+    assert "32×32" in s.steps.toolTip()
+    s.steps.setValue(777)  # a person's choice stands
+    load(write_image_folder(tmp_path / "nine", n=9, size=40))
+    assert (s.steps.value(), s.batch.value()) == (777, 5)

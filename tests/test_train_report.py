@@ -4,11 +4,11 @@ import re
 
 import numpy as np
 import torch
+from helpers import square_dataset
 
 from diffview.core.data.images import ImageDataset
 from diffview.core.train.events import PreviewEvent, StepEvent
 from diffview.core.train.report import LossByT, samples_report
-from helpers import square_dataset
 
 
 def _step(step, t, losses):

@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="the run folder to write (default: runs/NAME-DATE-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint")
     t.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file; flags override them")
-    t.add_argument("--steps", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--steps", type=_positive_int, help="training steps (a folder's default is scaled to its "
+                                                       "image size: benchmarks/README.md)")
+    t.add_argument("--batch-size", type=_positive_int, help="images per step (default 64, at most the folder's count)")
     t.add_argument("--image-size", type=_positive_int)
     t.add_argument("--channels", choices=("auto", "1", "3"))
     t.add_argument("--schedule", choices=SCHEDULES)

@@ -34,6 +34,8 @@ def _train_config(args):
                  "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
                  "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
                  "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout}
+    if args.folder and not args.resume and not args.config and not Path(dataset).suffix.lower() == ".csv":
+        _scale_to_folder(cfg, dataset, overrides)
     if args.resume:
         changed = [k for k, v in overrides.items() if v is not None and k not in RESUMABLE_SETTINGS]
         if changed:
@@ -43,6 +45,26 @@ def _train_config(args):
         if value is not None:
             setattr(cfg, key, value)
     return cfg.validate()
+
+
+def _scale_to_folder(cfg, folder: str, overrides: dict) -> None:
+    """Steps and batch scaled to the folder's image size and count (core/train/config.py's image_defaults),
+    where the command line does not give them."""
+    from diffview.core.data.files import find_image_files
+    from diffview.core.data.images import DEFAULT_IMAGE_SIZE
+    from diffview.core.train.config import image_defaults
+
+    count = len(find_image_files(folder))
+    if not count:
+        return  # loading the folder says what is wrong with it
+    side = overrides["image_size"] or cfg.image_size or DEFAULT_IMAGE_SIZE
+    scaled = {k: v for k, v in image_defaults(side, count).items() if overrides[k] is None}
+    for key, value in scaled.items():
+        setattr(cfg, key, value)
+    if scaled:
+        shown = ", ".join(f"{k.replace('_size', '')} {v}" for k, v in scaled.items())
+        print(f"Defaults for {count} images at {side}×{side}: {shown} (--steps and --batch-size set them).",
+              file=sys.stderr)
 
 
 def train(args) -> int:

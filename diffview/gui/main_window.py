@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         session.message.connect(self.show_message)
         session.data_changed.connect(settings.show_source)
         session.data_changed.connect(lambda _: settings.set_classes(session.dataset.class_names))
+        session.data_changed.connect(self._scale_settings_to_data)
         session.schedule_changed.connect(lambda _: self.schedule_view.set_timestep(self.forward_view.t))
         session.schedule_changed.connect(lambda schedule: self.sampling_view.set_timesteps(schedule.timesteps))
         session.schedule_changed.connect(self.lab2d_view.set_schedule)
@@ -162,6 +163,12 @@ class MainWindow(QMainWindow):
         # The Sampling tab's class picker and default S follow the run opened or being trained.
         session.model_changed.connect(lambda run: self.sampling_view.set_run_config(run and run.config))
         session.training_started.connect(lambda trainer: self.sampling_view.set_run_config(trainer.config))
+
+    def _scale_settings_to_data(self, _source: str) -> None:
+        """New images (no run of ours open): Train's steps and batch scaled to their size and count."""
+        data, run = self.session.dataset, self.session.loaded_run
+        if data.kind == "images" and (run is None or run.config is None):
+            self.settings.scale_to_data(data.image_size, len(data))
 
     def _wire_settings(self) -> None:
         """The settings' requests to the session, and the views' timesteps to each other."""

@@ -24,7 +24,7 @@ from diffview.core.data.builtin import BUILTIN_DATASETS
 from diffview.core.diffusion import OBJECTIVES
 from diffview.core.models.unet import PRESETS
 from diffview.core.schedule import SCHEDULES
-from diffview.core.train.config import TrainConfig
+from diffview.core.train.config import TrainConfig, image_defaults
 
 OPEN_FOLDER = "Open folder…"
 CONDITIONAL_TIP = ("Train p(x | y) with a class embedding. Each label is replaced by the null class ∅ with probability "
@@ -42,6 +42,7 @@ class SettingsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         d = TrainConfig()
+        self._scaled = (d.steps, d.batch_size)  # the steps and batch last set for the data, not by a person
         self.dataset = QComboBox()
         self.dataset.addItems(list(BUILTIN_DATASETS))
         self.dataset.addItem(OPEN_FOLDER)
@@ -190,11 +191,24 @@ class SettingsPanel(QWidget):
         self.batch.setValue(cfg.batch_size)
         self.lr.setValue(cfg.lr)
         self.steps.setValue(cfg.steps)
+        self._scaled = None  # a run's own steps and batch stay as they are
         self.conditional.setChecked(cfg.conditional)  # the run's own: its data's classes show once it loads
         self.cond_dropout.setValue(cfg.cond_dropout)
         for b in blocked:
             b.unblock()
         self._update_conditional()
+
+    def scale_to_data(self, image_size: int, count: int) -> None:
+        """Steps and batch scaled to the loaded images (core/train/config.py's image_defaults), unless a person
+        has changed them since they were last set for the data."""
+        scaled = image_defaults(image_size, count)
+        if (self.steps.value(), self.batch.value()) != self._scaled:
+            return
+        self.steps.setValue(scaled["steps"])
+        self.batch.setValue(scaled["batch_size"])
+        self._scaled = (scaled["steps"], scaled["batch_size"])
+        self.steps.setToolTip(f"Training steps: {scaled['steps']} keeps the default run's time for {count} images "
+                              f"at {image_size}×{image_size} (the steps scale with 28²/side²)")
 
     def set_classes(self, names) -> None:
         """The loaded data's class names: Conditional is on offer only for data with classes (and unchecked for

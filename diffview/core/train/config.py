@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -156,6 +157,23 @@ POINT_DEFAULTS: dict[str, Any] = {
     "ema_decay": 0.995, "preview_every": 200, "preview_n": 2000, "preview_sampler": "ddpm", "preview_steps": 100,
     "checkpoint_every": 1000,
 }
+
+
+DIGITS_SIDE = 28  # the built-in digits' side, which TrainConfig's image defaults were measured on
+
+
+def image_defaults(image_size: int, count: int) -> dict[str, Any]:
+    """The steps and batch for ``count`` images of side ``image_size``, scaled from TrainConfig's defaults
+    (measured on the 28×28 digits, benchmarks/README.md): a step of the default model costs in proportion to
+    its pixels, so larger images get fewer steps, by 28²/side² (to tens, at least twice the warm-up), to keep the
+    digits' training time; smaller ones keep the default steps (a step's fixed costs dominate there, and a
+    smaller image needs no more steps to learn). The batch is at most the images there are."""
+    base = TrainConfig()
+    if image_size < 1 or count < 1:
+        raise ValueError(f"image_defaults needs a positive side and count, got {image_size} and {count}")
+    steps = 10 * math.floor(base.steps * min(1.0, DIGITS_SIDE ** 2 / image_size ** 2) / 10 + 0.5)
+    steps = max(min(2 * base.warmup_steps, base.steps), steps)
+    return {"steps": steps, "batch_size": min(base.batch_size, count)}
 
 
 def defaults_for(dataset: str) -> dict[str, Any]:
