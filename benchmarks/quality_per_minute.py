@@ -1,26 +1,34 @@
 """Sample quality per CPU minute on the built-in 28×28 digits.
 
-Each candidate recipe trains for the same budget of process CPU time (2 threads × the wall
-minutes asked for, so other load on the machine does not skew it), then samples 256 digits
-(DDIM, 50 steps, EMA weights) and a judge scores them: a small CNN trained here on the
-built-in digits plus an 11th "scribble" class (blends of two different digits, smoothed-noise
-blobs, scrambled strokes). A sample is *readable* when the judge gives one digit class
-probability >= 0.9. Printed per recipe: steps reached, readable fraction, the ratio to the
-judge's readable fraction on held-out real digits (the reference), and class coverage
-(entropy of the predicted digits / log 10). Grids are written for a person to look at.
+Each recipe trains for the same wall time on ``--threads`` cores (run it on a quiet machine): its steps are
+fitted to the budget from a timed probe of 60 steps, so its learning-rate schedule ends where the budget does.
+Then ``--n`` samples (default 500; ``--sampler``, default `diffview sample`'s: Heun, 25 steps, S_churn 20,
+from the EMA weights, one seed) are scored by a judge: a small CNN trained here on the built-in digits plus an
+11th "scribble" class (blends of two different digits, smoothed-noise blobs, scrambled strokes).
 
-A conditional recipe (``small-cond``) is also scored per guidance scale S ∈ {1, 2, 3, 5}: 256 samples,
-the ten digits in turn, and *accuracy* = the fraction the judge reads (≥ 0.9) as the digit asked for;
-and its unconditional samples (the null class) for readability and coverage.
+- *readable*: the fraction the judge gives one digit class probability ≥ 0.9; *ratio*: that over the judge's
+  readable fraction on held-out real digits (the reference);
+- *coverage*: the entropy of the readable samples' digits / log 10 (1: all ten equally often);
+- *FD*: the Fréchet distance between the judge's penultimate features (128 ReLU units) of the samples and of
+  ``--n`` held-out real digits, printed with its floor, the distance between two disjoint sets of ``--n`` real
+  digits: it sees blur and lost modes that the readable/unreadable split cannot.
 
-    python benchmarks/quality_per_minute.py --minutes 5 --recipes small,s24,s16
+A conditional recipe (``cond``) is also scored per guidance scale S ∈ {1, 2, 3, 5}: the ten digits in turn,
+*accuracy* = the fraction the judge reads (≥ 0.9) as the digit asked for; and its unconditional samples (the
+null class). Grids are written for a person to look at.
+
+    python benchmarks/quality_per_minute.py --minutes 5 --recipes default,c24,c16
+    python benchmarks/quality_per_minute.py --minutes 1,2,5,10 --recipes default --keep /tmp/runs   # the curve
+    python benchmarks/quality_per_minute.py --score-run /tmp/runs/default-5min --samplers ddim:50,heun:25:churn=20
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,13 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffview.core import make_schedule
+from diffview.core.analysis.frechet import frechet_distance
 from diffview.core.data.digits import make_digits
 from diffview.core.data.images import ImageDataset
 from diffview.core.io.export import save_grid, to_uint8
+from diffview.core.models.registry import MODEL_PRESETS
 from diffview.core.models.unet import PRESETS, UNetConfig
-from diffview.core.sampling import sample
+from diffview.core.sampling import DEFAULT_CHURN, DEFAULT_SAMPLER, sample
+from diffview.core.train import config as train_config
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer
+from diffview.core.train.trainer import EMA, DoneEvent, StepEvent, Trainer
 
 # Candidate architectures (the ones not already presets are registered for this benchmark only).
 EXTRA_PRESETS = {
@@ -42,12 +53,40 @@ EXTRA_PRESETS = {
     "s24": UNetConfig(base_channels=24, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), groups=8),
     "s24w": UNetConfig(base_channels=24, channel_mults=(1, 2, 4), num_res_blocks=1, attention_levels=(2,), groups=8),
     "s16w": UNetConfig(base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention_levels=(2,), groups=8),
-    "p2": PRESETS["small"],
+    "p2": UNetConfig(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), patch_size=2),
+    "p2-noattn": UNetConfig(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(),
+                            mid_attention=False, patch_size=2),
+    "p2-24": UNetConfig(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), patch_size=2),
+    "p2-48": UNetConfig(base_channels=48, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), patch_size=2),
+    "p4-64": UNetConfig(base_channels=64, channel_mults=(1,), num_res_blocks=2, attention_levels=(0,), patch_size=4),
+    "p4-96": UNetConfig(base_channels=96, channel_mults=(1,), num_res_blocks=2, attention_levels=(0,), patch_size=4),
+    "p2-24-noattn": UNetConfig(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(),
+                               mid_attention=False, patch_size=2),
+    "p2-16": UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), patch_size=2),
+    "p2-res2": UNetConfig(base_channels=32, channel_mults=(1, 2), num_res_blocks=2, attention_levels=(1,),
+                          patch_size=2),
     "p2w": UNetConfig(base_channels=48, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), groups=8,
                       patch_size=2),
 }
 RECIPES = {
     # name: (preset, TrainConfig overrides)
+    "default": ("small", {}),  # TrainConfig's defaults: since this issue, c24-noattn's network as `small`
+    "p2-32": ("p2", {}),  # the `small` preset before: 32 channels, attention at 7×7
+    "lognormal": ("p2", {"t_sampling": "lognormal"}),
+    "lr4e-3": ("p2", {"lr": 4e-3}),
+    "lr1e-3": ("p2", {"lr": 1e-3}),
+    "b128": ("p2", {"batch_size": 128}),
+    "b32": ("p2", {"batch_size": 32}),
+    "noattn": ("p2-noattn", {}),
+    "c24": ("p2-24", {}),
+    "c48": ("p2-48", {}),
+    "res2": ("p2-res2", {}),
+    "p4": ("p4-64", {}),
+    "p4w": ("p4-96", {}),
+    "c16": ("p2-16", {}),
+    "c24-lr4e-3": ("p2-24", {"lr": 4e-3}),
+    "c24-noattn": ("p2-24-noattn", {}),
+    "c24-b32": ("p2-24", {"batch_size": 32}),
     "small": ("small", {}),
     "s16": ("s16", {}),
     "s24": ("s24", {}),
@@ -73,10 +112,13 @@ RECIPES = {
     "s16-v-minsnr": ("s16", {"objective": "v", "loss_weighting": "min_snr"}),
     "s16-v-b32-lr1e-3": ("s16", {"objective": "v", "batch_size": 32, "lr": 1e-3}),
     # class-conditional with classifier-free guidance (p(∅) = 0.1), scored per guidance scale
+    "cond": ("small", {"conditional": True}),  # the defaults, class-conditional
     "small-cond": ("small", {"conditional": True}),
     "small-cond-p0.2": ("small", {"conditional": True, "cond_dropout": 0.2}),
 }
 GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
+SAMPLER_OPTIONS = {"eta": "eta", "churn": "s_churn"}  # --samplers ddim:50:eta=1,heun:25:churn=40
+DEFAULT_RECIPE_SAMPLER = f"{DEFAULT_SAMPLER}:25:churn={DEFAULT_CHURN:g}"  # `diffview sample`'s default
 
 
 class Judge(nn.Module):
@@ -152,38 +194,75 @@ def readability(judge: Judge, x: torch.Tensor) -> tuple[float, float]:
     return readable.float().mean().item(), entropy
 
 
-def run_recipe(name: str, cpu_seconds: float, data: ImageDataset, out: Path, threads: int) -> dict:
+_step_seconds: dict[tuple, float] = {}
+
+
+def fit_steps(cfg: TrainConfig, data: ImageDataset, seconds: float, probe: int = 60, warm: int = 20) -> int:
+    """The steps this recipe takes in ``seconds``, from timing ``probe`` steps after ``warm`` warm-up steps (not
+    counted in the budget; once per model and batch), so that its learning-rate schedule ends where the budget
+    does."""
+    key = (cfg.model, cfg.batch_size, cfg.conditional)
+    if key not in _step_seconds:
+        trainer = Trainer(replace(cfg, steps=probe + warm), dataset=data)
+        t0 = None
+        for ev in trainer.run():
+            if isinstance(ev, StepEvent) and ev.step == warm:
+                t0 = time.perf_counter()
+        _step_seconds[key] = (time.perf_counter() - t0) / probe
+    return max(1, int(seconds / _step_seconds[key]))
+
+
+def run_recipe(name: str, seconds: float, data: ImageDataset, out: Path, threads: int,
+               emas: tuple[float, ...] = (), sampler: str = DEFAULT_RECIPE_SAMPLER, n: int = 256,
+               keep: Path | None = None, tag: str = "") -> dict:
+    """Train ``name`` for ``seconds`` of wall time (its steps fitted to the budget) and sample ``n`` images from its EMA
+    weights, and from each extra EMA decay in ``emas`` (tracked beside the run's own). ``keep``: write the run
+    (its final checkpoint) to ``keep/name``, for ``--score-run`` to sample again; ``tag`` is added to the names of
+    its run and grids."""
     preset, overrides = RECIPES[name]
-    cfg = TrainConfig(model=preset, steps=100_000, preview_every=10**9, checkpoint_every=10**9,
-                      threads=threads, lr_decay="constant", **overrides)
-    trainer = Trainer(cfg, dataset=data)
-    c0, w0, steps, last = time.process_time(), time.perf_counter(), 0, None
+    cfg = TrainConfig(model=preset, preview_every=10**9, checkpoint_every=10**9, threads=threads, **overrides)
+    cfg = replace(cfg, steps=fit_steps(cfg, data, seconds))
+    run_dir = None
+    if keep is not None:
+        run_dir = keep / f"{name}{tag}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+    trainer = Trainer(cfg, run_dir, dataset=data)
+    extra: dict[float, EMA] = {}
+    w0, steps, last = time.perf_counter(), 0, None
     for ev in trainer.run():
         if isinstance(ev, StepEvent):
+            if not extra and emas:
+                extra = {d: EMA(trainer.model, d, cfg.ema_warmup) for d in emas if d != cfg.ema_decay}
+            for e in extra.values():
+                e.update(trainer.model)
             steps, last = ev.step, ev.loss
-            if time.process_time() - c0 >= cpu_seconds:
+            if time.perf_counter() - w0 >= 1.05 * seconds:  # slower than the probe measured: other load
                 trainer.stop()
         elif isinstance(ev, DoneEvent) and ev.reason == "failed":
             raise RuntimeError(ev.message)
     wall = time.perf_counter() - w0
-    g = torch.Generator().manual_seed(123)
     schedule = make_schedule(cfg.schedule, cfg.timesteps)
-    with torch.no_grad():
-        x = sample(trainer.ema.model, (256, 1, 28, 28), schedule, sampler="ddim", steps=50,
-                   objective=cfg.objective, generator=g)
-    save_grid(to_uint8(x[:100]), out / f"{name}.png", nrow=10, scale=3)
+    kind, sampler_steps, options = parse_sampler(sampler)
+    models = {cfg.ema_decay: trainer.ema.model, **{d: e.model for d, e in extra.items()}}
+    samples = {}
+    for decay, model in sorted(models.items()):
+        with torch.no_grad():
+            samples[decay] = sample(model, (n, 1, 28, 28), schedule, sampler=kind, steps=sampler_steps, **options,
+                                    objective=cfg.objective, generator=torch.Generator().manual_seed(123))
+        ema_tag = "" if decay == cfg.ema_decay else f"-ema{decay:g}"
+        save_grid(to_uint8(samples[decay][:100]), out / f"{name}{tag}{ema_tag}.png", nrow=10, scale=3)
     guided = {}
     if cfg.conditional:
-        labels = torch.arange(256) % 10
+        labels = torch.arange(n) % 10
         for s in GUIDANCE_SCALES:
             with torch.no_grad():
-                guided[s] = sample(trainer.ema.model, (256, 1, 28, 28), schedule, sampler="ddim", steps=50,
-                                   objective=cfg.objective, generator=torch.Generator().manual_seed(123),
+                guided[s] = sample(trainer.ema.model, (n, 1, 28, 28), schedule, sampler=kind, steps=sampler_steps,
+                                   **options, objective=cfg.objective, generator=torch.Generator().manual_seed(123),
                                    label=labels, guidance_scale=s)
             order = torch.argsort(labels[:100], stable=True)  # one row per digit in the grid
-            save_grid(to_uint8(guided[s][:100][order]), out / f"{name}-S{s:g}.png", nrow=10, scale=3)
-    return {"recipe": name, "steps": steps, "wall_s": wall, "loss": last,
-            "params_M": trainer.model.num_parameters() / 1e6, "samples": x, "guided": guided}
+            save_grid(to_uint8(guided[s][:100][order]), out / f"{name}{tag}-S{s:g}.png", nrow=10, scale=3)
+    return {"recipe": name, "steps": steps, "wall_s": wall, "loss": last, "ema_decay": cfg.ema_decay,
+            "params_M": trainer.model.num_parameters() / 1e6, "samples": samples, "guided": guided}
 
 
 @torch.no_grad()
@@ -194,7 +273,13 @@ def accuracy(judge: Judge, x: torch.Tensor, labels: torch.Tensor) -> float:
     return ((cls == labels) & (conf >= 0.9)).float().mean().item()
 
 
-def score_run(path: str, judge: Judge, real: float, out: Path, samplers: str = "ddim:50", n: int = 256) -> None:
+def parse_sampler(item: str) -> tuple[str, int, dict]:
+    """"heun:25:churn=20" → ("heun", 25, {"s_churn": 20.0})."""
+    name, steps, *options = item.split(":")
+    return name, int(steps), {SAMPLER_OPTIONS[k]: float(v) for k, v in (o.split("=") for o in options)}
+
+
+def score_run(path: str, judge: Judge, real: float, out: Path, samplers: str, n: int, real_f: torch.Tensor) -> None:
     """The readable fraction of ``n`` samples from a run's EMA weights, from one seed, with each of ``samplers``
     ("name:steps,…"), and each one's NFE and wall time."""
     from diffview.core.runs.open import open_run
@@ -202,54 +287,85 @@ def score_run(path: str, judge: Judge, real: float, out: Path, samplers: str = "
 
     run = open_run(path)
     for item in samplers.split(","):
-        name, steps = item.split(":")
+        name, steps, extra = parse_sampler(item)
         t0 = time.perf_counter()
-        x = run.handle.sample(n, sampler=name, steps=int(steps), seed=123)
+        x = run.handle.sample(n, sampler=name, steps=int(steps), seed=123, **extra)
         seconds = time.perf_counter() - t0
         frac, cover = readability(judge, x)
-        grid = out / f"scored-run-{name}{steps}.png"
+        fd = frechet_distance(judge_features(judge, x), real_f)
+        tag = item.replace(":", "-").replace("=", "")
+        grid = out / f"scored-run-{tag}.png"
         save_grid(to_uint8(x[:100]), grid, nrow=10, scale=3)
-        print(f"{run.root} at step {run.step}, {name} {steps} steps ({nfe(name, int(steps), run.handle.schedule)} NFE, "
-              f"{seconds:.1f} s): readable {frac:.3f}, ratio to real digits {frac / real:.2f}, coverage {cover:.3f}; "
-              f"grid in {grid}", flush=True)
+        cost = nfe(name, int(steps), run.handle.schedule, s_churn=extra.get("s_churn", 0.0))
+        print(f"{run.root} at step {run.step}, {item} ({cost} NFE, {seconds:.1f} s): readable {frac:.3f}, "
+              f"ratio to real digits {frac / real:.2f}, coverage {cover:.3f}, FD {fd:.2f}; grid in {grid}", flush=True)
+
+
+def judge_features(judge: Judge, x: torch.Tensor) -> torch.Tensor:
+    """The judge's penultimate features (the 128 ReLU units before its last layer) of images in [−1, 1]."""
+    with torch.no_grad():
+        return torch.cat([judge.net[:-2](x[i:i + 500]) for i in range(0, len(x), 500)])
+
+
+def real_features(judge: Judge, n: int) -> tuple[torch.Tensor, float]:
+    """Features of ``n`` held-out real digits, and the real-vs-real Fréchet floor: two disjoint sets of ``n``."""
+    imgs, _ = make_digits(2 * n, seed=2)
+    f = judge_features(judge, imgs.float() / 127.5 - 1)
+    return f[:n], frechet_distance(f[:n], f[n:])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=5.0, help="wall minutes on --threads cores (default 5)")
+    ap.add_argument("--minutes", default="5", help="wall minutes of training on --threads cores, or a list "
+                                                   "(1,2,5,10: a quality-against-minutes curve; default 5)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--recipes", default="small,s24,s16")
+    ap.add_argument("--recipes", default="default")
+    ap.add_argument("--emas", default="", help="extra EMA decays to track and score beside the recipe's own, e.g. "
+                                               "0.99,0.995")
+    ap.add_argument("--sampler", default=DEFAULT_RECIPE_SAMPLER,
+                    help=f"sampler:steps[:churn=S|:eta=E] for the recipes' samples (default {DEFAULT_RECIPE_SAMPLER})")
     ap.add_argument("--out", default="benchmarks/out/quality")
+    ap.add_argument("--keep", metavar="DIR", help="write each recipe's run to DIR/RECIPE (for --score-run)")
     ap.add_argument("--score-run", metavar="RUN_DIR", help="only score a run folder's latest checkpoint")
     ap.add_argument("--samplers", default="ddim:50", help="with --score-run: sampler:steps,… (default ddim:50)")
-    ap.add_argument("--n", type=int, default=256, help="with --score-run: samples per sampler (default 256)")
+    ap.add_argument("--n", type=int, default=500, help="samples scored per recipe or sampler (default 500)")
     args = ap.parse_args()
     PRESETS.update(EXTRA_PRESETS)
+    train_config.MODEL_PRESETS = MODEL_PRESETS + tuple(EXTRA_PRESETS)  # TrainConfig.validate accepts them here
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     judge, real = train_judge()
+    real_f, floor = real_features(judge, args.n)
+    print(f"Fréchet distance in the judge's features, N = {args.n}: real-vs-real floor {floor:.2f}")
     if args.score_run:
-        score_run(args.score_run, judge, real, out, args.samplers, args.n)
+        score_run(args.score_run, judge, real, out, args.samplers, args.n, real_f)
         return
     imgs, labels = make_digits(10_000, seed=0)
     data = ImageDataset(imgs, labels=labels)
-    budget = args.minutes * 60 * args.threads
-    print(f"budget: {budget:.0f} CPU-seconds per recipe ({args.minutes:g} min × {args.threads} threads)")
-    print(f"{'recipe':<12} {'params':>7} {'steps':>6} {'wall':>6} {'loss':>7} {'readable':>9} {'ratio':>6} "
-          f"{'coverage':>9}")
-    for name in args.recipes.split(","):
-        r = run_recipe(name, budget, data, out, args.threads)
-        frac, cover = readability(judge, r["samples"])
-        print(f"{name:<12} {r['params_M']:>6.2f}M {r['steps']:>6} {r['wall_s']:>5.0f}s {r['loss']:>7.4f} "
-              f"{frac:>9.3f} {frac / real:>6.2f} {cover:>9.3f}" + ("  (unconditional samples)" if r["guided"] else ""),
-              flush=True)
+    budgets = [float(m) * 60 for m in args.minutes.split(",")]
+    emas = tuple(float(d) for d in args.emas.split(",") if d)
+    print(f"budgets: {', '.join(f'{b:.0f}' for b in budgets)} s of training per recipe on {args.threads} threads; "
+          f"{args.n} samples, {args.sampler}")
+    print(f"{'recipe':<14} {'min':>4} {'EMA':>6} {'params':>7} {'steps':>6} {'wall':>6} {'loss':>7} {'readable':>9} "
+          f"{'ratio':>6} {'coverage':>9} {'FD':>7}")
+    for budget, recipe in ((b, r) for b in budgets for r in args.recipes.split(",")):
+        r = run_recipe(recipe, budget, data, out, args.threads, emas, args.sampler, args.n,
+                       Path(args.keep) if args.keep else None, tag="" if len(budgets) == 1 else f"-{budget / 60:g}min")
+        for decay, x in r["samples"].items():
+            frac, cover = readability(judge, x)
+            fd = frechet_distance(judge_features(judge, x), real_f)
+            print(f"{recipe:<14} {budget / 60:>4g} {decay:>6g} {r['params_M']:>6.2f}M {r['steps']:>6} "
+                  f"{r['wall_s']:>5.0f}s {r['loss']:>7.4f} {frac:>9.3f} {frac / real:>6.2f} {cover:>9.3f} {fd:>7.2f}"
+                  + ("  (unconditional samples)" if r["guided"] else ""), flush=True)
         for s, xs in r["guided"].items():
             acc = accuracy(judge, xs, torch.arange(len(xs)) % 10)
             gfrac, gcover = readability(judge, xs)
-            print(f"{'':<12} guided S = {s:g}: accuracy {acc:.3f} ({acc / real:.2f} of real), readable {gfrac:.3f}, "
-                  f"coverage {gcover:.3f}", flush=True)
-    print(f"reference: judge's readable fraction on real held-out digits = {real:.3f}; grids in {out}/")
+            fd = frechet_distance(judge_features(judge, xs), real_f)
+            print(f"{'':<14} guided S = {s:g}: accuracy {acc:.3f} ({acc / real:.2f} of real), readable {gfrac:.3f}, "
+                  f"coverage {gcover:.3f}, FD {fd:.2f}", flush=True)
+    print(f"reference: judge's readable fraction on real held-out digits = {real:.3f}; FD floor {floor:.2f}; "
+          f"grids in {out}/")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def test_train_sample_info_end_to_end(tmp_path, env):
     r = diffview("sample", run, "--n", 4, "--steps", 5, "--seed", 7, "--out", grid, "--gif", gif, env=env)
     assert r.returncode == 0, r.stderr
     img = Image.open(grid)
-    assert img.text["seed"] == "7" and img.text["step"] == "6" and img.text["sampler"] == "ddim"
-    assert img.text["sampler_steps"] == "5" and img.text["schedule"] == "cosine"
+    assert img.text["seed"] == "7" and img.text["step"] == "6" and img.text["sampler"] == "heun"  # the default
+    assert img.text["sampler_steps"] == "5" and img.text["schedule"] == "cosine" and float(img.text["s_churn"]) == 20
+    assert "heun, 5 steps, S_churn 20" in r.stderr
     anim = Image.open(gif)
     assert anim.format == "GIF" and anim.n_frames == 6  # one frame per step, then the final x_0
     r = diffview("sample", run, "--n", 2, "--sampler", "ddpm", "--raw", "--out", tmp_path / "ddpm.png", env=env)

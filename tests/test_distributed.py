@@ -275,6 +275,7 @@ def _flatten(state) -> list:
 def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batch():
     from helpers import square_dataset
 
+    from diffview.core import make_schedule
     from diffview.core.train.distributed import Distributed
 
     data = square_dataset(jitter=True)
@@ -287,7 +288,7 @@ def test_each_rank_draws_its_slice_of_what_one_process_draws_for_the_global_batc
         d = Distributed(world_size=2, rank=rank)
         gr = torch.Generator().manual_seed(5)
         xr, _ = d.batch_source(data, 4, gr, seed=0)()
-        drawn = d.timesteps_and_noise(xr, 50, gr)
+        drawn = d.timesteps_and_noise(xr, make_schedule("cosine", 50), gr)
         part = slice(4 * rank, 4 * rank + 4)
         assert torch.equal(xr, x0[part]) and torch.equal(drawn["t"], t[part])
         assert torch.equal(drawn["noise"], noise[part])

@@ -173,3 +173,15 @@ def test_a_resume_refuses_data_or_settings_that_are_not_the_run_s(flip_run):
     _, _, done = resume(run, 3)
     assert done.reason == "failed" and "at step 4; resume it to at least 4 steps" in done.message
     assert RunDir(run).latest_checkpoint().name == "step_0000004.pt"  # nothing was written
+
+
+def test_a_resume_builds_the_checkpoint_s_network_even_if_its_preset_changed_since(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from diffview.core.models import unet
+
+    train(tiny_config(steps=4, checkpoint_every=10**6), tmp_path / "r", stop_at=2, dataset=square_dataset(jitter=True))
+    monkeypatch.setitem(unet.PRESETS, "tiny", replace(unet.PRESETS["tiny"], base_channels=16))  # a later release's
+    rest, _, done = resume(tmp_path / "r", 4)
+    assert done.reason == "finished" and len(rest) == 2
+    assert load_checkpoint(RunDir(tmp_path / "r").latest_checkpoint())["unet"]["base_channels"] == 8

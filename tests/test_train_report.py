@@ -1,4 +1,4 @@
-"""What `diffview train` says at the end about where its samples stand (core/train/report.py)."""
+"""What `diffview train` says at the end about where its samples stand (core/analysis/report.py)."""
 
 import re
 
@@ -8,7 +8,7 @@ from helpers import square_dataset
 
 from diffview.core.data.images import ImageDataset
 from diffview.core.train.events import PreviewEvent, StepEvent
-from diffview.core.train.report import LossByT, samples_report
+from diffview.core.analysis.report import LossByT, samples_report
 
 
 def _step(step, t, losses):

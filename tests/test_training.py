@@ -282,3 +282,28 @@ def test_dropout_masks_come_from_the_trainer_s_generator_per_rank_and_step():
     assert set(masks[0].unique().tolist()) == {0.0, 2.0} and abs(masks[0].mean().item() - 1) < 0.1  # E[mask] = 1
     assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
     assert torch.equal(masks[0], masks[3])
+
+
+def test_previews_are_heun_with_the_default_churn_from_the_run_s_fixed_seeds(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from diffview.core.io.export import to_uint8
+    from diffview.core.sampling import DEFAULT_CHURN, sample
+    from diffview.core.train.config import TrainConfig
+    from diffview.core.train.preview import preview_noise
+
+    assert (TrainConfig().preview_sampler, TrainConfig().preview_steps) == ("heun", 13)
+    cfg = tiny_config(steps=2, preview_every=2, preview_steps=4)
+    trainer = Trainer(cfg, tmp_path / "run", dataset=square_dataset(jitter=True))
+    [preview] = [e for e in trainer.run() if isinstance(e, PreviewEvent)]
+    x_T = preview_noise(cfg, trainer.dataset)
+
+    def draw(churn):
+        return to_uint8(sample(trainer.ema.model, x_T.shape, trainer.schedule, sampler="heun", steps=4, s_churn=churn,
+                               objective=cfg.objective, x_T=x_T,
+                               generator=torch.Generator().manual_seed(cfg.seed + 2)))
+
+    assert np.array_equal(preview.images, draw(DEFAULT_CHURN)) and not np.array_equal(preview.images, draw(0.0))
+    meta = Image.open(preview.path).text
+    assert meta["sampler"] == "heun" and meta["sampler_steps"] == "4" and float(meta["s_churn"]) == DEFAULT_CHURN

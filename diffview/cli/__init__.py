@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffview.core.data.toy2d import TOY_DATASETS
     from diffview.core.diffusion import OBJECTIVES
     from diffview.core.models.registry import MODEL_PRESETS
-    from diffview.core.sampling import SAMPLERS, SPACINGS
+    from diffview.core.sampling import DEFAULT_CHURN, DEFAULT_SAMPLER, SAMPLERS, SPACINGS
     from diffview.core.schedule import SCHEDULES
 
     parser = _Parser(prog="diffview",
@@ -103,14 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-scale", type=_float, metavar="S",
                    help="classifier-free guidance ε_u + S (ε_c − ε_u): 0 unconditional, 1 conditional, > 1 guided "
                         "(default: the run's, 3)")
-    s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    s.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"default {DEFAULT_SAMPLER}, with S_churn {DEFAULT_CHURN:g}: the best samples per network "
+                        "evaluation measured (benchmarks/README.md)")
     s.add_argument("--steps", type=_positive_int,
                    help="sampling steps (default: T for ddpm, 25 for heun, 50 for the others, at most T)")
     s.add_argument("--eta", type=_float, default=0.0, help="DDIM η: 0 deterministic, 1 like DDPM")
     s.add_argument("--spacing", choices=SPACINGS, default="trailing",
                    help="which timesteps the steps visit (karras: Karras et al.'s ρ = 7 ramp in σ)")
-    s.add_argument("--churn", type=_float, default=0.0, metavar="S_CHURN",
-                   help="heun: EDM's stochastic churn S_churn (Alg. 2; default 0, deterministic)")
+    s.add_argument("--churn", type=_float, metavar="S_CHURN",
+                   help=f"heun: EDM's stochastic churn S_churn (Alg. 2; default {DEFAULT_CHURN:g}; 0: deterministic, "
+                        "Alg. 1)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--out", help="the grid PNG (default: RUN/samples/sample-….png)")

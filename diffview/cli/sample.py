@@ -18,7 +18,7 @@ def sample(args) -> int:
     from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
     from diffview.core.runs.handle import FromDiffusers, PointShape
     from diffview.core.runs.open import open_run
-    from diffview.core.sampling import default_steps, nfe
+    from diffview.core.sampling import default_churn, default_steps, nfe
 
     run = open_run(args.run, ema=not args.raw)
     model = run.handle
@@ -29,6 +29,8 @@ def sample(args) -> int:
         raise ValueError(f"--steps {steps} exceeds the run's T = {model.schedule.timesteps}")
     if not 0.0 <= args.eta <= 1.0:
         raise ValueError(f"--eta must lie in [0, 1], got {args.eta}")
+    if args.churn is None:
+        args.churn = default_churn(args.sampler)
     if args.churn < 0 or (args.churn and args.sampler != "heun"):
         raise ValueError(f"--churn is heun's S_churn ≥ 0, got {args.churn:g} with --sampler {args.sampler}")
     # the cost, which also refuses a spacing that cannot place the steps
@@ -64,7 +66,8 @@ def sample(args) -> int:
             "run": str(run.root), **guide.metadata()}
     images = to_uint8(final)
     save_grid(images, out, nrow=guide.nrow, metadata=meta, scale=2)
-    print(f"Wrote {guide.n} samples to {out} ({args.sampler}, {steps} steps, {cost} NFE{guide.describe()}, "
+    churn = f", S_churn {args.churn:g}" if args.churn else ""
+    print(f"Wrote {guide.n} samples to {out} ({args.sampler}, {steps} steps{churn}, {cost} NFE{guide.describe()}, "
           f"{seconds:.1f} s)",
           file=sys.stderr)
     if args.npz:

@@ -106,8 +106,8 @@ def _run_folder(args, cfg) -> Path:
 def _train_in(args, cfg, dist) -> int:
     from tqdm import tqdm
 
+    from diffview.core.analysis.report import LossByT, samples_report
     from diffview.core.train import trainer as tr
-    from diffview.core.train.report import LossByT, samples_report
 
     out = dist.from_main(lambda: _run_folder(args, cfg))  # rank 0 names it (the default holds the time)
     trainer = tr.Trainer(cfg, out, resume=bool(args.resume))

@@ -56,7 +56,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     ema_warmup: bool = True  # decay_k = min(ema_decay, (1 + k) / (10 + k))
-    steps: int = 2000  # about 10 minutes of the default model on 2 CPU cores
+    steps: int = 1300  # about 5 minutes of the default model on 2 CPU cores (benchmarks/README.md)
     seed: int = 0
     # hardware
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
@@ -70,8 +70,8 @@ class TrainConfig:
     log_every: int = 10
     preview_every: int = 250
     preview_n: int = 36
-    preview_sampler: str = "ddim"
-    preview_steps: int = 25
+    preview_sampler: str = "heun"  # with core/sampling.py's default S_churn: the best per NFE measured
+    preview_steps: int = 13  # 24 network evaluations for Heun
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
 

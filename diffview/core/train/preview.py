@@ -15,7 +15,7 @@ import torch
 from diffview.core.data.points import PLOT_LIMIT, distance_to_data, scatter_image
 from diffview.core.io.checkpoint import RunDir
 from diffview.core.io.export import save_grid, to_uint8
-from diffview.core.sampling import final_sample, iter_sample, noise_from_seed
+from diffview.core.sampling import default_churn, final_sample, iter_sample, noise_from_seed
 from diffview.core.schedule import NoiseSchedule
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import PreviewEvent
@@ -46,8 +46,9 @@ def draw_preview(model, schedule: NoiseSchedule, cfg: TrainConfig, data, x_T: to
     steps = min(cfg.preview_steps, cfg.timesteps)
     _, labels, nrow = preview_layout(cfg)
     guide = {} if labels is None else {"label": labels.to(device), "guidance_scale": cfg.guidance_scale}
+    churn = default_churn(cfg.preview_sampler)
     final = final_sample(iter_sample(model, x_T.shape, schedule, sampler=cfg.preview_sampler, steps=steps,
-                                     objective=cfg.objective, x_T=x_T.to(device), clip_x0=not points,
+                                     s_churn=churn, objective=cfg.objective, x_T=x_T.to(device), clip_x0=not points,
                                      generator=torch.Generator().manual_seed(cfg.seed + 2), **guide)).float().cpu()
     distance = None
     if points:  # a scatter plot stands in for the grid; the distance to the data says how close it is
@@ -60,6 +61,8 @@ def draw_preview(model, schedule: NoiseSchedule, cfg: TrainConfig, data, x_T: to
     if run_dir is not None:
         meta = {"step": step, "seed": cfg.seed + 1, "schedule": cfg.schedule, "timesteps": cfg.timesteps,
                 "sampler": cfg.preview_sampler, "sampler_steps": steps, "objective": cfg.objective}
+        if churn:
+            meta["s_churn"] = churn
         if labels is not None:
             meta.update(rows=", ".join(cfg.class_names), guidance_scale=cfg.guidance_scale)
         if distance is not None:

@@ -25,7 +25,7 @@ from diffview.core.data.source import source_kind
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.io.files import atomic_write_text
 from diffview.core.losses import training_loss
-from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy
+from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy, model_from_architecture
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
 from diffview.core.train.config import TrainConfig
@@ -167,8 +167,11 @@ class Trainer:
             cfg.flip = bool(getattr(images, "flip", cfg.flip))  # a stand-in that draws its own batches may have none
         self.schedule = make_schedule(cfg.schedule, cfg.timesteps)
         num_classes = self._check_classes(data) if cfg.conditional else 0
-        self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout, num_classes=num_classes),
-                                  cfg.seed).to(self.device)
+        if state is not None and ("unet" in state or "mlp" in state):  # a resume: the checkpoint's own network,
+            self.model = model_from_architecture(state).to(self.device)  # even if its preset has changed since
+        else:
+            self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout,
+                                                          num_classes=num_classes), cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
