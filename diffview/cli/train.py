@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def _train_config(args):
+    from diffview.core.data.source import source_kind
     from diffview.core.train.config import RESUMABLE_SETTINGS, TrainConfig
     from diffview.core.train.resume import load_run_config
 
@@ -34,7 +35,7 @@ def _train_config(args):
                  "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
                  "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
                  "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout}
-    if args.folder and not args.resume and not args.config and not Path(dataset).suffix.lower() == ".csv":
+    if args.folder and not args.resume and not args.config and source_kind(dataset) == "images":
         _scale_to_folder(cfg, dataset, overrides)
     if args.resume:
         changed = [k for k, v in overrides.items() if v is not None and k not in RESUMABLE_SETTINGS]
