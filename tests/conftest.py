@@ -1,7 +1,8 @@
 """Shared test set-up: headless Qt, a deliberate thread count, deterministic seeds, a private dataset cache,
-no worker thread left behind, and the app's main window for GUI tests."""
+no worker thread or child process left behind, and the app's main window for GUI tests."""
 
 import gc
+import multiprocessing
 import os
 import sys
 
@@ -38,11 +39,17 @@ def _cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def no_threads_left():
-    """Fail any test that leaves one of the app's worker threads running (once the GUI is loaded)."""
+    """Fail any test that leaves one of the app's worker threads running (once the GUI is loaded), or a child
+    process (a training process, a torchrun job's ranks) running."""
     yield
     threads = sys.modules.get("diffview.gui.workers.threads")
     if threads is not None:
         assert threads.running_threads() == [], f"threads still running after the test: {threads.running_threads()}"
+    children = multiprocessing.active_children()  # it also reaps the ones that have ended
+    for child in children:  # the next test starts clean, whatever this one left
+        child.kill()
+        child.join(10)
+    assert children == [], f"child processes still running after the test: {children}"
 
 
 @pytest.fixture

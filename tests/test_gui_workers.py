@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -17,9 +16,9 @@ from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E40
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 
 from diffview.core.data import images as core_data  # noqa: E402
-from diffview.core.data import source as core_source  # noqa: E402
-from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
+from diffview.core.io.checkpoint import RunDir, load_checkpoint  # noqa: E402
 from diffview.core.runs import open as core_runs  # noqa: E402
+from diffview.core.train.process import TrainingProcess  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui import run_loader  # noqa: E402
 from diffview.gui.views import sampling_job
@@ -166,15 +165,19 @@ def test_a_gif_export_reports_each_frame_and_a_failure_keeps_the_view_usable(qtb
     assert "Could not write" in sv.status.text() and sv.export_gif.isEnabled()
 
 
-def live_trainer(tmp_path):
-    trainer = Trainer(tiny_config(steps=3), tmp_path / "live", dataset=square_dataset())
-    list(trainer.run())
-    return trainer
+def live_training(tmp_path) -> TrainingProcess:
+    """A run of 3 steps trained in its own process, which has ended: its last weights are the app's."""
+    training = TrainingProcess(tiny_config(steps=3, checkpoint_every=3), tmp_path / "live")
+    training.start()
+    while not training.finished:
+        training.read(timeout=1)
+    assert training.done.reason == "finished", training.done.message
+    return training
 
 
 def test_the_weight_snapshot_for_sampling_is_taken_on_the_sampling_worker(qtbot, window, tmp_path, monkeypatch):
-    window.session.trainer = trainer = live_trainer(tmp_path)
-    monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
+    window.session.trainer = training = live_training(tmp_path)
+    monkeypatch.setattr(TrainingProcess, "snapshot_model", slowly(TrainingProcess.snapshot_model))
     sv = window.sampling_view
     sv.steps.setValue(3)
     sv.n.setValue(2)
@@ -183,20 +186,21 @@ def test_the_weight_snapshot_for_sampling_is_taken_on_the_sampling_worker(qtbot,
         qtbot.waitUntil(lambda: not sv.busy, timeout=60_000)
     assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
     assert len(sv.trajectory) == 4 and sv.settings["model"] == "the training run at step 3"
-    assert trainer.step == 3
+    assert training.step == 3
 
 
 def test_the_analysis_views_get_a_snapshot_copied_on_a_worker(qtbot, window, tmp_path, monkeypatch):
-    window.session.trainer = trainer = live_trainer(tmp_path)
-    monkeypatch.setattr(Trainer, "snapshot_model", slowly(Trainer.snapshot_model))
+    window.session.trainer = live_training(tmp_path)
+    monkeypatch.setattr(TrainingProcess, "snapshot_model", slowly(TrainingProcess.snapshot_model))
     with Probe() as probe:
         assert window.model_source(ema=True) is None  # not yet: the copy is being taken
         qtbot.waitUntil(lambda: window.model_source(ema=True) is not None, timeout=30_000)
     assert probe.max_gap < MAX_GAP_MS, f"the event loop stalled {probe.max_gap:.0f} ms"
     handle = window.model_source(ema=True)
     assert handle.label == "the training run at step 3"
+    saved = load_checkpoint(RunDir(tmp_path / "live").latest_checkpoint())
     for k, v in handle.model.state_dict().items():
-        torch.testing.assert_close(v, trainer.ema.model.state_dict()[k], rtol=0, atol=0)
+        torch.testing.assert_close(v, saved["ema"][k], rtol=0, atol=0)
 
 
 def test_resume_from_the_app_trains_on_the_runs_own_data_with_its_flip(qtbot, window, tmp_path):
@@ -211,12 +215,11 @@ def test_resume_from_the_app_trains_on_the_runs_own_data_with_its_flip(qtbot, wi
     window.settings.steps.setValue(4)
     window.settings.train_button.click()
     qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
-    trainer = window.trainer
-    assert trainer.step == 4, window.log.toPlainText()
-    data = getattr(trainer, "dataset", None) or trainer._dataset
-    assert data.flip is True and len(data) == 7 and data.image_size == 8
-    expected, _ = core_source.load_source(str(a), image_size=8)
-    np.testing.assert_array_equal(data.preview(7).numpy(), expected.preview(7).numpy())
+    training = window.trainer
+    assert training.step == 4, window.log.toPlainText()
+    started = training.started  # what the training process loaded: A's 7 images at 8×8, flipped
+    assert training.config.dataset == str(a) and training.config.flip is True
+    assert started.items == 7 and started.image_size == 8 and started.channels == 1
 
 
 CLOSE_WHILE_OPENING = r"""

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from helpers import square_dataset
 
+from diffview.core.analysis.report import LossByT, samples_report
 from diffview.core.data.images import ImageDataset
 from diffview.core.train.events import PreviewEvent, StepEvent
-from diffview.core.analysis.report import LossByT, samples_report
 
 
 def _step(step, t, losses):

@@ -1,11 +1,13 @@
-"""The training controller: runs the core's Trainer on a worker thread and turns its events into Qt signals.
+"""The training controller: drives one training run off the GUI thread and turns its events into Qt signals.
 
-A :class:`~diffview.gui.workers.jobs.Job` drives ``Trainer.run()`` (a plain generator). Step events arrive far
-faster than a screen can show them, so the worker batches them and emits at most every
-``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of small arrays cross
-the thread boundary (the core builds them that way). Stop and pause are flags the trainer checks
-between steps, so the GUI thread never waits on training; cancelling the job (closing the app) stops it
-the same way. The trainer sets its own torch thread count (``cfg.threads``), so the job leaves it alone.
+The app's runs train in a child process (:class:`~diffview.core.train.process.TrainingProcess`): a
+:class:`~diffview.gui.workers.jobs.Job` relays the events the child sends. The 2D tab's small runs train on
+the Job's thread itself (a :class:`~diffview.core.train.trainer.Trainer`, whose ``run()`` is a plain
+generator). Either way step events arrive far faster than a screen can show them, so the worker batches
+them and emits at most every ``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of
+small arrays cross to the GUI thread. Stop and pause are flags the trainer checks between steps (sent to
+the child as messages), so the GUI thread never waits on training; cancelling the job (closing the app)
+stops it the same way. The trainer sets its own torch thread count (``cfg.threads``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from diffview.core.train.process import TrainingProcess
 from diffview.core.train.trainer import (
     CheckpointEvent,
     DoneEvent,
@@ -48,6 +51,22 @@ def _train(trainer: Trainer, emit) -> None:
         emit(pending)
 
 
+def _relay(process: TrainingProcess, emit) -> None:
+    """The relay job: the child's events as they arrive, emitted in lists, steps batched, until it ends (its
+    last list holds the DoneEvent, which ``process.read`` writes itself if the child died without one)."""
+    pending: list = []
+    last = time.monotonic()
+    while not process.finished:
+        events = process.read(timeout=BATCH_SECONDS)
+        pending += events
+        now = time.monotonic()
+        if pending and (now - last >= BATCH_SECONDS or not all(isinstance(e, StepEvent) for e in events)):
+            emit(pending)
+            pending, last = [], now
+    if pending:
+        emit(pending)
+
+
 def _lower_priority(niceness: int = 5) -> None:
     """Give this thread, and the OpenMP workers it starts (they inherit it), a lower CPU priority than
     the GUI thread, so the GUI wins the CPU whenever it has work (Linux; elsewhere nothing changes)."""
@@ -73,7 +92,7 @@ class TrainingController(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._job: Job | None = None
-        self.trainer: Trainer | None = None
+        self.trainer: Trainer | TrainingProcess | None = None
         self.state = "idle"
         self._done: DoneEvent | None = None
 
@@ -81,11 +100,15 @@ class TrainingController(QObject):
     def running(self) -> bool:
         return self._job is not None
 
-    def start(self, trainer: Trainer) -> None:
+    def start(self, trainer: Trainer | TrainingProcess) -> None:
+        """Train: a TrainingProcess is started here and its events relayed; a Trainer runs on the job's thread."""
         if self.running:
             raise RuntimeError("a training run is already in progress")
         self.trainer = trainer
-        self._job = Job(lambda emit, cancelled: _train(trainer, emit), "diffview-training", on_cancel=self.stop,
+        drive = _relay if isinstance(trainer, TrainingProcess) else _train
+        if isinstance(trainer, TrainingProcess):
+            trainer.start()
+        self._job = Job(lambda emit, cancelled: drive(trainer, emit), "diffview-training", on_cancel=self.stop,
                         torch_threads=False)
         self._job.item.connect(self._on_batch)
         self._job.done.connect(self._on_job_done)
@@ -108,6 +131,12 @@ class TrainingController(QObject):
         if self.trainer and self.state in ("running", "paused"):
             self.trainer.stop()
             self._set_state("stopping")
+
+    def terminate(self) -> None:
+        """End a training process now, without its checkpoint (closing when a stop takes too long); the run
+        then finishes as failed, saying how it ended. A run on a thread cannot be ended this way."""
+        if isinstance(self.trainer, TrainingProcess) and self.running:
+            self.trainer.terminate()
 
     def wait(self, ms: int = 60_000) -> bool:
         """Block until the worker thread ends (for shutdown and tests); True if it ended."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,9 @@ from diffview.gui.views.training import TrainingView
 from diffview.gui.workers.jobs import stop_everything
 from diffview.gui.workers.threads import collect_garbage_on_gui_thread
 
-__all__ = ["RUNS_ROOT", "MainWindow"]
+__all__ = ["CLOSE_WAIT_MS", "RUNS_ROOT", "MainWindow"]
+
+CLOSE_WAIT_MS = 30_000  # closing mid-training waits this long for the step and its checkpoint, then ends the process
 
 
 def _session_attribute(name: str, doc: str) -> property:
@@ -56,7 +59,7 @@ class MainWindow(QMainWindow):
     report = _session_attribute("report", "The loaded dataset's report (the session's).")
     schedule = _session_attribute("schedule", "The schedule every view shows (the session's).")
     loaded_run = _session_attribute("loaded_run", "The run or diffusers model that is open (the session's).")
-    trainer = _session_attribute("trainer", "The trainer of the live or last run (the session's).")
+    trainer = _session_attribute("trainer", "The training process of the live or last run (the session's).")
     run_dir = _session_attribute("run_dir", "The folder of the run that is open or training (the session's).")
     controller = _session_attribute("controller", "The training controller (the session's).")
     opener = _session_attribute("opener", "What opens run folders on a worker (the session's).")
@@ -251,7 +254,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _training_finished(self, done) -> None:
         trainer = self.session.trainer
-        if trainer is not None and trainer.model is not None:
+        if trainer is not None and trainer.device is not None:
             self._update_device(trainer.device)
         if self._close_when_stopped:
             self.close()
@@ -291,13 +294,24 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         if self.session.training:
-            self._close_when_stopped = True
-            self.session.controller.stop()
-            self.show_message("info", "Closing: stopping training and writing a checkpoint first…")
+            if not self._close_when_stopped:
+                self._close_when_stopped = True
+                self.session.controller.stop()
+                self.show_message("info", "Closing: stopping training and writing a checkpoint first…")
+                QTimer.singleShot(CLOSE_WAIT_MS, self._end_training_now)
             event.ignore()
             return
         stop_everything()  # every job in the app (the 2D tab's training too) cancelled, then waited for
         event.accept()
+
+    def _end_training_now(self) -> None:
+        """Closing waited ``CLOSE_WAIT_MS`` for training to stop: end its process, say so, and close."""
+        if self.session.training:
+            text = (f"Training did not stop within {CLOSE_WAIT_MS // 1000} s of closing, so diffview ended its "
+                    "process; the run keeps its last checkpoint.")
+            self.show_message("warning", text)
+            print(f"diffview: {text}", file=sys.stderr)
+            self.session.controller.terminate()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About diffview",

@@ -1,4 +1,4 @@
-"""Opening a run, and copying a live trainer's weights, off the GUI thread.
+"""Opening a run, and copying the training run's weights, off the GUI thread.
 
 :class:`RunOpener` reads a run's checkpoint once (the EMA and the raw weights, so switching between
 them never reads it again), or imports diffusers and loads a diffusers folder, then reads the run's
@@ -6,13 +6,15 @@ metrics and decodes every preview PNG, all on a worker (a :class:`~diffview.gui.
 reporting progress.
 A second ``open`` supersedes the first: the first is cancelled and its result dropped.
 
-:class:`WeightSnapshots` keeps the newest copy of a live trainer's weights for the views that need a
-model at once; ``Trainer.snapshot_model`` waits for the trainer's lock, so it runs on a worker.
+:class:`WeightSnapshots` keeps the newest copy of the training run's weights for the views that need a
+model at once; ``TrainingProcess.snapshot_model`` waits for the training process to copy them between two
+of its steps, so it runs on a worker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +24,9 @@ from diffview.core.runs.handle import ImageShape, LoadedRun
 from diffview.core.runs.open import open_run
 from diffview.core.train.events import PreviewEvent
 from diffview.gui.workers.jobs import Job, Jobs
+
+if TYPE_CHECKING:
+    from diffview.core.train.process import TrainingProcess
 
 
 @dataclass
@@ -115,15 +120,12 @@ class RunOpener(QObject):
             self.opened.emit(result)
 
 
-def snapshot(trainer, ema: bool = True):
-    """(a CPU copy of the trainer's (EMA) model, its label); call on a worker. The step is read before and
-    after the copy, which holds the trainer's lock, so the copy's step lies between the two. (The job it runs in
-    sets the worker's torch threads: building the copy runs torch ops, not with a team of every core.)"""
-    before = trainer.step
-    model = trainer.snapshot_model(ema=ema)
-    after = trainer.step
-    at = f"step {after:,}" if after == before else f"a step in {before:,}–{after:,}"
-    return model, f"the training run at {at}"
+def snapshot(training: TrainingProcess, ema: bool = True):
+    """(a CPU copy of the training run's (EMA) model, its label with the step it belongs to); call on a worker:
+    it waits for the training process to copy its weights between two steps. (The job it runs in sets the
+    worker's torch threads: building the copy runs torch ops, not with a team of every core.)"""
+    model, step = training.snapshot_model(ema=ema)
+    return model, f"the training run at step {step:,}"
 
 
 class WeightSnapshots(QObject):
@@ -151,7 +153,7 @@ class WeightSnapshots(QObject):
 
     def refresh(self, ema: bool = True) -> None:
         trainer = self.trainer
-        if trainer is None or trainer.model is None or ema in self._asking:
+        if trainer is None or trainer.started is None or ema in self._asking:
             return
         step = trainer.step
         if self._jobs.start(lambda emit, cancelled: snapshot(trainer, ema), "diffview-snapshot",

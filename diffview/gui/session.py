@@ -1,7 +1,7 @@
 """The application session: what the app has open, and no widgets.
 
 :class:`AppSession` holds the dataset with its report and preview, the schedule, the run or diffusers
-model that is open, and the training session (the trainer and the controller that runs it). It changes
+model that is open, and the training session (the training process and the controller that relays it). It changes
 them when asked (load data, open a run, train) and says what changed with signals; the main window and
 the views observe those signals and never read each other. What the user has chosen comes in through
 ``config``, a callable returning a fresh :class:`TrainConfig` (in the app, the settings panel's).
@@ -20,7 +20,7 @@ from diffview.core.runs.handle import FromTraining, ImageShape, ModelHandle, Poi
 from diffview.core.runs.open import run_classes
 from diffview.core.schedule import make_schedule
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import Trainer
+from diffview.core.train.process import TrainingProcess
 from diffview.gui.controller import TrainingController
 from diffview.gui.run_loader import RunOpener, WeightSnapshots, snapshot
 from diffview.gui.workers.jobs import Deferred, Jobs
@@ -40,7 +40,7 @@ class AppSession(QObject):
     trainable_changed = Signal(bool)  # whether Train may train (not while a diffusers model is open)
     run_status = Signal(str)  # one line on the run folder: "run: …", "opening …", "no run folder"
     history_reset = Signal(int)  # the training history starts over, with T timesteps
-    training_started = Signal(object)  # the Trainer, now running on the controller's worker
+    training_started = Signal(object)  # the TrainingProcess, now started
     training_finished = Signal(object)  # the DoneEvent
 
     def __init__(self, config: Callable[[], TrainConfig] = TrainConfig, runs_root: Path = RUNS_ROOT,
@@ -49,9 +49,10 @@ class AppSession(QObject):
         self.config = config
         self.runs_root = Path(runs_root)
         self.dataset = self.report = self.preview = self.schedule = None
-        self.trainer: Trainer | None = None
+        self.trainer: TrainingProcess | None = None  # the run training now, or the last one
         self.loaded_run = None
         self.run_dir: Path | None = None
+        self.train_threads: int | None = None  # the training process's torch threads; None: one per core, as the CLI
         self.tasks = Jobs(self)  # the data loads under way
         self._load_id = 0
         self.controller = TrainingController(self)
@@ -147,23 +148,27 @@ class AppSession(QObject):
             if self.loaded_run is not None:
                 cfg = self.loaded_run.config
                 cfg.steps = max(cfg.steps, self.config().steps)
-                # No dataset passed: the trainer loads the run's own data with the run's settings (flip, size,
-                # channels) on its thread, never the one the app happens to show.
-                self.trainer = Trainer(cfg, self.loaded_run.root, resume=True)
+                cfg.threads = self.train_threads
+                # The trainer loads the run's own data with the run's settings (flip, size, channels) in its
+                # process, never the one the app happens to show.
+                self.trainer = TrainingProcess(cfg, self.loaded_run.root, resume=True)
                 self.run_dir = self.loaded_run.root
                 self.message.emit("info", f"Resuming {self.run_dir.name} on its own data, {cfg.dataset}.")
             else:
                 cfg = self.config()
-                cfg.threads = None
+                cfg.threads = self.train_threads
                 name = Path(cfg.dataset).name or "run"
                 self.run_dir = self.runs_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-                self.trainer = Trainer(cfg, self.run_dir, dataset=self.dataset)
+                self.trainer = TrainingProcess(cfg, self.run_dir)  # it loads the data as this app did, in its process
                 self.history_reset.emit(cfg.timesteps)
+            self.controller.start(self.trainer)
         except ValueError as e:
             self.message.emit("error", str(e))
             return
+        except OSError as e:  # the system refused a new process (too many, out of memory)
+            self.message.emit("error", f"Could not start the training process: {e}")
+            return
         self.run_status.emit(f"run: {self.run_dir}")
-        self.controller.start(self.trainer)
         self.training_started.emit(self.trainer)
 
     def toggle_pause(self) -> None:
@@ -234,8 +239,8 @@ class AppSession(QObject):
         model is pending, taken by the view's own worker, else the newest copy, None before the first), or the
         opened run's (both weights in memory)."""
         t = self.trainer
-        if t is not None and t.model is not None and t.step > 0:
-            data = t.dataset
+        if t is not None and t.started is not None and t.step > 0:
+            data = t.started
             if deferred:
                 model, label = Deferred(lambda: snapshot(t, ema)), f"the training run at step {t.step:,}"
             else:
@@ -246,6 +251,7 @@ class AppSession(QObject):
                     return None
                 model, label = got
             shape = ImageShape(data.channels, data.image_size) if data.kind == "images" else PointShape(data.dim)
+            assert t.schedule is not None  # made when the child started
             return ModelHandle(model, t.schedule, t.config.objective, shape, FromTraining(t.step), label,
                                class_names=run_classes(t.config))
         if self.loaded_run is not None:
@@ -256,11 +262,14 @@ class AppSession(QObject):
         """The classes of the model ``model_source`` gives (() for an unconditional one, None for no model),
         from the configs alone: nothing is copied, so the GUI thread may ask at any time."""
         t = self.trainer
-        if t is not None and (t.model is not None or self.training):
+        if t is not None and (t.started is not None or self.training):
             if not t.config.conditional:
                 return ()
-            # a new run records the data's names once it starts on its worker; until then they are its data's
-            names = t.config.class_names or (t.dataset.class_names if t.dataset is not None else ())
+            # a new run records the data's names once its process starts; until then they are its data's
+            if t.started is not None:
+                names = t.started.class_names
+            else:
+                names = t.config.class_names or (self.dataset.class_names if self.dataset is not None else ())
             return tuple(str(n) for n in names)
         if self.loaded_run is not None:
             return tuple(self.loaded_run.handle.class_names)

@@ -316,10 +316,22 @@ class Trainer:
         """A CPU copy of the (EMA) model as of the last finished step; safe from any thread."""
         if self.model is None:
             return None
+        return fresh_copy(self.model, self.copy_weights(ema)[1])
+
+    def copy_weights(self, ema: bool = True, into: dict[str, torch.Tensor] | None = None
+                     ) -> tuple[int, dict[str, torch.Tensor]]:
+        """(step, CPU weights) of the (EMA) model as of the last finished step, all from that one step; safe
+        from any thread once the model exists. ``into``: tensors of the same names and shapes (a training
+        process's shared memory) to copy into, else new ones."""
+        assert self.model is not None, "the model is built by run()"
         with self._weights_lock:
-            source = self.ema.model if ema else self.model
-            weights = {k: v.detach().to("cpu", copy=True) for k, v in source.state_dict().items()}
-        return fresh_copy(self.model, weights)
+            source = (self.ema.model if ema else self.model).state_dict()
+            if into is None:
+                into = {k: v.detach().to("cpu", copy=True) for k, v in source.items()}
+            else:
+                for k, v in source.items():
+                    into[k].copy_(v.detach())
+            return self.step, into
 
     def preview(self, x_T: torch.Tensor) -> PreviewEvent:
         """Samples of the EMA model from ``x_T`` (core/train/preview.py), saved in the run folder."""

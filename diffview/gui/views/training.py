@@ -1,8 +1,11 @@
 """Training, live: the loss (raw and smoothed), the loss by timestep, the learning rate, throughput,
 and the preview grids from a fixed seed with a slider to scrub back through them.
 
-Plot items are made once and fed with ``setData``; redraws happen at most ``REDRAW_MS`` apart
-however fast steps arrive.
+Plot items are made once and fed with ``setData``. While a run trains, the plots and the numbers under
+them are redrawn (and painted) at most ``REDRAW_MS`` apart and within ``DRAW_BUDGET`` of the GUI thread's
+time: a redraw that took 30 ms waits 3 s for the next. On a machine whose every core trains, what the GUI
+thread draws is taken from the training, so the budget is how little it may take
+(``benchmarks/gui_latency.py`` measures it; a new line of text costs a relayout, so the numbers wait too).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
 
 T_BINS = 20
 REDRAW_MS = 250
+DRAW_BUDGET = 0.01  # the share of the GUI thread's time that live plots may take
 SMOOTHING = 0.98
 PREVIEW_TITLE = "samples from the EMA model (fixed seed)"
 
@@ -108,7 +112,7 @@ class TrainingView(QWidget):
         self.bin_count = np.zeros(T_BINS)
         self.previews: list[PreviewEvent] = []
         self.last: StepEvent | None = None
-        self._last_draw = 0.0
+        self._next_draw = 0.0
         self.preview_slider.setEnabled(False)
         self.preview_label.setText("No preview yet: the first comes at the preview interval.")
         self.stats.setText("Not training. Press Train (Ctrl+T) to start.")
@@ -126,8 +130,8 @@ class TrainingView(QWidget):
             np.add.at(self.bin_count, bins, 1)
             self.last = ev
         now = time.monotonic()
-        if (now - self._last_draw) * 1000 >= REDRAW_MS:
-            self.redraw()
+        if now >= self._next_draw:
+            self.redraw(paint=True)
 
     def set_history(self, rows: list[dict], total_steps: int) -> None:
         """A run's logged metric lines at once (opening a run), as ``add_steps`` would plot them one by one."""
@@ -153,14 +157,22 @@ class TrainingView(QWidget):
         if not self.session.training:  # a live run's loss by t keeps the T it trains with
             self.timesteps = schedule.timesteps
 
-    def redraw(self) -> None:
-        self._last_draw = time.monotonic()
+    def redraw(self, paint: bool = False) -> None:
+        """Feed the plots everything so far; ``paint``: paint them now and time it, for the draw budget."""
+        start = time.monotonic()
         steps = np.asarray(self.steps, dtype=float)
         self.raw.setData(steps, np.asarray(self.losses))
         self.smooth.setData(steps, np.asarray(self.smoothed))
         self.lr_curve.setData(steps, np.asarray(self.lrs))
         x, means, width = self.loss_by_t()
         self.bars.setOpts(x=x, height=means, width=width * 0.9)
+        if paint and self.plots.isVisible():
+            self.plots.viewport().repaint()
+        self._show_stats()
+        now = time.monotonic()
+        self._next_draw = now + max(REDRAW_MS / 1000, (now - start) / DRAW_BUDGET)
+
+    def _show_stats(self) -> None:
         ev = self.last
         if ev is not None:
             self.stats.setText(
