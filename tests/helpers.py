@@ -149,3 +149,12 @@ def counting(model):
         calls.append(int(t[0]))
         return model(x, t)
     return counted, calls
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (Linux's /proc; a zombie has exited, only its entry is left)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

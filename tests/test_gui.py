@@ -12,9 +12,10 @@ from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-from helpers import square_dataset, tiny_config, write_image_folder  # noqa: E402
+from helpers import process_running, square_dataset, tiny_config, write_image_folder  # noqa: E402
 
 from diffview.core.diffusion import q_sample  # noqa: E402
+from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
 from diffview.core.io.export import make_grid, to_uint8  # noqa: E402
 from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
@@ -209,7 +210,7 @@ def train():
     w.controller.steps.connect(lambda _: QTimer.singleShot(200, w.close))  # close mid-training, once it trains
 QTimer.singleShot(0, train)
 code = app.exec()
-print("exit", code, "step", w.trainer.step if w.trainer else None)
+print("exit", code, "step", w.trainer.step if w.trainer else None, "child", w.trainer.pid if w.trainer else None)
 sys.exit(code)
 """
 
@@ -221,7 +222,12 @@ def test_closing_mid_training_exits_zero_without_qt_thread_warnings(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "exit 0" in r.stdout
     assert "QThread" not in r.stderr and "Traceback" not in r.stderr, r.stderr
-    assert list((tmp_path / "runs").glob("*/checkpoints/step_*.pt"))
+    words = r.stdout.split()
+    step, child = int(words[words.index("step") + 1]), int(words[words.index("child") + 1])
+    saved = list((tmp_path / "runs").glob("*/checkpoints/step_*.pt"))
+    assert [load_checkpoint(p)["step"] for p in saved] == [step] and step >= 1  # the step it stopped at
+    assert not process_running(child), "the training process outlived the app"
+
 
 
 def test_every_tab_that_uses_the_papers_subscripts_says_which_t_it_means(window):

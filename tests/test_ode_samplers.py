@@ -189,7 +189,7 @@ def test_karras_timesteps_are_distinct_descending_and_nearest_where_they_can_be(
         if steps > 1:
             assert ts[-1] == 0
         targets = torch.log(karras_sigmas(math.exp(float(finite[0])), math.exp(float(finite[-1])), steps))
-        nearest = [int(torch.argmin((log_s - v).abs())) for v in targets.tolist()]  # one by one, not as the code does
+        nearest = torch.argmin((log_s[None, :] - targets[:, None]).abs(), dim=1).tolist()  # brute force over all t
         nearest[0] = 999
         if all(v < u for u, v in zip(nearest, nearest[1:])):  # no collisions: each is the nearest in log σ
             assert ts == nearest, steps

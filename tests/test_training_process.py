@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import process_running, tiny_config
 
 from diffview.core.io.checkpoint import RunDir, load_checkpoint
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent
@@ -164,16 +164,9 @@ def test_a_child_whose_app_dies_stops_checkpoints_and_exits(tmp_path):
     assert r.returncode == 9, r.stderr
     pid = int(r.stdout.split()[-1])
     deadline = time.monotonic() + 60
-    while _running(pid):
+    while process_running(pid):
         assert time.monotonic() < deadline, "the training process outlived its app by a minute"
         time.sleep(0.2)
     saved = RunDir(tmp_path / "run").latest_checkpoint()
     assert saved is not None and load_checkpoint(saved)["step"] >= 2
 
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
