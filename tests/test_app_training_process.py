@@ -38,6 +38,9 @@ def test_the_app_trains_in_a_child_and_the_views_get_its_points_previews_and_wei
     step = int(handle.label.rsplit(" ", 1)[1].replace(",", ""))
     assert handle.label.startswith("the training run at step ") and 3 <= step <= training.step
     assert handle.shape.channels == 1 and handle.shape.size == 8 and handle.schedule.timesteps == 50
+    if sys.platform.startswith("linux"):  # the status bar shows the training process's memory beside the app's
+        assert training.memory_mb() > 50
+        qtbot.waitUntil(lambda: "; training " in window.memory_label.text(), timeout=10_000)
 
     window.toggle_pause()
     asked_at = training.step

@@ -241,6 +241,10 @@ class MainWindow(QMainWindow):
         text = f"peak memory {rss:,.0f} MB"
         if torch.cuda.is_available():
             text += f", GPU {torch.cuda.memory_allocated() / 2**20:,.0f} MB"
+        training = self.session.trainer
+        used = training.memory_mb() if training is not None and self.session.training else None
+        if used is not None:  # the training process's own, now
+            text += f"; training {used:,.0f} MB"
         self.memory_label.setText(text)
 
     # ------------------------------------------------------------------ what the session changed

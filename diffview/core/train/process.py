@@ -122,6 +122,15 @@ class TrainingProcess:
     def device(self) -> torch.device | None:
         return torch.device(self.started.device) if self.started is not None else None
 
+    def memory_mb(self) -> float | None:
+        """The child's resident memory in MB (read from Linux's /proc), None where it cannot be read."""
+        try:
+            with open(f"/proc/{self._process.pid}/status", encoding="ascii") as f:
+                kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration, ValueError, IndexError):
+            return None
+        return kb / 1024
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the child has exited (at most ``timeout`` seconds); True if it has."""
         self._process.join(timeout)
