@@ -1,26 +1,27 @@
 """Training, live: the loss (raw and smoothed), the loss by timestep, the learning rate, throughput,
 and the preview grids from a fixed seed with a slider to scrub back through them.
 
-Plot items are made once and fed with ``setData``. While a run trains, the plots and the numbers under
-them are redrawn (and painted) at most ``REDRAW_MS`` apart and within ``DRAW_BUDGET`` of the GUI thread's
-time: a redraw that took 30 ms waits 3 s for the next. On a machine whose every core trains, what the GUI
-thread draws is taken from the training, so the budget is how little it may take
-(``benchmarks/gui_latency.py`` measures it; a new line of text costs a relayout, so the numbers wait too).
+Plot items are made once and fed with ``setData``. While a run trains, the plots and the line of numbers
+under them are redrawn (and painted, one plot per turn of the event loop) at most ``REDRAW_MS`` apart and
+within ``DRAW_BUDGET`` of the GUI thread's time: a redraw that took 30 ms waits 3 s for the next. On a
+machine whose every core trains, what the GUI thread draws is taken from the training, so the budget is
+how little it may take (``benchmarks/gui_latency.py`` measures it).
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from diffview.core.train.trainer import PreviewEvent, StepEvent
 from diffview.gui.widgets.algorithm import AlgorithmPanel, TrainingFollower
 from diffview.gui.widgets.images import ImageGrid
-from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout
+from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout_line
 
 T_BINS = 20
 REDRAW_MS = 250
@@ -55,7 +56,7 @@ class TrainingView(QWidget):
 
         self.log_y = QCheckBox("log loss axis")
         self.log_y.toggled.connect(lambda on: self.p_loss.setLogMode(y=on))
-        self.stats = readout()
+        self.stats = readout_line()
 
         self.preview = ImageGrid(PREVIEW_TITLE)
         self.preview_slider = QSlider(Qt.Horizontal)
@@ -158,19 +159,41 @@ class TrainingView(QWidget):
             self.timesteps = schedule.timesteps
 
     def redraw(self, paint: bool = False) -> None:
-        """Feed the plots everything so far; ``paint``: paint them now and time it, for the draw budget."""
+        """Feed the plots everything so far. ``paint`` (a live run): one plot per turn of the event loop, each
+        painted at once and timed, so no turn holds the GUI thread for long and the draw budget can be kept."""
+        parts = [(self._feed_loss, self.p_loss), (self._feed_lr, self.p_lr), (self._feed_bars, self.p_t)]
+        if paint and self.plots.isVisible():
+            self._next_draw = math.inf  # until the last part is painted
+            self._paint_parts(parts, 0.0)
+            return
+        for feed, _ in parts:
+            feed()
+        self._show_stats()
+        self._next_draw = time.monotonic() + REDRAW_MS / 1000
+
+    def _paint_parts(self, parts: list, spent: float) -> None:
         start = time.monotonic()
+        feed, plot = parts.pop(0)
+        feed()
+        self.plots.viewport().repaint(self.plots.mapFromScene(plot.sceneBoundingRect()).boundingRect())
+        spent += time.monotonic() - start
+        if parts:
+            QTimer.singleShot(0, self, lambda: self._paint_parts(parts, spent))
+            return
+        self._show_stats()
+        self._next_draw = time.monotonic() + max(REDRAW_MS / 1000, spent / DRAW_BUDGET)
+
+    def _feed_loss(self) -> None:
         steps = np.asarray(self.steps, dtype=float)
         self.raw.setData(steps, np.asarray(self.losses))
         self.smooth.setData(steps, np.asarray(self.smoothed))
-        self.lr_curve.setData(steps, np.asarray(self.lrs))
+
+    def _feed_lr(self) -> None:
+        self.lr_curve.setData(np.asarray(self.steps, dtype=float), np.asarray(self.lrs))
+
+    def _feed_bars(self) -> None:
         x, means, width = self.loss_by_t()
         self.bars.setOpts(x=x, height=means, width=width * 0.9)
-        if paint and self.plots.isVisible():
-            self.plots.viewport().repaint()
-        self._show_stats()
-        now = time.monotonic()
-        self._next_draw = now + max(REDRAW_MS / 1000, (now - start) / DRAW_BUDGET)
 
     def _show_stats(self) -> None:
         ev = self.last

@@ -1,9 +1,9 @@
-"""A formula caption and a monospace readout, and the one sentence that says what t means."""
+"""A formula caption, a monospace readout and a live readout line, and the one sentence that says what t means."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy
+from PySide6.QtWidgets import QLabel, QLineEdit, QSizePolicy
 
 # Appended to every caption that uses the paper's subscripts, so one convention for t holds across the app.
 T_INDEX_NOTE = ("t is the 0-based timestep index 0…T−1 of every control and readout; "
@@ -26,3 +26,15 @@ def readout() -> QLabel:
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     label.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px;")
     return label
+
+
+def readout_line() -> QLineEdit:
+    """One line of numbers that changes many times a second (a live run's step, loss and ETA): selectable,
+    not editable. Unlike a QLabel its size does not follow its text, so rewriting it repaints the line alone;
+    a QLabel's new text makes the layout around it recompute, and Qt repaint the whole window."""
+    line = QLineEdit()
+    line.setReadOnly(True)
+    line.setFrame(False)
+    line.setFocusPolicy(Qt.ClickFocus)
+    line.setStyleSheet("font-family: monospace; font-size: 12px; padding: 4px; background: transparent;")
+    return line
