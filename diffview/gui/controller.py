@@ -18,7 +18,7 @@ import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from diffview.core.train.process import TrainingProcess
+from diffview.core.train.process import NICENESS, TrainingProcess
 from diffview.core.train.trainer import (
     CheckpointEvent,
     DoneEvent,
@@ -67,7 +67,7 @@ def _relay(process: TrainingProcess, emit) -> None:
         emit(pending)
 
 
-def _lower_priority(niceness: int = 5) -> None:
+def _lower_priority(niceness: int = NICENESS) -> None:
     """Give this thread, and the OpenMP workers it starts (they inherit it), a lower CPU priority than
     the GUI thread, so the GUI wins the CPU whenever it has work (Linux; elsewhere nothing changes)."""
     if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):

@@ -50,7 +50,6 @@ from diffview.core.train.events import DoneEvent, StepEvent
 from diffview.core.train.trainer import Trainer
 
 NICENESS = 5  # the child's priority below the app's (Unix); 0 leaves it equal
-CONTROLS = ("pause", "unpause", "stop", "close")
 CLOSE_WAIT_S = 60.0  # how long a finished child waits for the app to take its last weights
 
 
@@ -83,7 +82,6 @@ class TrainingProcess:
                  niceness: int = NICENESS):
         self.config = config.validate()
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.resume = resume
         self.step = 0
         self.started: Started | None = None
         self.schedule: NoiseSchedule | None = None
@@ -390,4 +388,4 @@ def _renice(niceness: int) -> None:
             pass
 
 
-__all__ = ["CONTROLS", "NICENESS", "Started", "TrainingProcess", "child_main", "death_message", "intact_checkpoint"]
+__all__ = ["NICENESS", "Started", "TrainingProcess", "child_main", "death_message", "intact_checkpoint"]
