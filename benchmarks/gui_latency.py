@@ -282,6 +282,7 @@ def slider_latency(app: QApplication) -> list[float]:
     while window.dataset is None:
         app.processEvents()
     fv = window.forward_view
+    window.tabs.setCurrentWidget(fv)
     times = []
     for t in range(0, 1000, 17):
         t0 = time.perf_counter()

@@ -192,6 +192,13 @@ def test_the_main_window_has_the_tab_and_passes_its_schedule(qtbot, tmp_path, mo
     w.forward_view.slider.setValue(123)  # one t for images and points, moved from either side
     assert w.lab2d_view.t == 123 and w.lab2d_view.t_spin.value() == 123
     assert round(w.schedule_view.markers[0].value()) == 123
+    s2d = w.lab2d_view.session  # the hidden 2D tab draws its x_t when shown, not on every move of t
+    drawn = shown_points(w.lab2d_view.forward_panel.points)
+    assert not np.allclose(drawn, s2d.forward_points_at(123).numpy(), atol=1e-6)
+    w.tabs.setCurrentWidget(w.lab2d_view)
+    np.testing.assert_allclose(shown_points(w.lab2d_view.forward_panel.points), s2d.forward_points_at(123).numpy(),
+                               rtol=1e-6, atol=1e-6)
+    w.tabs.setCurrentWidget(w.forward_view)
     w.lab2d_view.t_slider.setValue(45)
     assert w.forward_view.t == 45 and w.forward_view.spin.value() == 45
     w.settings.timesteps.setValue(200)

@@ -42,7 +42,7 @@ from diffview.gui.views.sampling import SamplingView
 from diffview.gui.views.schedule import ScheduleView
 from diffview.gui.views.training import TrainingView
 from diffview.gui.workers.jobs import stop_everything
-from diffview.gui.workers.threads import collect_garbage_on_gui_thread
+from diffview.gui.workers.threads import collect_garbage_on_gui_thread, freeze_after_build
 
 __all__ = ["CLOSE_WAIT_MS", "RUNS_ROOT", "MainWindow"]
 
@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.analysis_views = add_analysis_tabs(self)  # Bound, Loss from the bound, Samplers, Guidance, Memorisation, …
         link_algorithms(self)  # the algorithm panels' symbols to the tabs that show them
         self._make_menus()
+        freeze_after_build()  # the window lives as long as the app: out of the full collections' sight
 
         session.update_schedule()
         if source and is_run_folder(source):

@@ -55,6 +55,7 @@ class Lab2DView(QWidget):
         super().__init__(parent)
         self.session = s = Lab2DSession(runs_root, self)
         self._running: set[str] = set()  # the jobs under way
+        self._forward_due = False  # x_t changed while the tab was hidden
         self._build_controls()
         self._build_plots()
         layout = QHBoxLayout(self)
@@ -237,9 +238,17 @@ class Lab2DView(QWidget):
         self.session.set_timestep(t)
 
     def _refresh_forward(self) -> None:
+        """Redraw x_t; while the tab is hidden only marked as due (the Forward tab's slider moves this one's t,
+        and 2,000 points redrawn per move cost that slider 20 ms), and drawn when the tab is shown."""
         s = self.session
-        if s.forward_x0 is not None:
+        self._forward_due = not self.isVisible()
+        if s.forward_x0 is not None and not self._forward_due:
             self.forward_panel.show_points(s.forward_x0.numpy(), s.forward_points_at(self.t).numpy(), self.t)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._forward_due:
+            self._refresh_forward()
 
     # ------------------------------------------------------------------ training and jobs
     def start_training(self) -> None:
