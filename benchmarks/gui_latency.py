@@ -192,7 +192,9 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
         timer.start()
     loop = QEventLoop()  # a real event loop, as app.exec() runs it: the GUI thread sleeps between events
     QTimer.singleShot(int(seconds * 1000), loop.quit)
+    cpu = time.process_time()  # every thread of the app's process: drawing, the relay, the probe
     loop.exec()
+    cpu = time.process_time() - cpu
     timer.stop()
     stopped = time.perf_counter()
     window.controller.stop()
@@ -201,6 +203,7 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
     if timings is not None:
         timings["first loss point"] = first_point[0] - pressed
         timings["stop to end"] = time.perf_counter() - stopped
+        timings["app cpu"] = cpu / seconds
     if before_close is not None:
         before_close(window)
     window.close()
@@ -300,7 +303,8 @@ def main() -> None:
     ap.add_argument("--no-probe", action="store_true", help="throughput only, without the 5 ms timer probe")
     ap.add_argument("--cases", default="slider,training,open-run,gif",
                     help="which to measure, of slider, training, open-run, gif, algorithm")
-    ap.add_argument("--rounds", type=int, default=3, help="algorithm: alternating shown/hidden pairs of runs")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="training: alternating headless/app pairs; algorithm: shown/hidden pairs")
     ap.add_argument("--algorithm-model", default="small",
                     help="algorithm: the model preset trained (a smaller one makes more steps to count)")
     args = ap.parse_args()
@@ -326,16 +330,28 @@ def main() -> None:
         return
     for threads in [int(x) for x in args.threads.split(",")]:
         cfg = TrainConfig(threads=threads, steps=10**6, checkpoint_every=10**6)  # previews every 250 steps, as default
-        base = headless_rate(cfg, args.seconds)
-        timings: dict[str, float] = {}
-        rate, late = gui_run(app, cfg, args.seconds, probe=not args.no_probe, timings=timings)
+        ratios, late, timings = [], [], {}
+        for r in range(args.rounds):  # headless and app alternate, each first in turn, so drift falls on both
+            runs = {}
+            for which in (("headless", "app") if r % 2 == 0 else ("app", "headless")):
+                if which == "headless":
+                    runs[which] = headless_rate(cfg, args.seconds)
+                else:
+                    runs[which], lateness = gui_run(app, cfg, args.seconds, probe=not args.no_probe,
+                                                    timings=timings)
+                    late += lateness
+            ratios.append(runs["app"] / runs["headless"])
+            print(f"  round {r + 1}: headless {runs['headless']:.0f} img/s, with the app {runs['app']:.0f} img/s "
+                  f"({100 * ratios[-1]:.1f}%); the app's process used {1000 * timings['app cpu']:.0f} ms of CPU "
+                  f"a second", flush=True)
         p99 = float(np.percentile(late, 99)) if late else float("nan")
         late = late or [float("nan")]
-        print(f"torch threads {threads}: headless {base:.0f} img/s, with the app {rate:.0f} img/s "
-              f"({100 * rate / base:.1f}%, target >= 97%); event-loop stall p99 {p99:.1f} ms, "
-              f"max {max(late):.1f} ms (targets p99 < 20 ms, max < 50 ms); Train to the first loss point "
-              f"{timings['first loss point']:.2f} s, Stop to the end {timings['stop to end']:.2f} s", flush=True)
-
+        print(f"torch threads {threads}, {args.rounds} rounds of {args.seconds:.0f} s: with the app "
+              f"{100 * statistics.mean(ratios):.1f}% of headless (rounds {', '.join(f'{100 * x:.1f}' for x in ratios)};"
+              f" target >= 97%); event-loop stall p99 {p99:.1f} ms, max {max(late):.1f} ms, ticks over 20 ms "
+              f"{sum(x > 20 for x in late)} of {len(late)} (targets p99 < 20 ms, max < 50 ms); Train to the first "
+              f"loss point {timings['first loss point']:.2f} s, Stop to the end {timings['stop to end']:.2f} s "
+              "(the last app run)", flush=True)
 
 if __name__ == "__main__":
     main()

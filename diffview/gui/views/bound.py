@@ -28,6 +28,7 @@ from diffview.core.analysis.bound import VLBResult, vlb_by_timestep
 from diffview.core.data.source import load_source
 from diffview.gui.views.bound_likelihood import BUTTON, CAPTION, LikelihoodControls, likelihood_work, side_by_side
 from diffview.gui.views.job_view import JobView, float_images
+from diffview.gui.widgets.plot_style import light_grid
 from diffview.gui.widgets.text import caption, readout
 
 VARIANCE_WORDS = {"fixed_small": "σ²<sub>t</sub> = β̃<sub>t</sub>", "fixed_large": "σ²<sub>t</sub> = β<sub>t</sub>",
@@ -124,7 +125,7 @@ class BoundView(JobView):
                                            name="L<sub>T</sub> (prior)")
         self.p_loss = self.plots.addPlot(row=1, col=0, title="training loss by timestep (from the Training tab)")
         self.p_loss.setLabel("bottom", "t")
-        self.p_loss.showGrid(x=True, y=True, alpha=0.2)
+        light_grid(self.p_loss)  # it redraws while training
         self.p_loss.setXLink(self.p_vlb)
         self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5aa0ff")
         self.p_loss.addItem(self.bars)
