@@ -15,6 +15,7 @@ def light_grid(plot: pg.PlotItem) -> pg.GridItem:
     """Add a faint grid of the axes' tick spacing behind ``plot``'s items and return it."""
     grid = pg.GridItem(textPen=None)
     grid.setPen(pg.mkPen(GRID_PEN))
+    grid.setTickSpacing(x=[None, None], y=[None, None])  # two levels of lines (of 1 and ~10 a side), not three
     grid.setZValue(-100)
     plot.addItem(grid, ignoreBounds=True)
     return grid
