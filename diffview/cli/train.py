@@ -12,6 +12,7 @@ def _train_config(args):
     from diffview.core.data.source import source_kind
     from diffview.core.train.config import RESUMABLE_SETTINGS, TrainConfig
     from diffview.core.train.resume import load_run_config
+    from diffview.core.train.tensorboard import MISSING, tensorboard_available
 
     if args.folder and args.dataset:
         raise ValueError("give either a folder or --dataset, not both")
@@ -34,17 +35,20 @@ def _train_config(args):
                  "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
                  "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
-                 "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout}
+                 "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout,
+                 "tensorboard": args.tensorboard}
     if args.folder and not args.resume and not args.config and source_kind(dataset) == "images":
         _scale_to_folder(cfg, dataset, overrides)
     if args.resume:
         changed = [k for k, v in overrides.items() if v is not None and k not in RESUMABLE_SETTINGS]
         if changed:
-            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads and "
-                             f"--dist-timeout may change (got --{changed[0].replace('_', '-')})")
+            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads, --tensorboard "
+                             f"and --dist-timeout may change (got --{changed[0].replace('_', '-')})")
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
+    if cfg.tensorboard and not tensorboard_available():
+        raise ValueError(MISSING)
     return cfg.validate()
 
 

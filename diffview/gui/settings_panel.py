@@ -25,6 +25,7 @@ from diffview.core.diffusion import OBJECTIVES
 from diffview.core.models.unet import PRESETS
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.config import TrainConfig, image_defaults
+from diffview.core.train.tensorboard import MISSING, tensorboard_available
 
 OPEN_FOLDER = "Open folder…"
 CONDITIONAL_TIP = ("Train p(x | y) with a class embedding. Each label is replaced by the null class ∅ with probability "
@@ -88,6 +89,12 @@ class SettingsPanel(QWidget):
         self.cond_dropout.setValue(d.cond_dropout)
         self.cond_dropout.setToolTip("p_uncond: the probability a training label is replaced by ∅ (Ho & Salimans "
                                      "2021, Algorithm 1); 0 never trains the unconditional model that guidance needs")
+        self.tensorboard = QCheckBox("TensorBoard log")
+        self.tensorboard.setChecked(d.tensorboard)
+        self.tensorboard.setToolTip("Also write TensorBoard event files into the run folder's tb/ (loss, lr, images/s, "
+                                    "the loss by t, the previews): tensorboard --logdir RUN/tb"
+                                    if tensorboard_available() else MISSING)
+        self.tensorboard.setEnabled(tensorboard_available())
         self.has_classes = False  # whether the loaded data has classes to condition on
         self.conditional.toggled.connect(lambda _: self._update_conditional())
         self.schedule.currentTextChanged.connect(lambda _: self.schedule_changed.emit())
@@ -109,6 +116,7 @@ class SettingsPanel(QWidget):
         training.addRow("Device", self.device)
         training.addRow(self.conditional)
         training.addRow("p(∅)", self.cond_dropout)
+        training.addRow(self.tensorboard)
 
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Start training (Ctrl+T)")
@@ -176,7 +184,8 @@ class SettingsPanel(QWidget):
                            timesteps=self.timesteps.value(), objective=self.objective.currentText(),
                            model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
                            steps=self.steps.value(), device=self.device.currentText(),
-                           conditional=self.conditional.isChecked(), cond_dropout=self.cond_dropout.value())
+                           conditional=self.conditional.isChecked(), cond_dropout=self.cond_dropout.value(),
+                           tensorboard=self.tensorboard.isChecked() and tensorboard_available())
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
@@ -194,6 +203,7 @@ class SettingsPanel(QWidget):
         self._scaled = None  # a run's own steps and batch stay as they are
         self.conditional.setChecked(cfg.conditional)  # the run's own: its data's classes show once it loads
         self.cond_dropout.setValue(cfg.cond_dropout)
+        self.tensorboard.setChecked(cfg.tensorboard and tensorboard_available())
         for b in blocked:
             b.unblock()
         self._update_conditional()
@@ -253,4 +263,5 @@ class SettingsPanel(QWidget):
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused"))
+        self.tensorboard.setEnabled(idle and tensorboard_available())
         self._update_conditional()

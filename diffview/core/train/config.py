@@ -74,6 +74,7 @@ class TrainConfig:
     preview_steps: int = 13  # 24 network evaluations for Heun
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    tensorboard: bool = False  # also TensorBoard event files in RUN/tb (core/train/tensorboard.py)
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad field and what it allows."""
@@ -105,6 +106,8 @@ class TrainConfig:
         if self.class_names is not None and not (isinstance(self.class_names, (list, tuple)) and self.class_names
                                                  and all(isinstance(c, str) for c in self.class_names)):
             raise ValueError(f"class_names must be a non-empty list of names, got {self.class_names!r}")
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard must be true or false, got {self.tensorboard!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if self.global_batch_size is not None and (not isinstance(self.global_batch_size, int)
@@ -184,7 +187,7 @@ def defaults_for(dataset: str) -> dict[str, Any]:
 
 
 # what a resumed run may change: the rest are the run's own (its data, model, optimiser, schedule, reporting)
-RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile", "guidance_scale")
+RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile", "guidance_scale", "tensorboard")
 # set by the trainer for the processes present (core/distributed.py) and by a resume (horizons)
 RECORDED_SETTINGS = ("batch_size", "world_size", "global_batch_size", "horizons", "class_names")
 

@@ -35,6 +35,7 @@ from diffview.core.train.preview import draw_preview, preview_noise
 from diffview.core.train.resume import resumed_config
 from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
 from diffview.core.train.run_data import check_run_data, checkpoint_data_fields, load_training_data
+from diffview.core.train.tensorboard import MISSING, TensorBoardLog, tensorboard_available
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -237,6 +238,12 @@ class Trainer:
         next_batch = self.dist.batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step,
                                             conditional=cfg.conditional, cond_dropout=cfg.cond_dropout)
         metrics = open(self.run_dir.metrics, "a", encoding="utf-8") if self.run_dir else None
+        board = None  # TensorBoard's copy of the record, on request (the main process of a run with a folder)
+        if cfg.tensorboard and self.run_dir and self.dist.is_main:
+            if tensorboard_available():  # a resume drops what an earlier session logged after its checkpoint
+                board = TensorBoardLog(self.run_dir.root / "tb", cfg.timesteps, self.step + 1 if self.resume else None)
+            else:
+                yield WarningEvent(f"{MISSING}; training goes on without it.")
         last_ckpt_step = self.step if self.resume else None
         t_start, rate = time.perf_counter(), None
         try:
@@ -291,14 +298,20 @@ class Trainer:
                 loss_value = float(shown.item())
                 ev = StepEvent(self.step, loss_value, losses.detach().float().cpu().numpy(), t.cpu().numpy(), lr,
                                len(losses) / rate, elapsed, rate * (cfg.steps - self.step), cfg.steps)
+                logged = None
                 if metrics and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
-                    metrics.write(json.dumps({"step": self.step, "loss": round(loss_value, 6), "lr": lr,
-                                              "images_per_sec": round(ev.images_per_sec, 2),
-                                              "elapsed": round(elapsed, 2)}) + "\n")
+                    logged = {"step": self.step, "loss": round(loss_value, 6), "lr": lr,
+                              "images_per_sec": round(ev.images_per_sec, 2), "elapsed": round(elapsed, 2)}
+                    metrics.write(json.dumps(logged) + "\n")
                     metrics.flush()
+                if board:
+                    board.step(ev, logged)
                 yield ev
                 if (self.step % cfg.preview_every == 0 or self.step == cfg.steps) and self.dist.is_main:
-                    yield self.preview(preview_x)
+                    preview = self.preview(preview_x)
+                    if board:
+                        board.preview(preview)
+                    yield preview
                 if self.run_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     yield self.save()
                     last_ckpt_step = self.step
@@ -310,6 +323,8 @@ class Trainer:
         finally:
             if metrics:
                 metrics.close()
+            if board:
+                board.close()
 
     # ------------------------------------------------------------------ helpers
     def snapshot_model(self, ema: bool = True) -> torch.nn.Module | None:
