@@ -38,6 +38,12 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _settings(tmp_path, monkeypatch):
+    """Each test's app remembers into its own settings file, never the user's nor another test's."""
+    monkeypatch.setenv("DIFFVIEW_SETTINGS", str(tmp_path / "settings.ini"))
+
+
+@pytest.fixture(autouse=True)
 def no_threads_left():
     """Fail any test that leaves one of the app's worker threads running (once the GUI is loaded), or a child
     process (a training process, a torchrun job's ranks) running."""

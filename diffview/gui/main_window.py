@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -26,11 +25,14 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QScrollArea,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from diffview import __version__
 from diffview.core.runs.open import is_run_folder
 from diffview.core.train.trainer import describe_device, pick_device
+from diffview.gui.menus import make_menus
 from diffview.gui.session import RUNS_ROOT, AppSession
 from diffview.gui.settings_panel import SettingsPanel
 from diffview.gui.views.algorithm_links import link_algorithms
@@ -41,6 +43,8 @@ from diffview.gui.views.lab2d import Lab2DView
 from diffview.gui.views.sampling import SamplingView
 from diffview.gui.views.schedule import ScheduleView
 from diffview.gui.views.training import TrainingView
+from diffview.gui.widgets.notice_bar import NoticeBar
+from diffview.gui.window_memory import WindowMemory
 from diffview.gui.workers.jobs import stop_everything
 from diffview.gui.workers.threads import collect_garbage_on_gui_thread, freeze_after_build
 
@@ -101,21 +105,35 @@ class MainWindow(QMainWindow):
                            (self.sampling_view, "Sampling"), (self.lab2d_view, "2D diffusion")):
             self.tabs.addTab(view, name)
         self.tabs.setCurrentWidget(self.forward_view)
-        self.setCentralWidget(self.tabs)
+        self.notice = NoticeBar()  # "Reopen the last run?", never a dialog
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.notice)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
         self._make_docks()
         self._make_status_bar()
         self._wire_session()
         self._wire_settings()
         self.analysis_views = add_analysis_tabs(self)  # Bound, Loss from the bound, Samplers, Guidance, Memorisation, …
         link_algorithms(self)  # the algorithm panels' symbols to the tabs that show them
-        self._make_menus()
+        self.memory = WindowMemory(self)  # the controls as built are the defaults; then what was stored
+        remembered, notes = self.memory.restore()
+        self.settings.set_state("idle")
+        make_menus(self)
         freeze_after_build()  # the window lives as long as the app: out of the full collections' sight
+        for note in notes:
+            self.show_message("info", note)
 
         session.update_schedule()
         if source and is_run_folder(source):
             QTimer.singleShot(0, lambda: session.open_run_folder(source))
         else:
-            session.load_source(source or "digits")
+            session.load_source(source or remembered or "digits")
+        if source is None:
+            self._offer_last_run()
 
     def _make_docks(self) -> None:
         scroll = QScrollArea()
@@ -124,8 +142,9 @@ class MainWindow(QMainWindow):
         left = QDockWidget("Settings")
         left.setObjectName("settings")
         left.setWidget(scroll)
-        left.setFeatures(QDockWidget.DockWidgetMovable)
+        left.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.LeftDockWidgetArea, left)
+        self.settings_dock = left
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
@@ -193,36 +212,16 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(
             lambda _: settings.show_for_points(self.tabs.currentWidget() is self.lab2d_view))
 
-    # ------------------------------------------------------------------ menus and shortcuts
-    def _make_menus(self) -> None:
-        def action(menu, text, slot, shortcut=None, tip=None):
-            a = QAction(text, self)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-            if tip:
-                a.setStatusTip(tip)
-            a.triggered.connect(slot)
-            menu.addAction(a)
-            return a
+    def _offer_last_run(self) -> None:
+        last = self.memory.memory.last_run()
+        if last is None:
+            return
+        self.notice.accepted.connect(lambda: self.session.open_run_folder(last.path))
+        self.notice.offer(f"Reopen the last run, <b>{Path(last.path).name}</b>?", "Reopen", last.path)
 
-        file = self.menuBar().addMenu("&File")
-        action(file, "Open &Folder…", self.open_folder_dialog, "Ctrl+O", "Train on a folder of images")
-        action(file, "Open &Run…", self.open_run_dialog, "Ctrl+Shift+O",
-               "Open a run folder written by diffview, or a diffusers model folder")
-        file.addSeparator()
-        action(file, "&Quit", self.close, QKeySequence.Quit)
-        train = self.menuBar().addMenu("&Train")
-        action(train, "&Train", self.session.start_training, "Ctrl+T")
-        action(train, "&Pause / Resume", self.session.toggle_pause, "Ctrl+P")
-        action(train, "&Stop", self.session.controller.stop, "Ctrl+.")
-        action(train, "Sa&mple", self._sample_now, "Ctrl+R")
-        view = self.menuBar().addMenu("&View")
-        for i in range(self.tabs.count()):  # Ctrl+1 … Ctrl+9, then Ctrl+0 for the tenth
-            key = f"Ctrl+{(i + 1) % 10}" if i < 10 else None
-            action(view, self.tabs.tabText(i), lambda _=False, i=i: self.tabs.setCurrentIndex(i), key)
-        view.addAction(self.log_dock.toggleViewAction())
-        help_ = self.menuBar().addMenu("&Help")
-        action(help_, "&About diffview", self._about)
+    def restore_defaults(self) -> None:
+        self.memory.restore_defaults()
+        self.show_message("info", "Restored the default settings, controls, window size and panels.")
 
     # ------------------------------------------------------------------ messages and status
     @Slot(str, str)
@@ -266,8 +265,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ dialogs and actions
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a folder of images")
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder of images", self.memory.memory.last_dir())
         if path:
+            self.memory.memory.set_last_dir(str(Path(path).parent))
             self.session.load_source(path)
         else:
             self.settings.dataset.setCurrentText(self.settings.dataset_source()
@@ -275,11 +275,12 @@ class MainWindow(QMainWindow):
 
     def open_run_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
-                                                str(self.runs_root))
+                                                self.memory.memory.last_dir(str(self.runs_root)))
         if path:
+            self.memory.memory.set_last_dir(str(Path(path).parent))
             self.session.open_run_folder(path)
 
-    def _sample_now(self) -> None:
+    def sample_now(self) -> None:
         self.tabs.setCurrentWidget(self.sampling_view)
         self.sampling_view.start()
 
@@ -307,6 +308,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         stop_everything()  # every job in the app (the 2D tab's training too) cancelled, then waited for
+        self.memory.save()
         event.accept()
 
     def _end_training_now(self) -> None:
@@ -318,7 +320,7 @@ class MainWindow(QMainWindow):
             print(f"diffview: {text}", file=sys.stderr)
             self.session.controller.terminate()
 
-    def _about(self) -> None:
+    def about(self) -> None:
         QMessageBox.about(self, "About diffview",
                           f"<b>diffview {__version__}</b><p>Train a denoising diffusion model and watch the "
                           "mathematics at work: DDPM (Ho et al. 2020), improved DDPM (Nichol &amp; Dhariwal 2021), "
