@@ -35,6 +35,8 @@ from diffview.core.train.trainer import describe_device, pick_device
 from diffview.gui.menus import make_menus
 from diffview.gui.session import RUNS_ROOT, AppSession
 from diffview.gui.settings_panel import SettingsPanel
+from diffview.gui.tooltips import TYPES as TOOLTIP_TYPES
+from diffview.gui.tooltips import apply_tooltips
 from diffview.gui.views.algorithm_links import link_algorithms
 from diffview.gui.views.analysis_tabs import add_analysis_tabs
 from diffview.gui.views.data import DataView
@@ -44,7 +46,7 @@ from diffview.gui.views.sampling import SamplingView
 from diffview.gui.views.schedule import ScheduleView
 from diffview.gui.views.training import TrainingView
 from diffview.gui.widgets.notice_bar import NoticeBar
-from diffview.gui.window_memory import WindowMemory
+from diffview.gui.window_memory import WindowMemory, controls_of
 from diffview.gui.workers.jobs import stop_everything
 from diffview.gui.workers.threads import collect_garbage_on_gui_thread, freeze_after_build
 
@@ -119,6 +121,7 @@ class MainWindow(QMainWindow):
         self._wire_settings()
         self.analysis_views = add_analysis_tabs(self)  # Bound, Loss from the bound, Samplers, Guidance, Memorisation, …
         link_algorithms(self)  # the algorithm panels' symbols to the tabs that show them
+        apply_tooltips(controls_of(self, TOOLTIP_TYPES))  # each names the symbol it sets (gui/tooltips.py)
         self.memory = WindowMemory(self)  # the controls as built are the defaults; then what was stored
         remembered, notes = self.memory.restore()
         self.settings.set_state("idle")

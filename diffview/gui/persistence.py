@@ -41,9 +41,9 @@ class Recent:
         return f"{Path(self.path).name or self.path}  ({KINDS.get(self.kind, self.kind)})"
 
 
-def find_controls(root: QWidget, prefix: str, depth: int = 3) -> dict[str, QWidget]:
-    """Every input control reachable from ``root`` through public attributes (at most ``depth`` deep), keyed
-    ``prefix`` + their dotted path; a control reachable two ways is found once, by its shorter path."""
+def find_controls(root: QWidget, prefix: str, depth: int = 3, types: tuple = CONTROLS) -> dict[str, QWidget]:
+    """Every input control (a widget of ``types``) reachable from ``root`` through public attributes (at most
+    ``depth`` deep), keyed ``prefix`` + their dotted path; one reachable two ways is found by its shorter path."""
     found: dict[str, QWidget] = {}
     seen: set[int] = {id(root)}
     level = [(root, prefix)]
@@ -54,7 +54,7 @@ def find_controls(root: QWidget, prefix: str, depth: int = 3) -> dict[str, QWidg
                 if name.startswith("_") or not isinstance(value, QWidget) or id(value) in seen:
                     continue
                 seen.add(id(value))
-                if isinstance(value, CONTROLS):
+                if isinstance(value, types):
                     found[path + name] = value
                 else:
                     below.append((value, path + name + "."))

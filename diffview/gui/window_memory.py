@@ -10,7 +10,7 @@ from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QSplitter
 
 from diffview.core.data.builtin import BUILTIN_DATASETS
-from diffview.gui.persistence import AppMemory, control_values, find_controls, set_control
+from diffview.gui.persistence import CONTROLS, AppMemory, control_values, find_controls, set_control
 
 __all__ = ["NOT_REMEMBERED", "WindowMemory", "controls_of", "device_present"]
 
@@ -25,13 +25,16 @@ def device_present(name: str) -> bool:
     return True
 
 
-def controls_of(window) -> dict:
-    """The settings panel's controls and every tab's, keyed "Settings/…" and "<tab>/…"."""
-    found = find_controls(window.settings, "Settings/")
+def controls_of(window, types: tuple = CONTROLS) -> dict:
+    """The settings panel's controls and every tab's, keyed "Settings/…" and "<tab>/…" (with the default
+    ``types``, the ones remembered: the dataset is not)."""
+    found = find_controls(window.settings, "Settings/", types=types)
     for i in range(window.tabs.count()):
-        found.update(find_controls(window.tabs.widget(i), window.tabs.tabText(i).replace("&&", "&") + "/"))
-    for key in NOT_REMEMBERED:
-        found.pop(key, None)
+        found.update(find_controls(window.tabs.widget(i), window.tabs.tabText(i).replace("&&", "&") + "/",
+                                   types=types))
+    if types is CONTROLS:
+        for key in NOT_REMEMBERED:
+            found.pop(key, None)
     return found
 
 
