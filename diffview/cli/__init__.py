@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Train a denoising diffusion model and watch the mathematics at work. "
                                  "Without a command, opens the app.")
     parser.add_argument("--version", action="version", version=f"diffview {__version__}")
+    parser.add_argument("--install-desktop-entry", action="store_true",
+                        help="Linux: add diffview to the desktop's launchers (a .desktop file and the icon under "
+                             "$XDG_DATA_HOME, ~/.local/share)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model headless, with a progress bar",
@@ -196,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
             from diffview.core.runs.open import describe_run
 
             print(describe_run(args.run))
+            return 0
+        if args.install_desktop_entry:
+            from diffview.desktop import install_desktop_entry
+
+            for path in install_desktop_entry():
+                print(f"wrote {path}")
             return 0
         return _open_app(None)
     except (ValueError, OSError, RuntimeError) as e:  # DataError, CheckpointError, bad settings, IO

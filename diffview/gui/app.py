@@ -21,6 +21,7 @@ def run_app(source: str | None = None) -> int:
     app.setApplicationName("diffview")
     app.setOrganizationName("diffview")
     app.setStyle("Fusion")
+    app.setDesktopFileName("diffview")  # Wayland and the launchers match the window to diffview.desktop
     window = MainWindow(source)
     window.show()
     quit_after = os.environ.get("DIFFVIEW_QUIT_AFTER_MS")  # for smoke tests: close by itself

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from diffview import __version__
 from diffview.core.runs.open import is_run_folder
 from diffview.core.train.trainer import describe_device, pick_device
+from diffview.desktop import ICON
 from diffview.gui.menus import make_menus
 from diffview.gui.session import RUNS_ROOT, AppSession
 from diffview.gui.settings_panel import SettingsPanel
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
         torch.set_num_threads(1)
         collect_garbage_on_gui_thread()  # never on a worker: see threads.py
         self.setWindowTitle(f"diffview {__version__}")
+        self.setWindowIcon(QIcon(str(ICON)))
         self.resize(1400, 880)
         self.setAcceptDrops(True)
         self._close_when_stopped = False
