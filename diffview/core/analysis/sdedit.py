@@ -11,6 +11,16 @@ from diffview.core.schedule import NoiseSchedule
 
 # ----------------------------------------------------------------------------- noise and denoise
 @torch.no_grad()
+def sdedit_noised(x0: torch.Tensor, t: int, schedule: NoiseSchedule,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    # x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε   (DDPM eq. 4): where SDEdit's reverse process starts
+    """x0 noised to the 0-based timestep ``t`` with ε drawn first from ``generator``, exactly as
+    :func:`iter_sdedit` starts: for the same seed, the x_t it then denoises (no model needed)."""
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    return q_sample(x0, t, schedule, noise)
+
+
+@torch.no_grad()
 def iter_sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule, *, objective: str,
                 sampler: str = "ddim", steps: int = 50, eta: float = 0.0, clip_x0: bool = True,
                 generator: torch.Generator | None = None, label: torch.Tensor | int | None = None,
@@ -29,8 +39,7 @@ def iter_sdedit(model: Model, x0: torch.Tensor, t: int, schedule: NoiseSchedule,
         raise ValueError(f"t must lie in -1..{T - 1} (-1: no noise), got {t}")
     if t == -1:
         return
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    x_t = q_sample(x0, t, schedule, noise)
+    x_t = sdedit_noised(x0, t, schedule, generator)
     yield from iter_sample(model, x0.shape, schedule, sampler=sampler, steps=steps, eta=eta, objective=objective,
                            clip_x0=clip_x0, x_T=x_t, t_start=t, generator=generator, label=label,
                            guidance_scale=guidance_scale)

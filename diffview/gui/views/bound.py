@@ -28,7 +28,7 @@ from diffview.core.analysis.bound import VLBResult, vlb_by_timestep
 from diffview.core.data.source import load_source
 from diffview.gui.views.bound_likelihood import BUTTON, CAPTION, LikelihoodControls, likelihood_work, side_by_side
 from diffview.gui.views.job_view import JobView, float_images
-from diffview.gui.widgets.plot_style import light_grid
+from diffview.gui.widgets.plot_style import Placeholder, light_grid
 from diffview.gui.widgets.text import caption, readout
 
 VARIANCE_WORDS = {"fixed_small": "σ²<sub>t</sub> = β̃<sub>t</sub>", "fixed_large": "σ²<sub>t</sub> = β<sub>t</sub>",
@@ -58,6 +58,8 @@ def evaluation_images(dataset, report, channels: int, size: int, n: int, seed: i
             f"{len(idx)} random TRAINING images (a folder has no held-out split, so this is the bound on "
             "training data, not a test NLL)")
 
+
+LOSS_PLACEHOLDER = ("The training loss by t appears here while a model trains: press <b>Train</b> (Ctrl+T).")
 
 class BoundView(JobView):
     def __init__(self, parent=None):
@@ -119,6 +121,7 @@ class BoundView(JobView):
         self.p_vlb.showGrid(x=True, y=True, alpha=0.2)
         self.p_vlb.setLogMode(y=True)
         self.p_vlb.addLegend(offset=(-10, 10))
+        self.add_placeholder(self.p_vlb, "Compute the bound")
         self.curve = self.p_vlb.plot(pen=pg.mkPen("#5aa0ff", width=2), antialias=True, name="KL term at index t")
         self.l0_point = self.p_vlb.plot(pen=None, symbol="o", symbolBrush="#ffb050", symbolSize=9, name="L<sub>0</sub>")
         self.prior_point = self.p_vlb.plot(pen=None, symbol="s", symbolBrush="#50d890", symbolSize=9,
@@ -129,6 +132,7 @@ class BoundView(JobView):
         self.p_loss.setXLink(self.p_vlb)
         self.bars = pg.BarGraphItem(x=[], height=[], width=1, brush="#5aa0ff")
         self.p_loss.addItem(self.bars)
+        self.loss_placeholder = Placeholder(self.p_loss.getViewBox(), LOSS_PLACEHOLDER)  # until training has data
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
 
@@ -270,6 +274,7 @@ class BoundView(JobView):
             return
         x, height, width = self.loss_source()
         self.bars.setOpts(x=x, height=height, width=width * 0.9)
+        self.loss_placeholder.item.setVisible(not np.any(height))
 
     @Slot(list)
     def on_training_steps(self, events: list) -> None:

@@ -142,6 +142,8 @@ class GuidanceView(JobView):
         self.grid_plot.showAxis("top")
         self.grid_image = pg.ImageItem(axisOrder="row-major")
         self.grid_plot.addItem(self.grid_image)
+        self.add_placeholder(self.grid_plot, "Run sweep", "It needs a class-conditional model: tick Conditional in "
+                             "Settings and train (Ctrl+T), or open such a run (Ctrl+Shift+O).")
         self.accuracy_plot = self._curve_plot("judge accuracy", "fraction judged as their class y")
         self.spread_plot = self._curve_plot("spread of the judge's predictions", "entropy (bits)")
         self.accuracy_curve = self.accuracy_plot.plot([], [], pen=pg.mkPen("#5ab4ff", width=2), symbol="o",

@@ -115,6 +115,8 @@ class InversionView(ImageJobView):
         self.x_T_grid = ImageGrid("x<sub>T</sub>, inverted")
         self.recon_grid = ImageGrid("reconstruction")
         self.plot = pg.PlotWidget()
+        for target in (self.x_T_grid, self.recon_grid, self.plot):
+            self.add_placeholder(target, "Invert and reconstruct")
         self.plot.setLabel("bottom", "DDIM steps (each way)")
         self.plot.setLabel("left", "RMS error (grey levels, 0–255)")
         self.plot.setLogMode(x=True, y=True)
@@ -123,6 +125,7 @@ class InversionView(ImageJobView):
                                     symbolSize=7, antialias=True)
         self.strip_grid = ImageGrid("interpolation: slerp(x<sub>T</sub><sup>a</sup>, x<sub>T</sub><sup>b</sup>; w), "
                                     "decoded")
+        self.add_placeholder(self.strip_grid, "Interpolate")
         top = QHBoxLayout()
         for w in (self.original_grid, self.x_T_grid, self.recon_grid, self.plot):
             top.addWidget(w)

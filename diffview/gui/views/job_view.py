@@ -12,6 +12,8 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QWidget
 from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.runs.handle import ImageShape
 from diffview.gui.widgets.guidance import GuidanceControls
+from diffview.gui.widgets.images import ImageGrid
+from diffview.gui.widgets.plot_style import Placeholder
 from diffview.gui.widgets.text import caption
 from diffview.gui.workers.jobs import Job, Jobs
 
@@ -30,6 +32,7 @@ class JobView(QWidget):
 
     message = Signal(str, str)
     NO_MODEL = "No model yet: train for at least one step (Ctrl+T) or open a run folder (File ▸ Open Run)."
+    NEEDS_MODEL = "It needs a model: train one (Ctrl+T) or open a run (Ctrl+Shift+O)."
     CANCELLING = "Cancelling…"
 
     def __init__(self, parent=None):
@@ -39,6 +42,7 @@ class JobView(QWidget):
         self.jobs = Jobs(self)  # one at a time
         self.classes_source = None  # callable() -> the class names of the model it would sample (None: no model)
         self.guidance: GuidanceControls | None = None  # a class and S, in the tabs that sample
+        self.placeholders: list[Placeholder] = []  # hidden once the view first runs
 
     def refresh_guidance(self) -> None:
         """The class controls from the model's class names, known without copying weights."""
@@ -48,6 +52,18 @@ class JobView(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.refresh_guidance()
+
+    def add_placeholder(self, target, action: str, needs: str | None = None) -> Placeholder:
+        """Words inside ``target`` (an ImageGrid, a pyqtgraph PlotWidget or PlotItem) until it is filled: the one action
+        that fills it and what that needs (``needs``; a model by default)."""
+        text = f"Press <b>{action}</b> to fill this.<br>{self.NEEDS_MODEL if needs is None else needs}"
+        if isinstance(target, ImageGrid):  # a grid hides its words itself when its images come
+            target.set_placeholder(text)
+            return target.placeholder
+        plot = target.getPlotItem() if hasattr(target, "getPlotItem") else target  # a PlotWidget or a PlotItem
+        placeholder = Placeholder(plot.getViewBox(), text)
+        self.placeholders.append(placeholder)
+        return placeholder
 
     def arrange(self, form, right, width: int, formula: str) -> None:
         """The tab's layout: the controls (``form``) at ``width`` on the left, ``right`` beside them with the
@@ -101,6 +117,8 @@ class JobView(QWidget):
                 on_done(result, error, job.cancelled)
 
         job = self.jobs.start(fn, name, on_item, finished)
+        for placeholder in self.placeholders:
+            placeholder.hide()
         return job
 
     def start(self) -> bool:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QStackedWidget,
     QVBoxLayout,
 )
 
@@ -100,9 +101,17 @@ class MemoriseView(JobView):
         self.list.setStyleSheet("QListWidget { background: #1e1f22; color: #d0d0d0; font-size: 11px; }")
         header = QLabel("each pair: generated sample | its nearest training image, nearest pairs first; "
                         "red frame = near copy")
+        self.empty = QLabel("Press <b>Generate and search</b> to fill this, or draw samples in the Sampling tab "
+                            "and press <b>Search the Sampling tab's samples</b>.<br>" + self.NEEDS_MODEL)
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignCenter)
+        self.empty.setStyleSheet("QLabel { background: #1e1f22; color: #aab4c2; padding: 40px; }")
+        self.pages = QStackedWidget()  # the words until the first pairs, then the pairs
+        self.pages.addWidget(self.empty)
+        self.pages.addWidget(self.list)
         right = QVBoxLayout()
         right.addWidget(header)
-        right.addWidget(self.list, 1)
+        right.addWidget(self.pages, 1)
         self.arrange(form, right, 300,
             "d = ‖x̂ − x<sub>nn</sub>‖₂ in pixel space (images in [−1, 1]), RMS in 0..255 levels;  near copy: "
             f"d &lt; ⅓ · mean d to the {K_NEAREST} nearest training images (Carlini et al. 2023)")
@@ -207,6 +216,7 @@ class MemoriseView(JobView):
         size = samples.shape[-1]
         scale = max(1, 64 // size)
         self.list.clear()
+        self.pages.setCurrentWidget(self.list)
         for rank, i in enumerate(self.order):
             flagged = bool(nb.near_copy[i])
             rgb = pair_image(samples[i], nearest[i], flagged, scale)

@@ -117,6 +117,7 @@ class CompareView(JobView):
         form.addRow(self.status)
 
         self.plot = QualityPlot()
+        self.add_placeholder(self.plot, "Run samplers")
         self.grid_layout = QGridLayout()
         right = QVBoxLayout()
         right.addWidget(self.plot, 1)

@@ -116,6 +116,9 @@ class SamplingView(QWidget):
 
         self.xt_grid = ImageGrid("x<sub>t</sub>")
         self.x0_grid = ImageGrid("predicted x̂<sub>0</sub>: the model's guess of x<sub>0</sub>")
+        for grid in (self.xt_grid, self.x0_grid):
+            grid.set_placeholder("Press <b>Sample</b> (Ctrl+R) to run the reverse process here.<br>It needs a "
+                                 "model: train one (Ctrl+T) or open a run (Ctrl+Shift+O).")
         self.player = FramePlayer(40, "▶ Replay")
         self.player.frame.connect(self._show_frame)
         self.slider, self.play, self.frame_label = self.player.slider, self.player.play, self.player.label

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from diffview.core.analysis.sdedit import iter_sdedit
+from diffview.core.analysis.sdedit import iter_sdedit, sdedit_noised
 from diffview.core.io.export import to_uint8
 from diffview.gui.views.job_view import ImageJobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
@@ -88,6 +88,8 @@ class SDEditView(ImageJobView):
                                  "model fills in the rest as the class")
         self.button = QPushButton("Noise and denoise")
         self.button.clicked.connect(self.start_or_cancel)
+        self.timestep.changed.connect(lambda _: self.show_noised())
+        self.seed.valueChanged.connect(lambda _: self.show_noised())
         self.status = QLabel("Pick an image and a t, then press Noise and denoise.")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -106,6 +108,8 @@ class SDEditView(ImageJobView):
         self.noised_grid = ImageGrid("x<sub>t</sub>")
         self.result_grid = ImageGrid("denoised from t")
         self.strip_grid = ImageGrid("what survives: x<sub>t</sub> (top) and the denoised result (bottom) at each t")
+        for target in (self.result_grid, self.strip_grid):
+            self.add_placeholder(target, "Noise and denoise")
         top = QHBoxLayout()
         for g in (self.original_grid, self.noised_grid, self.result_grid):
             top.addWidget(g)
@@ -128,10 +132,28 @@ class SDEditView(ImageJobView):
         schedule = self.schedule_source() if self.schedule_source is not None else None
         if schedule is not None:
             self.set_timesteps(schedule.timesteps)
+        self.show_noised()
 
     def _set_original(self, label: str) -> None:
         super()._set_original(label)
         self.original_grid.set_title(f"original x<sub>0</sub>: {label}")
+        self.show_noised()
+
+    def show_noised(self) -> None:
+        """x_t of the image at the chosen t and seed, at once and without a model (one q_sample of one image on the
+        GUI thread: well under a millisecond): the x_t that Noise and denoise then starts from."""
+        schedule = self.schedule_source() if self.schedule_source is not None else None
+        if self.original is None or schedule is None or self.busy:
+            return
+        t = min(self.t_spin.value(), schedule.timesteps - 1)
+        if t == UNTOUCHED:
+            self.noised_grid.set_images(self.original)
+            self.noised_grid.set_title("x<sub>0</sub> untouched (no noise)")
+            return
+        x_t = sdedit_noised(float_images(self.original), t, schedule, torch.Generator().manual_seed(self.seed.value()))
+        self.noised_grid.set_images(to_uint8(x_t))
+        self.noised_grid.set_title(f"x<sub>t</sub>, t = {t}: √ᾱ<sub>t</sub> = "
+                                   f"{float(schedule.sqrt_alphas_cumprod[t]):.3f} x<sub>0</sub> + noise")
 
     # ------------------------------------------------------------------ running
     def start(self) -> bool:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 from diffview.core.data.points import PLOT_LIMIT
 from diffview.gui.views.lab2d.session import CLASS_N, FINAL_N, GRID, TRAJ_N, TRAJ_STEPS
 from diffview.gui.widgets.players import FramePlayer
+from diffview.gui.widgets.plot_style import Placeholder
 from diffview.gui.widgets.points_canvas import (
     BRIGHT_COLOUR,
     DATA_COLOUR,
@@ -150,6 +151,9 @@ class ScorePanel(_Panel):
         self.guided_points = self.guided_plot.scatter(DATA_COLOUR, 2)
         self.class_points = self.guided_plot.scatter(class_colour(0, 150), 3)
         self.guided_arrows = self.guided_plot.lines(class_colour(0, 230), 1.2)
+        self.guided_note = Placeholder(self.guided_plot.getPlotItem().getViewBox(),
+                                       "Tick <b>Conditional</b> and press <b>Train</b>: the guided score needs a "
+                                       "class-conditional model.")
         pair = QHBoxLayout()
         for plot in (self.plot, self.guided_plot):
             plot.setMinimumSize(150, 150)
@@ -174,6 +178,7 @@ class ScorePanel(_Panel):
         self.plot.setTitle(f"Unconditional score ∇log p<sub>t</sub>(x), {NB_T}{t}"
                            + ("" if out["score"] is not None else " (true score only: not trained yet)"))
         k = out["label"]
+        self.guided_note.item.setVisible(out["guided"] is None)
         if out["guided"] is None:
             self.guided_points.setData(pos=EMPTY)
             self.class_points.setData(pos=EMPTY)
@@ -246,6 +251,8 @@ class LangevinPanel(_Panel):
         self.ddpm_points = self.ddpm_plot.scatter()
         for plot in (self.lang_plot, self.ddpm_plot):
             plot.setMinimumSize(150, 150)
+        self.notes = [Placeholder(plot.getPlotItem().getViewBox(), "Press <b>Run Langevin vs DDPM</b> once the "
+                                  "model has trained (<b>Train</b>).") for plot in (self.lang_plot, self.ddpm_plot)]
         self.player = FramePlayer(80)
         self.player.frame.connect(self._show_frame)
         self.slider, self.label = self.player.slider, self.player.label
@@ -263,12 +270,16 @@ class LangevinPanel(_Panel):
 
     def show_result(self, out: dict) -> None:
         self.result = out
+        for note in self.notes:
+            note.hide()
         self.player.set_frames(out["levels"] + 1)
         self.text.setText(f"SW distance to data ({out['n']:,} points): <span style='color:#78c8ff'>Langevin "
                           f"{out['lang_d']:.4f}</span> · DDPM {out['ddpm_d']:.4f} · floor {out['floor']:.4f}")
 
     def clear(self) -> None:
         self.result = None
+        for note in self.notes:
+            note.show()
         for item in (self.lang_points, self.ddpm_points):
             item.setData(pos=EMPTY)
         self.text.setText("")
