@@ -195,3 +195,29 @@ def test_launching_with_no_argument_offers_to_reopen_the_last_run_in_a_bar(qtbot
     w2 = launch(qtbot, tmp_path, source="digits")  # a source given: nothing offered
     assert not w2.notice.isVisible()
     close(qtbot, w2)
+
+
+def test_file_dialogs_start_in_the_folder_the_last_one_ended_in_across_launches(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = write_image_folder(tmp_path / "pictures" / "cats")
+    asked = []
+
+    def choose(parent, caption, start="", *rest):
+        asked.append(start)
+        return str(folder)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", choose)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, caption, start, *rest: (asked.append(start)
+                                                                                              or ("", "")))
+    w = launch(qtbot, tmp_path)
+    w.open_folder_dialog()
+    qtbot.waitUntil(lambda: w.settings.dataset_source() == str(folder) and not w._tasks, timeout=60_000)
+    close(qtbot, w)
+    w2 = launch(qtbot, tmp_path)
+    w2.open_run_dialog()
+    w2.sampling_view._ask("Export sample grid", "samples.png", "PNG images (*.png)")
+    assert asked[1] == str(folder.parent)  # the next launch's run dialog starts where the folder dialog ended
+    assert asked[2] == str(folder.parent / "samples.png")  # and an export suggests its file there
+    w2.opener.cancel_and_wait()
+    close(qtbot, w2)

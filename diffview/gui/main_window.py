@@ -35,6 +35,7 @@ from diffview.core.runs.open import is_run_folder
 from diffview.core.train.trainer import describe_device, pick_device
 from diffview.desktop import ICON
 from diffview.gui.menus import make_menus
+from diffview.gui.persistence import dialog_start, remember_folder
 from diffview.gui.session import RUNS_ROOT, AppSession
 from diffview.gui.settings_panel import SettingsPanel
 from diffview.gui.tooltips import TYPES as TOOLTIP_TYPES
@@ -271,9 +272,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ dialogs and actions
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Choose a folder of images", self.memory.memory.last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Choose a folder of images", dialog_start())
         if path:
-            self.memory.memory.set_last_dir(str(Path(path).parent))
+            remember_folder(str(Path(path).parent))
             self.session.load_source(path)
         else:
             self.settings.dataset.setCurrentText(self.settings.dataset_source()
@@ -281,9 +282,9 @@ class MainWindow(QMainWindow):
 
     def open_run_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a diffview run or a diffusers model folder",
-                                                self.memory.memory.last_dir(str(self.runs_root)))
+                                                dialog_start(fallback=str(self.runs_root)))
         if path:
-            self.memory.memory.set_last_dir(str(Path(path).parent))
+            remember_folder(str(Path(path).parent))
             self.session.open_run_folder(path)
 
     def sample_now(self) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QAbstractSlider, QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox, QWidget
 
-__all__ = ["MAX_RECENT", "SETTINGS_ENV", "AppMemory", "Recent", "control_values", "find_controls", "set_control"]
+__all__ = ["MAX_RECENT", "SETTINGS_ENV", "AppMemory", "Recent", "control_values", "dialog_start", "find_controls",
+           "remember_folder", "set_control"]
 
 SETTINGS_ENV = "DIFFVIEW_SETTINGS"  # an INI file to use instead of the user's (tests, a portable copy)
 MAX_RECENT = 10
@@ -182,3 +183,18 @@ class AppMemory:
     def set_last_dir(self, path: str) -> None:
         p = Path(path)
         self.set_value("last_dir", str(p if p.is_dir() else p.parent))
+
+
+def dialog_start(name: str = "", fallback: str | None = None) -> str:
+    """Where a file dialog starts: the folder the last one ended in (else ``fallback``, else home), with the
+    suggested file ``name`` in it."""
+    folder = AppMemory().last_dir(fallback or str(Path.home()))
+    return str(Path(folder) / name) if name else folder
+
+
+def remember_folder(path: str) -> None:
+    """A file dialog ended at ``path`` (a file or a folder): the next one starts in its folder."""
+    if path:
+        memory = AppMemory()
+        memory.set_last_dir(path)
+        memory.sync()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from diffview.core.analysis.inversion import check_step_counts, interpolate, reconstruction_error_by_steps
 from diffview.core.io.export import make_grid, save_gif, save_grid, to_uint8
 from diffview.core.sampling import noise_from_seed
+from diffview.gui.persistence import dialog_start, remember_folder
 from diffview.gui.views.job_view import ImageJobView, float_images
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
@@ -287,7 +288,8 @@ class InversionView(ImageJobView):
         return max(1, 128 // int(self.morph.frames.shape[-1]))
 
     def _export(self, write, default: str, pattern: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the interpolation", default, pattern)
+        path, _ = QFileDialog.getSaveFileName(self, "Export the interpolation", dialog_start(default), pattern)
+        remember_folder(path)
         if not path or self.morph is None:
             return
         try:

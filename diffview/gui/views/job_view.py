@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QWidget
 
 from diffview.core.data.files import SkipFile, decode_image, to_channels
 from diffview.core.runs.handle import ImageShape
+from diffview.gui.persistence import dialog_start, remember_folder
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.plot_style import Placeholder
@@ -211,6 +212,7 @@ class ImageJobView(JobView):
         self.original_grid.set_images(self.original)
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", IMAGE_FILES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", dialog_start(), IMAGE_FILES)
+        remember_folder(path)
         if path:
             self.load_image_file(path)

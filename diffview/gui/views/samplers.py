@@ -33,6 +33,7 @@ from diffview.core.data.source import load_source
 from diffview.core.io.export import make_grid, save_grid, to_uint8
 from diffview.core.runs.handle import PointShape
 from diffview.core.sampling import SAMPLER_NAMES, SAMPLERS, noise_from_seed
+from diffview.gui.persistence import dialog_start, remember_folder
 from diffview.gui.views.job_view import JobView
 from diffview.gui.widgets.guidance import GuidanceControls
 from diffview.gui.widgets.images import ImageGrid
@@ -282,7 +283,9 @@ class CompareView(JobView):
                                    "spacing": self.spacing.currentText()})
 
     def _export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the samplers' grids", "samplers.png", "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the samplers' grids", dialog_start("samplers.png"),
+                                              "PNG images (*.png)")
+        remember_folder(path)
         if not path:
             return
         try:

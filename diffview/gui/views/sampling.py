@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from diffview.core.runs.handle import ImageShape, ModelHandle, PendingModel
 from diffview.core.runs.open import run_classes
 from diffview.core.sampling import SAMPLER_NAMES
+from diffview.gui.persistence import dialog_start, remember_folder
 from diffview.gui.views.sampling_job import sample_frames, write_gif, write_png, write_strip
 from diffview.gui.views.sampling_parts import EpsPartsFollower
 from diffview.gui.widgets.algorithm import AlgorithmPanel, SamplingFollower
@@ -348,7 +349,8 @@ class SamplingView(QWidget):
         return write_strip(self.trajectory, self.metadata(), path, columns=columns)
 
     def _ask(self, title: str, default: str, pattern: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self, title, default, pattern)
+        path, _ = QFileDialog.getSaveFileName(self, title, dialog_start(default), pattern)
+        remember_folder(path)
         return path or None
 
     def _export_png(self) -> None:
