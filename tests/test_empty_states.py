@@ -66,3 +66,21 @@ def test_the_bound_tab_s_training_panel_fills_while_training_runs(qtbot, window,
     assert np.array_equal(view.bars.opts["x"], x) and np.array_equal(view.bars.opts["height"], means)
     window.controller.stop()
     qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+
+
+def test_a_tab_restored_as_the_current_one_fills_once_its_data_has_loaded(qtbot, tmp_path):
+    from diffview.gui.main_window import MainWindow
+    from diffview.gui.persistence import AppMemory
+
+    memory = AppMemory()
+    memory.set_value("tab", "Noise && denoise")
+    memory.sync()
+    w = MainWindow(runs_root=tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.show()
+    assert w.tabs.currentWidget() is w.sdedit_view  # shown before the data is there
+    qtbot.waitUntil(lambda: w.dataset is not None and not w._tasks, timeout=60_000)
+    qtbot.waitUntil(lambda: w.sdedit_view.noised_grid.current_array() is not None, timeout=10_000)
+    assert w.sdedit_view.original_grid.current_array() is not None
+    w.opener.cancel_and_wait()
+    w.close()

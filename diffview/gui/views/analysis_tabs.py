@@ -34,6 +34,8 @@ def add_analysis_tabs(window) -> list:
         for changed in (session.model_changed, session.training_started, session.training_finished):
             changed.connect(lambda _, view=view: view.refresh_guidance())
         view.refresh_guidance()
+    for view in (window.sdedit_view, window.inversion_view):  # a tab shown at start fills once the data is there
+        session.data_changed.connect(lambda _, view=view: view.isVisible() and view.refresh_data())
     window.bound_view.loss_source = window.training_view.loss_by_t
     session.controller.steps.connect(window.bound_view.on_training_steps)
     window.sdedit_view.schedule_source = lambda: session.schedule

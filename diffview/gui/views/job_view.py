@@ -156,6 +156,10 @@ class ImageJobView(JobView):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """The data source's images (on show, and when new data loads while the tab is shown)."""
         dataset, _ = self.current_dataset()
         if dataset is not None:
             self.index.setMaximum(len(dataset) - 1)
