@@ -31,8 +31,8 @@ HELP_PAGES: dict[str, HelpPage] = {
         "The same images noised to timestep t with one fixed ε, and the histogram of their pixels beside the "
         "standard normal density.",
         "q(x<sub>t</sub> | x<sub>0</sub>) = N(√ᾱ<sub>t</sub> x<sub>0</sub>, (1 − ᾱ<sub>t</sub>) I)  (DDPM eq. 4)",
-        "Drag t to 900 and watch the histogram match N(0, 1); then switch the schedule to cosine and see how much "
-        "longer the images stay recognisable.",
+        "Drag t to 900 and watch the histogram match N(0, 1); then switch the schedule between linear and cosine "
+        "and see how much longer cosine keeps the images recognisable.",
         "Ho et al. 2020, eq. 4; the cosine schedule: Nichol &amp; Dhariwal 2021, eq. 17."),
     "Schedule": HelpPage(
         "β<sub>t</sub>, ᾱ<sub>t</sub>, the signal and noise levels √ᾱ<sub>t</sub> and √(1−ᾱ<sub>t</sub>) and "
