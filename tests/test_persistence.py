@@ -208,7 +208,7 @@ def test_file_dialogs_start_in_the_folder_the_last_one_ended_in_across_launches(
         return str(folder)
 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", choose)
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, caption, start, *rest: (asked.append(start)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda parent, caption, start, *rest: (asked.append(start)
                                                                                               or ("", "")))
     w = launch(qtbot, tmp_path)
     w.open_folder_dialog()
@@ -216,8 +216,47 @@ def test_file_dialogs_start_in_the_folder_the_last_one_ended_in_across_launches(
     close(qtbot, w)
     w2 = launch(qtbot, tmp_path)
     w2.open_run_dialog()
-    w2.sampling_view._ask("Export sample grid", "samples.png", "PNG images (*.png)")
+    w2.sdedit_view.open_button.click()
     assert asked[1] == str(folder.parent)  # the next launch's run dialog starts where the folder dialog ended
-    assert asked[2] == str(folder.parent / "samples.png")  # and an export suggests its file there
+    assert asked[2] == str(folder.parent)  # and so does an image file's
     w2.opener.cancel_and_wait()
     close(qtbot, w2)
+
+
+def test_tab_controls_are_restored_within_the_restored_t_and_the_data_s_range(qtbot, tmp_path):
+    m = AppMemory()
+    m.save_controls({"Settings/timesteps": 2000, "Forward process/slider": 1500, "Noise & denoise/index": 5,
+                     "Inversion/index": 7})
+    m.sync()
+    w = launch(qtbot, tmp_path)
+    assert w.schedule.timesteps == 2000
+    assert w.forward_view.t == 1500  # beyond the 999 a fresh slider allows: T came first
+    assert w.sdedit_view.index.value() == 5 and w.inversion_view.index.value() == 7  # once the data was there
+    close(qtbot, w)
+
+
+def test_restore_defaults_keeps_an_open_run_s_settings_and_is_refused_while_training(qtbot, tmp_path, run_folder,
+                                                                                     monkeypatch):
+    w = launch(qtbot, tmp_path)
+    w.session.open_run_folder(str(run_folder))
+    qtbot.waitUntil(lambda: w.loaded_run is not None and not w._tasks, timeout=60_000)
+    run_t = w.loaded_run.config.timesteps
+    assert run_t != w.memory.defaults["Settings/timesteps"]
+    w.restore_defaults()
+    assert w.settings.timesteps.value() == run_t and w.schedule.timesteps == run_t  # the run's, not the defaults
+    assert w.settings.config().objective == w.loaded_run.config.objective
+    monkeypatch.setattr(type(w.session), "training", property(lambda s: True))
+    w.settings.batch.setValue(3)
+    w.restore_defaults()
+    assert w.settings.batch.value() == 3 and "Stop training before restoring the defaults" in log_text(w)
+    monkeypatch.undo()
+    close(qtbot, w)
+
+
+def test_a_hand_edited_byte_value_is_ignored(tmp_path):
+    import json
+
+    m = AppMemory()
+    m.qs.setValue("bytes/geometry", json.dumps("\u00e9t\u00e9"))
+    m.qs.setValue("bytes/state", "not json at all")
+    assert m.stored_bytes("geometry") is None and m.stored_bytes("state") is None

@@ -76,3 +76,20 @@ def test_without_the_package_it_is_one_clear_line(tmp_path, monkeypatch, capsys)
     assert code != 0
     assert 'pip install "diffview[tensorboard]"' in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_resumed_without_the_package_goes_on_with_a_warning_and_no_tensorboard_is_off(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from diffview.core.train import trainer
+
+    monkeypatch.setenv("DIFFVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    folder, run = write_image_folder(tmp_path / "imgs"), tmp_path / "run"
+    assert main(["train", str(folder), "--out", str(run), "--steps", "4", "--tensorboard", *TINY]) == 0
+    monkeypatch.setattr(tb_module, "tensorboard_available", lambda: False)
+    monkeypatch.setattr(trainer, "tensorboard_available", lambda: False)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "6"]) == 0
+    err = capsys.readouterr().err
+    assert "TensorBoard logging needs the tensorboard package" in err and "goes on without it" in err
+    assert main(["train", "--resume", str(run), "--steps", "8", "--no-tensorboard"]) == 0
+    assert "tensorboard" not in capsys.readouterr().err.lower()

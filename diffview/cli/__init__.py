@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cond-dropout", type=_float, metavar="P",
                    help="with --conditional: the probability a label is replaced by the null class (default 0.1)")
     t.add_argument("--preview-every", type=_positive_int)
-    t.add_argument("--tensorboard", action="store_true", default=None,
+    t.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
                    help="also write TensorBoard event files into RUN/tb (loss, lr, images/s, the loss by t, the "
                         "previews); needs the tensorboard extra: pip install \"diffview[tensorboard]\"")
     t.add_argument("--checkpoint-every", type=_positive_int)

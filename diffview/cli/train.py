@@ -47,8 +47,8 @@ def _train_config(args):
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
-    if cfg.tensorboard and not tensorboard_available():
-        raise ValueError(MISSING)
+    if cfg.tensorboard and not tensorboard_available() and not args.resume:
+        raise ValueError(MISSING)  # a resumed run that logged there goes on without it, with a warning
     return cfg.validate()
 
 

@@ -26,7 +26,7 @@ HELP_PAGES: dict[str, HelpPage] = {
         "statistics. The forward process starts from these.",
         "x<sub>0</sub> = pixel / 127.5 − 1, so every pixel lies in [−1, 1]",
         "Choose another built-in dataset in Settings, or drop a folder of your own images on the window.",
-        "Ho, Jain &amp; Abbeel 2020, <i>Denoising Diffusion Probabilistic Models</i>, §4 (data scaling)."),
+        "Ho, Jain &amp; Abbeel 2020, <i>Denoising Diffusion Probabilistic Models</i>, §3.3 (data scaled to [−1, 1])."),
     "Forward process": HelpPage(
         "The same images noised to timestep t with one fixed ε, and the histogram of their pixels beside the "
         "standard normal density.",
@@ -38,8 +38,9 @@ HELP_PAGES: dict[str, HelpPage] = {
         "β<sub>t</sub>, ᾱ<sub>t</sub>, the signal and noise levels √ᾱ<sub>t</sub> and √(1−ᾱ<sub>t</sub>) and "
         "the log signal-to-noise ratio against t, for the schedule chosen in Settings.",
         "ᾱ<sub>t</sub> = ∏<sub>s≤t</sub> (1 − β<sub>s</sub>),  SNR<sub>t</sub> = ᾱ<sub>t</sub> / (1 − ᾱ<sub>t</sub>)",
-        "Compare linear and cosine: linear destroys the signal by t ≈ 600 of 1000, cosine spends its steps evenly "
-        "in log SNR. Drag the white marker to move t in every tab.",
+        "Compare linear and cosine: linear leaves almost no signal after t ≈ 600 of 1000, while cosine's ᾱ_t "
+        "falls about linearly in the middle and changes slowly at both ends. Drag the white marker to move t in "
+        "every tab.",
         "Ho et al. 2020 (linear β from 10⁻⁴ to 0.02); Nichol &amp; Dhariwal 2021, §3.2 (cosine)."),
     "Training": HelpPage(
         "The loss per step (raw and smoothed), the loss by timestep t in bins, the learning rate, and sample "
@@ -75,7 +76,7 @@ HELP_PAGES: dict[str, HelpPage] = {
         "250-step DPM-Solver++(2M) reference, so they are compared at equal cost.",
         "DDIM: x<sub>t′</sub> = √ᾱ<sub>t′</sub> x̂<sub>0</sub> + √(1−ᾱ<sub>t′</sub>−σ²) ε<sub>θ</sub> + σ z; Heun "
         "and DPM-Solver++ on the ODE dx/dσ = ε̂",
-        "Run the comparison at NFE 10: the second-order solvers are far closer to the reference than DDPM.",
+        "Run the comparison at NFE 10: the second-order solvers are far closer to the reference than DDIM.",
         "Song et al. 2021 (DDIM); Karras et al. 2022 (Heun, σ spacing); Lu et al. 2022 (DPM-Solver++)."),
     "Guidance": HelpPage(
         "For a class-conditional model: rows of classes, columns of guidance scales S, each row from one "
@@ -105,7 +106,7 @@ HELP_PAGES: dict[str, HelpPage] = {
         "The whole story on 2D points, where every density can be drawn: the forward process, reverse "
         "trajectories, the score field with the true density's level sets, Langevin dynamics, and guidance.",
         "s<sub>θ</sub>(x, t) = −ε<sub>θ</sub>(x, t) / √(1−ᾱ<sub>t</sub>);  "
-        "Langevin: x ← x + (δ/2) s<sub>θ</sub> + √δ z",
+        "Langevin: x ← x + (δ<sub>t</sub>/2) s<sub>θ</sub> + √δ<sub>t</sub> z, δ<sub>t</sub> = δ(1−ᾱ<sub>t</sub>)",
         "Train on gaussians8 for a minute, then compare the learned score arrows with the true level sets.",
         "Song &amp; Ermon 2019 (score matching, Langevin); Ho et al. 2020; Song et al. 2021 (the SDE view)."),
 }

@@ -224,10 +224,13 @@ class MainWindow(QMainWindow):
         if last is None:
             return
         self.notice.accepted.connect(lambda: self.session.open_run_folder(last.path))
+        self.session.model_changed.connect(lambda run: run is not None and self.notice.hide())  # moot once open
         self.notice.offer(f"Reopen the last run, <b>{Path(last.path).name}</b>?", "Reopen", last.path)
 
     def restore_defaults(self) -> None:
-        self.memory.restore_defaults()
+        if not self.memory.restore_defaults():
+            self.show_message("error", "Stop training before restoring the defaults.")
+            return
         self.show_message("info", "Restored the default settings, controls, window size and panels.")
 
     # ------------------------------------------------------------------ messages and status

@@ -25,7 +25,7 @@ SETTINGS_ENV = "DIFFVIEW_SETTINGS"  # an INI file to use instead of the user's (
 MAX_RECENT = 10
 VERSION = 1  # of the store's layout: another version's store is set aside, not misread
 CONTROLS = (QComboBox, QSpinBox, QDoubleSpinBox, QCheckBox, QAbstractSlider)
-KINDS = {"folder": "image folder", "points": "2D points", "run": "diffview run", "diffusers": "diffusers model"}
+KINDS = {"folder": "image folder", "run": "diffview run", "diffusers": "diffusers model"}
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,9 @@ class AppMemory:
 
     def stored_bytes(self, key: str) -> QByteArray | None:
         text = self._get(f"bytes/{key}")
-        return QByteArray.fromBase64(text.encode("ascii")) if isinstance(text, str) else None
+        if not isinstance(text, str) or not text.isascii():
+            return None
+        return QByteArray.fromBase64(text.encode("ascii"))
 
     # ------------------------------------------------------------------ recent folders, runs and models
     def recent(self) -> list[Recent]:

@@ -149,6 +149,7 @@ class AppSession(QObject):
                 cfg = self.loaded_run.config
                 cfg.steps = max(cfg.steps, self.config().steps)
                 cfg.threads = self.train_threads
+                cfg.tensorboard = self.config().tensorboard  # one of the settings a resume may change
                 # The trainer loads the run's own data with the run's settings (flip, size, channels) in its
                 # process, never the one the app happens to show.
                 self.trainer = TrainingProcess(cfg, self.loaded_run.root, resume=True)

@@ -48,6 +48,7 @@ class WindowMemory:
         self.default_size = window.size()
         self.default_state = window.saveState()
         self.default_tab = window.tabs.currentIndex()
+        self.pending: dict[str, object] = {}  # stored values that did not fit before the data loaded
         session = window.session
         session.data_changed.connect(self._data_opened)
         session.model_changed.connect(lambda run: run is not None and self.memory.add_recent(
@@ -56,11 +57,12 @@ class WindowMemory:
             str(session.run_dir.root), "run"))
 
     def _data_opened(self, source: str) -> None:
-        p = Path(source)
-        if p.is_dir():
+        if Path(source).is_dir():
             self.memory.add_recent(source, "folder")
-        elif p.is_file() and p.suffix.lower() == ".csv":
-            self.memory.add_recent(source, "points")
+        if self.pending:  # values that waited for the data's range (a training image's number)
+            pending, self.pending = self.pending, {}
+            for key, value in pending.items():
+                set_control(self.controls[key], value)
 
     def _splitters(self) -> list:
         return self.window.findChildren(QSplitter)
@@ -85,14 +87,11 @@ class WindowMemory:
         if isinstance(device, str) and not device_present(device):
             notes.append(f"The device last used, {device}, is not present; using auto.")
             stored.pop("Settings/device")
-        settings = [QSignalBlocker(c) for k, c in self.controls.items() if k.startswith("Settings/")]
-        for key, control in self.controls.items():  # the settings' quietly (the caller applies them once)
-            if key.startswith("Settings/") and key in stored:
-                set_control(control, stored[key])
-        del settings
+        self._quietly_set_settings(stored)
+        w.session.update_schedule()  # the tabs' ranges (t up to T − 1) follow the restored T
         for key, control in self.controls.items():  # the tabs' with their signals: each view updates itself
-            if not key.startswith("Settings/") and key in stored:
-                set_control(control, stored[key])
+            if not key.startswith("Settings/") and key in stored and not set_control(control, stored[key]):
+                self.pending[key] = stored[key]
         tab = m.value("tab")
         names = [w.tabs.tabText(i) for i in range(w.tabs.count())]
         if isinstance(tab, str) and tab in names:
@@ -104,6 +103,15 @@ class WindowMemory:
             return source, notes
         notes.append(f"The data last used, {source}, is no longer there; loading the built-in digits.")
         return None, notes
+
+    def _quietly_set_settings(self, values: dict) -> None:
+        """The Settings panel's controls without a signal each: the caller applies the schedule and data once."""
+        blockers = [QSignalBlocker(c) for k, c in self.controls.items() if k.startswith("Settings/")]
+        for key, control in self.controls.items():
+            if key.startswith("Settings/") and key in values:
+                set_control(control, values[key])
+        del blockers
+        self.window.settings.set_state(self.window.settings.state)
 
     def save(self) -> None:
         w, m = self.window, self.memory
@@ -117,14 +125,24 @@ class WindowMemory:
             m.set_value("source", w.settings.dataset_source())
         m.sync()
 
-    def restore_defaults(self) -> None:
+    def restore_defaults(self) -> bool:
         """Every control, the window's size, docks and tab as on a first launch; the store forgets them too
-        (the recent list stays)."""
-        w = self.window
+        (the recent list stays). Not while training (False); an open run keeps showing its own settings."""
+        w, session = self.window, self.window.session
+        if session.training:
+            return False
+        self._quietly_set_settings(self.defaults)
+        if session.loaded_run is not None and session.loaded_run.config is not None:
+            w.settings.set_config(session.loaded_run.config)
+        session.update_schedule()
+        if session.loaded_run is None:
+            session.load_source(w.settings.dataset_source())
         for key, control in self.controls.items():
-            set_control(control, self.defaults[key])
+            if not key.startswith("Settings/"):
+                set_control(control, self.defaults[key])
         w.restoreState(self.default_state)
         w.resize(self.default_size)
         w.tabs.setCurrentIndex(self.default_tab)
         self.memory.clear()
         self.memory.sync()
+        return True

@@ -35,7 +35,7 @@ def add_analysis_tabs(window) -> list:
             changed.connect(lambda _, view=view: view.refresh_guidance())
         view.refresh_guidance()
     for view in (window.sdedit_view, window.inversion_view):  # a tab shown at start fills once the data is there
-        session.data_changed.connect(lambda _, view=view: view.isVisible() and view.refresh_data())
+        session.data_changed.connect(lambda _, view=view: view.data_loaded())
     window.bound_view.loss_source = window.training_view.loss_by_t
     session.controller.steps.connect(window.bound_view.on_training_steps)
     window.sdedit_view.schedule_source = lambda: session.schedule

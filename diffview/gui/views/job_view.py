@@ -158,6 +158,14 @@ class ImageJobView(JobView):
         super().showEvent(event)
         self.refresh_data()
 
+    def data_loaded(self) -> None:
+        """New data: the image number's range at once, the image itself now if the tab is shown (else on show)."""
+        dataset, _ = self.current_dataset()
+        if dataset is not None:
+            self.index.setMaximum(len(dataset) - 1)
+        if self.isVisible():
+            self.refresh_data()
+
     def refresh_data(self) -> None:
         """The data source's images (on show, and when new data loads while the tab is shown)."""
         dataset, _ = self.current_dataset()
