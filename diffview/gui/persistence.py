@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
-from PySide6.QtWidgets import QAbstractSlider, QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox, QWidget
+from PySide6.QtWidgets import QAbstractSlider, QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 __all__ = ["MAX_RECENT", "SETTINGS_ENV", "AppMemory", "Recent", "control_values", "dialog_start", "find_controls",
            "remember_folder", "set_control"]
@@ -24,7 +24,7 @@ __all__ = ["MAX_RECENT", "SETTINGS_ENV", "AppMemory", "Recent", "control_values"
 SETTINGS_ENV = "DIFFVIEW_SETTINGS"  # an INI file to use instead of the user's (tests, a portable copy)
 MAX_RECENT = 10
 VERSION = 1  # of the store's layout: another version's store is set aside, not misread
-CONTROLS = (QComboBox, QSpinBox, QDoubleSpinBox, QCheckBox, QAbstractSlider)
+CONTROLS = (QComboBox, QSpinBox, QDoubleSpinBox, QCheckBox, QAbstractSlider, QLineEdit)
 KINDS = {"folder": "image folder", "run": "diffview run", "diffusers": "diffusers model"}
 
 
@@ -51,8 +51,14 @@ def find_controls(root: QWidget, prefix: str, depth: int = 3, types: tuple = CON
     for _ in range(depth):
         below = []
         for obj, path in level:
-            for name, value in sorted(vars(obj).items()):
+            attributes = sorted(vars(obj).items())  # direct attributes first, then dicts of widgets (one per sampler)
+            items = [(n, v) for n, v in attributes if not isinstance(v, dict)]
+            items += [(f"{n}.{k}", v) for n, d in attributes if isinstance(d, dict) and not n.startswith("_")
+                      for k, v in d.items()]
+            for name, value in items:
                 if name.startswith("_") or not isinstance(value, QWidget) or id(value) in seen:
+                    continue
+                if isinstance(value, QLineEdit) and value.isReadOnly():  # a readout, not a control
                     continue
                 seen.add(id(value))
                 if isinstance(value, types):
@@ -68,6 +74,8 @@ def control_value(w: QWidget):
         return w.currentText()
     if isinstance(w, QCheckBox):
         return w.isChecked()
+    if isinstance(w, QLineEdit):
+        return w.text()
     return w.value()
 
 
@@ -85,6 +93,10 @@ def set_control(w: QWidget, value) -> bool:
         if not isinstance(value, bool):
             return False
         w.setChecked(value)
+    elif isinstance(w, QLineEdit):
+        if not isinstance(value, str) or w.isReadOnly():
+            return False
+        w.setText(value)
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not w.minimum() <= value <= w.maximum():
             return False

@@ -4,11 +4,12 @@ view's own tooltip (those can say more, such as why a control is off)."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox
+from PySide6.QtWidgets import QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit
 
 __all__ = ["TOOLTIPS", "TYPES", "apply_tooltips"]
 
-TYPES = (QAbstractButton, QComboBox, QAbstractSpinBox, QAbstractSlider)  # every control a person sets or presses
+# every control a person sets or presses
+TYPES = (QAbstractButton, QComboBox, QAbstractSpinBox, QAbstractSlider, QLineEdit)
 
 TOOLTIPS = {
     # the settings panel
@@ -44,6 +45,11 @@ TOOLTIPS = {
     "Loss from the bound/gaussians.reverse": "Show KL(q ‖ p) instead of KL(p ‖ q): the KL is not symmetric",
     "Loss from the bound/gaussians.sd_p": "σ_p: the standard deviation of p",
     "Loss from the bound/gaussians.sd_q": "σ_q: the standard deviation of q",
+    "Samplers/checks.ddim": "DDIM (Song et al. 2021, eq. 12) with η = 0: one network evaluation a step",
+    "Samplers/checks.heun": ("Heun's second-order ODE solver (Karras et al. 2022, Algorithm 1): two evaluations a "
+                             "step, one on the last"),
+    "Samplers/checks.dpmpp-2m": "DPM-Solver++(2M) (Lu et al. 2022): second order from the last two evaluations, one a "
+                                "step",
     "Samplers/button": "Run each chosen sampler at each NFE budget from the same x_T",
     "Samplers/export": "Save every sampler's grid at every budget as PNGs",
     "Samplers/n": "N: images per sampler and budget, all from the same x_T",
