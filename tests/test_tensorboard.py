@@ -93,3 +93,24 @@ def test_a_run_resumed_without_the_package_goes_on_with_a_warning_and_no_tensorb
     assert "TensorBoard logging needs the tensorboard package" in err and "goes on without it" in err
     assert main(["train", "--resume", str(run), "--steps", "8", "--no-tensorboard"]) == 0
     assert "tensorboard" not in capsys.readouterr().err.lower()
+
+
+def test_a_resume_from_an_earlier_checkpoint_leaves_each_step_once_and_equal_to_metrics_jsonl(tmp_path):
+    from helpers import square_dataset, tiny_config
+
+    from diffview.core.train.trainer import Trainer
+
+    run = tmp_path / "run"
+    cfg = tiny_config(steps=12, checkpoint_every=6, preview_every=6, log_every=1, tensorboard=True)
+    list(Trainer(cfg, run, dataset=square_dataset()).run())
+    (run / "checkpoints" / "step_0000012.pt").unlink()  # as if the process died after logging steps 7 … 12
+    (run / "checkpoints" / "latest").write_text("step_0000006.pt\n")
+    list(Trainer(cfg, run, resume=True, dataset=square_dataset()).run())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    acc = read_board(run / "tb")
+    for key in ("loss", "lr", "images_per_sec"):
+        events = acc.Scalars(f"train/{key}")
+        assert [e.step for e in events] == list(range(1, 13)), key
+        assert [e.value for e in events] == [float(np.float32(r[key])) for r in rows], key
+    assert [h.step for h in acc.Histograms("train/loss_by_t")] == [6, 12]
