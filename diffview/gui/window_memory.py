@@ -132,11 +132,15 @@ class WindowMemory:
         if session.training:
             return False
         self._quietly_set_settings(self.defaults)
-        if session.loaded_run is not None and session.loaded_run.config is not None:
-            w.settings.set_config(session.loaded_run.config)
-        session.update_schedule()
-        if session.loaded_run is None:
+        run = session.loaded_run
+        if run is None:
+            session.update_schedule()
             session.load_source(w.settings.dataset_source())
+        elif run.config is not None:  # a run of ours: its own settings
+            w.settings.set_config(run.config)
+            session.update_schedule()
+        else:  # a diffusers model: its scheduler's schedule stays
+            w.settings.show_model_schedule(run.handle.schedule, run.handle.objective)
         for key, control in self.controls.items():
             if not key.startswith("Settings/"):
                 set_control(control, self.defaults[key])
