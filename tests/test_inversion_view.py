@@ -152,6 +152,31 @@ def test_interpolating_training_images_and_exporting_png_and_gif(qtbot, model, s
     assert Image.open(gif).n_frames == 14  # 8 there, 6 back
 
 
+def test_the_export_buttons_write_on_a_worker_thread(qtbot, model, schedule, dataset, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from diffview.gui.views import inversion
+
+    view, _ = make_view(qtbot, model, schedule, dataset)
+    view.frames.setValue(4)
+    view.morph_steps.setValue(3)
+    assert view.start_interpolation()
+    finish(qtbot, view)
+    writers = []
+    real = inversion.save_grid
+    monkeypatch.setattr(inversion, "save_grid", lambda *a, **k: (writers.append(threading.current_thread()),
+                                                                 real(*a, **k))[1])
+    target = tmp_path / "strip.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(target), ""))
+    view.export_png.click()
+    assert not view.export_png.isEnabled()  # waiting for its file
+    qtbot.waitUntil(lambda: view.export_png.isEnabled(), timeout=30_000)
+    assert target.is_file() and writers and writers[0] is not threading.main_thread()
+    assert Image.open(target).text["frames"] == str(view.frames.value())
+
+
 def test_interpolating_seeds_ends_on_those_seeds_ddim_samples(qtbot, model, schedule, dataset):
     view, handle = make_view(qtbot, model, schedule, dataset)
     view.mode.setCurrentText(SEEDS)

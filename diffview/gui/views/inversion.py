@@ -86,8 +86,8 @@ class InversionView(ImageJobView):
         self.interp_button.clicked.connect(self._interpolate_or_cancel)
         self.export_png = QPushButton("Export strip (PNG)…")
         self.export_gif = QPushButton("Export morph (GIF)…")
-        self.export_png.clicked.connect(lambda: self._export(self.export_png_to, "interpolation.png", "PNG (*.png)"))
-        self.export_gif.clicked.connect(lambda: self._export(self.export_gif_to, "morph.gif", "GIF (*.gif)"))
+        self.export_png.clicked.connect(lambda: self._export(write_strip_png, "interpolation.png", "PNG (*.png)"))
+        self.export_gif.clicked.connect(lambda: self._export(write_morph_gif, "morph.gif", "GIF (*.gif)"))
         for b in (self.export_png, self.export_gif):
             b.setEnabled(False)
         self.status = QLabel("Pick an image, then press Invert and reconstruct.")
@@ -275,26 +275,35 @@ class InversionView(ImageJobView):
             b.setEnabled(True)
         self.set_status(f"Done: {self.morph_meta['ends']} in {len(frames)} frames.")
 
-    # ------------------------------------------------------------------ export (a strip of ≤ 16 small frames: quick)
+    # ------------------------------------------------------------------ export
     def export_png_to(self, path: str) -> Path:
-        frames = to_uint8(self.morph.frames)
-        return save_grid(frames, path, nrow=len(frames), scale=self._scale(), metadata=self.morph_meta)
+        return self._writer(write_strip_png)(path)
 
     def export_gif_to(self, path: str) -> Path:
-        grids = [make_grid(f[None], nrow=1, padding=0) for f in to_uint8(self.morph.frames)]
-        return save_gif(grids + grids[-2:0:-1], path, duration_ms=120, hold_last_ms=120, scale=self._scale())
+        return self._writer(write_morph_gif)(path)
 
-    def _scale(self) -> int:
-        return max(1, 128 // int(self.morph.frames.shape[-1]))
+    def _writer(self, write):
+        """``write`` bound to the interpolation shown now (a new run replaces ``morph``, never mutates it)."""
+        frames, meta = to_uint8(self.morph.frames), dict(self.morph_meta)
+        return lambda path: write(frames, meta, path)
 
     def _export(self, write, default: str, pattern: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the interpolation", dialog_start(default), pattern)
         remember_folder(path)
-        if not path or self.morph is None:
-            return
-        try:
-            written = write(path)
-        except OSError as e:
-            self.message.emit("error", f"Could not write {path}: {e.strerror or e}")
-            return
-        self.message.emit("info", f"Wrote {written}")
+        if path and self.morph is not None:
+            self.write_file(self._writer(write), path, (self.export_png, self.export_gif))
+
+
+def _scale(frames: np.ndarray) -> int:
+    return max(1, 128 // int(frames.shape[-1]))
+
+
+def write_strip_png(frames: np.ndarray, meta: dict, path: str) -> Path:
+    """The interpolation's frames (uint8 [N, C, H, W]) in one row, enlarged to about 128 px, with its settings."""
+    return save_grid(frames, path, nrow=len(frames), scale=_scale(frames), metadata=meta)
+
+
+def write_morph_gif(frames: np.ndarray, meta: dict, path: str) -> Path:
+    """The frames there and back as a looping GIF."""
+    grids = [make_grid(f[None], nrow=1, padding=0) for f in frames]
+    return save_gif(grids + grids[-2:0:-1], path, duration_ms=120, hold_last_ms=120, scale=_scale(frames))

@@ -44,6 +44,7 @@ class JobView(QWidget):
         self.classes_source = None  # callable() -> the class names of the model it would sample (None: no model)
         self.guidance: GuidanceControls | None = None  # a class and S, in the tabs that sample
         self.placeholders: list[Placeholder] = []  # hidden once the view first runs
+        self.writes = Jobs(self)  # exports: a file is written on a worker, beside the view's computation
 
     def refresh_guidance(self) -> None:
         """The class controls from the model's class names, known without copying weights."""
@@ -139,6 +140,23 @@ class JobView(QWidget):
 
     def cancel_and_wait(self, ms: int = 30_000) -> None:
         self.jobs.cancel_and_wait(ms)
+        self.writes.cancel_and_wait(ms)
+
+    def write_file(self, write, path: str, buttons=()) -> Job | None:
+        """``write(path)`` (a closure over data already taken from the view) on a worker, never on the GUI
+        thread; ``buttons`` wait meanwhile; the written path, or why not, goes to the log."""
+        for b in buttons:
+            b.setEnabled(False)
+
+        def done(written, error):
+            for b in buttons:
+                b.setEnabled(True)
+            if error:
+                self.message.emit("error", f"Could not write {path}: {error}")
+            else:
+                self.message.emit("info", f"Wrote {written}")
+
+        return self.writes.start(lambda emit, cancelled: write(path), "diffview-export", None, done)
 
 
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff)"

@@ -269,6 +269,10 @@ class CompareView(JobView):
 
     def export_to(self, path: str):
         """The grids at the chosen NFE side by side in one PNG, the samplers in order."""
+        return self._writer()(path)
+
+    def _writer(self):
+        """Writing the grids shown now to a path: the strip is made here, the file written by the caller."""
         shown = self.shown_points()
         if not shown:
             raise OSError("no grids to export yet")
@@ -278,9 +282,8 @@ class CompareView(JobView):
         strip = np.concatenate(padded, axis=1)
         labels = "; ".join(f"{SAMPLER_NAMES[p.sampler]}: NFE {p.nfe}, {p.seconds:.2f} s, distance {p.distance:.4f}"
                            for p in shown)
-        return save_grid(strip.transpose(2, 0, 1)[None], path, nrow=1, scale=2,
-                         metadata={"samplers": labels, "seed": self.seed.value(),
-                                   "spacing": self.spacing.currentText()})
+        meta = {"samplers": labels, "seed": self.seed.value(), "spacing": self.spacing.currentText()}
+        return lambda path: save_grid(strip.transpose(2, 0, 1)[None], path, nrow=1, scale=2, metadata=meta)
 
     def _export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the samplers' grids", dialog_start("samplers.png"),
@@ -289,8 +292,8 @@ class CompareView(JobView):
         if not path:
             return
         try:
-            written = self.export_to(path)
+            write = self._writer()
         except OSError as e:
-            self.message.emit("error", f"Could not write {path}: {e.strerror or e}")
+            self.message.emit("error", f"Could not write {path}: {e}")
             return
-        self.message.emit("info", f"Wrote {written}")
+        self.write_file(write, path, (self.export,))
