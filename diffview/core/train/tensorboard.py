@@ -11,16 +11,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
-
 from diffview.core.io.export import make_grid
 from diffview.core.train.events import PreviewEvent, StepEvent
+from diffview.core.train.loss_bins import T_BINS, TimestepBins
 
 __all__ = ["MISSING", "T_BINS", "TensorBoardLog", "tensorboard_available"]
 
 MISSING = ('TensorBoard logging needs the tensorboard package: pip install "diffview[tensorboard]" '
            "(or pip install tensorboard)")
-T_BINS = 20  # the loss-by-t histogram's bins over 0 … T−1, as the Training tab's
 
 
 def tensorboard_available() -> bool:
@@ -37,15 +35,12 @@ class TensorBoardLog:
 
         self.folder = Path(folder)
         self.writer = SummaryWriter(str(self.folder), purge_step=purge_step)
-        self.edges = np.linspace(0, timesteps, T_BINS + 1)
-        self._sum, self._count = np.zeros(T_BINS), np.zeros(T_BINS)
+        self.bins = TimestepBins(timesteps)  # since the last preview; the Training tab's bins
 
     def step(self, ev: StepEvent, logged: dict | None) -> None:
         """Every step's per-sample losses into the loss-by-t bins; ``logged`` (the line just written to
         ``metrics.jsonl``, or None) as scalars with the same values."""
-        bins = np.clip(np.searchsorted(self.edges, ev.timesteps, side="right") - 1, 0, T_BINS - 1)
-        np.add.at(self._sum, bins, ev.losses)
-        np.add.at(self._count, bins, 1)
+        self.bins.add(ev.timesteps, ev.losses)
         if logged is not None:
             for key, tag in (("loss", "train/loss"), ("lr", "train/lr"), ("images_per_sec", "train/images_per_sec")):
                 self.writer.add_scalar(tag, logged[key], logged["step"])
@@ -53,14 +48,13 @@ class TensorBoardLog:
     def preview(self, ev: PreviewEvent) -> None:
         """The loss by t since the last preview, as a histogram over t weighted by each bin's mean loss, and
         the preview grid (images; a 2D run has no grid)."""
-        if self._count.any():
-            means = np.where(self._count > 0, self._sum / np.maximum(self._count, 1), 0.0)
-            centres = (self.edges[:-1] + self.edges[1:]) / 2
+        if self.bins.count.any():
+            means, centres, edges = self.bins.means(), self.bins.centres(), self.bins.edges()
             self.writer.add_histogram_raw(
-                "train/loss_by_t", min=float(self.edges[0]), max=float(self.edges[-1]), num=float(means.sum()),
+                "train/loss_by_t", min=float(edges[0]), max=float(edges[-1]), num=float(means.sum()),
                 sum=float((means * centres).sum()), sum_squares=float((means * centres**2).sum()),
-                bucket_limits=self.edges[1:].tolist(), bucket_counts=means.tolist(), global_step=ev.step)
-            self._sum[:], self._count[:] = 0, 0
+                bucket_limits=edges[1:].tolist(), bucket_counts=means.tolist(), global_step=ev.step)
+            self.bins.clear()
         if ev.images is not None and ev.images.ndim == 4 and ev.images.size:
             grid = make_grid(ev.images, nrow=ev.nrow)  # uint8 [H, W, C]
             self.writer.add_image("preview", grid, ev.step, dataformats="HWC")

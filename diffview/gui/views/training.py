@@ -18,13 +18,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from diffview.core.train.loss_bins import T_BINS, TimestepBins
 from diffview.core.train.trainer import PreviewEvent, StepEvent
 from diffview.gui.widgets.algorithm import AlgorithmPanel, TrainingFollower
 from diffview.gui.widgets.images import ImageGrid
 from diffview.gui.widgets.plot_style import light_grid
 from diffview.gui.widgets.text import T_INDEX_NOTE, caption, readout_line
 
-T_BINS = 20
 REDRAW_MS = 250
 DRAW_BUDGET = 0.01  # the share of the GUI thread's time that live plots may take
 SMOOTHING = 0.98
@@ -121,13 +121,11 @@ class TrainingView(QWidget):
                 signal.connect(slot)
 
     def reset(self, timesteps: int) -> None:
-        self.timesteps = timesteps
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self.lrs: list[float] = []
-        self.bin_sum = np.zeros(T_BINS)
-        self.bin_count = np.zeros(T_BINS)
+        self.bins = TimestepBins(timesteps)
         self.previews: list[PreviewEvent] = []
         self.last: StepEvent | None = None
         self._next_draw = 0.0
@@ -137,15 +135,12 @@ class TrainingView(QWidget):
         self.redraw()
 
     def add_steps(self, events: list[StepEvent]) -> None:
-        edges = self.timesteps / T_BINS
         for ev in events:
             self.steps.append(ev.step)
             self.losses.append(ev.loss)
             self.smoothed.append(_smooth_one(self.smoothed[-1] if self.smoothed else ev.loss, ev.loss))
             self.lrs.append(ev.lr)
-            bins = np.minimum((ev.timesteps / edges).astype(int), T_BINS - 1)
-            np.add.at(self.bin_sum, bins, ev.losses)
-            np.add.at(self.bin_count, bins, 1)
+            self.bins.add(ev.timesteps, ev.losses)
             self.last = ev
         now = time.monotonic()
         if now >= self._next_draw:
@@ -173,7 +168,7 @@ class TrainingView(QWidget):
 
     def _schedule_changed(self, schedule) -> None:
         if not self.session.training:  # a live run's loss by t keeps the T it trains with
-            self.timesteps = schedule.timesteps
+            self.bins.timesteps = schedule.timesteps
 
     def redraw(self, paint: bool = False) -> None:
         """Feed the plots everything so far. ``paint`` (a live run): one plot per turn of the event loop, each
@@ -224,9 +219,7 @@ class TrainingView(QWidget):
 
     def loss_by_t(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(bin centres, mean loss per bin, bin width) of the loss by timestep, as plotted."""
-        width = self.timesteps / T_BINS
-        means = np.where(self.bin_count > 0, self.bin_sum / np.maximum(self.bin_count, 1), 0.0)
-        return (np.arange(T_BINS) + 0.5) * width, means, width
+        return self.bins.centres(), self.bins.means(), self.bins.width
 
     def add_preview(self, ev: PreviewEvent) -> None:
         self.previews.append(ev)
