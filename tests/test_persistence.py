@@ -54,7 +54,7 @@ def test_two_launches_share_panels_settings_tab_controls_the_tab_the_data_and_re
     assert not w2.log_dock.isVisible() and w2.settings_dock.isVisible()
     assert w2.tabs.currentWidget() is w2.schedule_view
     assert w2.settings.dataset_source() == str(folder)  # the data last used is loaded again
-    recent = w2.memory.memory.recent()
+    recent = w2.memory.store.recent()
     assert [(r.path, r.kind) for r in recent] == [(str(folder.resolve()), "folder")]
     close(qtbot, w2)
 
@@ -140,7 +140,7 @@ def test_values_that_no_longer_fit_fall_back_to_the_defaults_with_a_log_line(qtb
 
 def test_restore_defaults_resets_controls_and_panels_and_keeps_the_recent_list(qtbot, tmp_path):
     w = launch(qtbot, tmp_path)
-    w.memory.memory.add_recent(str(tmp_path), "folder")
+    w.memory.store.add_recent(str(tmp_path), "folder")
     defaults = dict(w.memory.defaults)
     w.settings.batch.setValue(7)
     w.sampling_view.seed.setValue(99)
@@ -149,8 +149,8 @@ def test_restore_defaults_resets_controls_and_panels_and_keeps_the_recent_list(q
     assert w.settings.batch.value() == defaults["Settings/batch"]
     assert w.sampling_view.seed.value() == defaults["Sampling/seed"]
     assert w.log_dock.isVisible()
-    assert w.memory.memory.stored_controls() == {}
-    assert [r.path for r in w.memory.memory.recent()] == [str(tmp_path.resolve())]
+    assert w.memory.store.stored_controls() == {}
+    assert [r.path for r in w.memory.store.recent()] == [str(tmp_path.resolve())]
     close(qtbot, w)
 
 
@@ -165,7 +165,7 @@ def test_open_recent_lists_kinds_marks_missing_ones_and_opens_a_run(qtbot, tmp_p
     from diffview.gui.menus import fill_recent
 
     w = launch(qtbot, tmp_path)
-    memory = w.memory.memory
+    memory = w.memory.store
     memory.add_recent(str(tmp_path / "vanished"), "folder")
     memory.add_recent(str(run_folder), "run")
     fill_recent(w)

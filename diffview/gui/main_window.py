@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
             lambda _: settings.show_for_points(self.tabs.currentWidget() is self.lab2d_view))
 
     def _offer_last_run(self) -> None:
-        last = self.memory.memory.last_run()
+        last = self.memory.store.last_run()
         if last is None:
             return
         self.notice.accepted.connect(lambda: self.session.open_run_folder(last.path))

@@ -9,7 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from diffview.gui.help import help_html, shortcuts_html, show_html
-from diffview.gui.persistence import KINDS
+from diffview.gui.persistence import KINDS, remember_folder
 
 __all__ = ["make_menus", "open_recent", "show_shortcuts", "show_tab_help"]
 
@@ -74,7 +74,7 @@ def show_shortcuts(window):
 
 def fill_recent(window) -> None:
     """The recent list as it is now: each entry with its kind, missing ones marked (choosing one removes it)."""
-    menu, memory = window.recent_menu, window.memory.memory
+    menu, memory = window.recent_menu, window.memory.store
     menu.clear()
     recent = memory.recent()
     for r in recent:
@@ -95,13 +95,13 @@ def fill_recent(window) -> None:
 
 
 def open_recent(window, r) -> None:
-    memory = window.memory.memory
+    memory = window.memory.store
     if not r.exists:
         memory.remove_recent([r.path])
         window.show_message("warning", f"{r.path} is no longer there; removed it from the recent list.")
         fill_recent(window)
         return
-    memory.set_last_dir(str(Path(r.path).parent))
+    remember_folder(str(Path(r.path).parent))
     if r.kind in ("run", "diffusers"):
         window.session.open_run_folder(r.path)
     else:

@@ -41,8 +41,8 @@ def controls_of(window, types: tuple = CONTROLS) -> dict:
 class WindowMemory:
     """``window``'s controls as they were built (the defaults), and the store that remembers them."""
 
-    def __init__(self, window, memory: AppMemory | None = None):
-        self.window, self.memory = window, memory or AppMemory()
+    def __init__(self, window, store: AppMemory | None = None):
+        self.window, self.store = window, store or AppMemory()
         self.controls = controls_of(window)
         self.defaults = control_values(self.controls)
         self.default_size = window.size()
@@ -51,14 +51,14 @@ class WindowMemory:
         self.pending: dict[str, object] = {}  # stored values that did not fit before the data loaded
         session = window.session
         session.data_changed.connect(self._data_opened)
-        session.model_changed.connect(lambda run: run is not None and self.memory.add_recent(
+        session.model_changed.connect(lambda run: run is not None and self.store.add_recent(
             str(run.root), "run" if run.config is not None else "diffusers"))
-        session.training_started.connect(lambda _: session.run_dir and self.memory.add_recent(
+        session.training_started.connect(lambda _: session.run_dir and self.store.add_recent(
             str(session.run_dir.root), "run"))
 
     def _data_opened(self, source: str) -> None:
         if Path(source).is_dir():
-            self.memory.add_recent(source, "folder")
+            self.store.add_recent(source, "folder")
         if self.pending:  # values that waited for the data's range (a training image's number)
             pending, self.pending = self.pending, {}
             for key, value in pending.items():
@@ -71,7 +71,7 @@ class WindowMemory:
     def restore(self) -> tuple[str | None, list[str]]:
         """Give the window what was stored; returns the data source to load (None: the default) and the log
         lines that say what could not be given back."""
-        w, m = self.window, self.memory
+        w, m = self.window, self.store
         notes = [m.problem] if m.problem else []
         geometry, state = m.stored_bytes("geometry"), m.stored_bytes("state")
         if geometry is not None:
@@ -114,7 +114,7 @@ class WindowMemory:
         self.window.settings.set_state(self.window.settings.state)
 
     def save(self) -> None:
-        w, m = self.window, self.memory
+        w, m = self.window, self.store
         m.save_bytes("geometry", w.saveGeometry())
         m.save_bytes("state", w.saveState())
         for i, splitter in enumerate(self._splitters()):
@@ -147,6 +147,6 @@ class WindowMemory:
         w.restoreState(self.default_state)
         w.resize(self.default_size)
         w.tabs.setCurrentIndex(self.default_tab)
-        self.memory.clear()
-        self.memory.sync()
+        self.store.clear()
+        self.store.sync()
         return True
