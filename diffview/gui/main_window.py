@@ -127,14 +127,12 @@ class MainWindow(QMainWindow):
         link_algorithms(self)  # the algorithm panels' symbols to the tabs that show them
         apply_tooltips(controls_of(self, TOOLTIP_TYPES))  # each names the symbol it sets (gui/tooltips.py)
         self.memory = WindowMemory(self)  # the controls as built are the defaults; then what was stored
-        remembered, notes = self.memory.restore()
-        self.settings.set_state("idle")
+        remembered, notes = self.memory.restore()  # it applies the (restored) schedule too
         make_menus(self)
         freeze_after_build()  # the window lives as long as the app: out of the full collections' sight
         for note in notes:
             self.show_message("info", note)
 
-        session.update_schedule()
         if source and is_run_folder(source):
             QTimer.singleShot(0, lambda: session.open_run_folder(source))
         else:
