@@ -10,7 +10,8 @@ from diffview.core.sampling import nfe
 pytest.importorskip("pytestqt")
 
 from helpers import square_dataset, tiny_config  # noqa: E402
-from PySide6.QtWidgets import QFrame  # noqa: E402
+from PySide6.QtCore import QEvent, QObject  # noqa: E402
+from PySide6.QtWidgets import QApplication, QFrame, QVBoxLayout, QWidget  # noqa: E402
 
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui.widgets.algorithm import INTERVAL_MS, MAX_PENDING, AlgorithmPanel  # noqa: E402
@@ -38,7 +39,7 @@ def test_lines_are_highlighted_in_order_at_most_every_interval(qtbot):
     assert time.monotonic() - t0 >= 5 * INTERVAL_MS / 1000 * 0.9
     assert list(panel.shown) == [1, 2, 3, 4, 5, 6] and panel.current == 6
     assert panel.annotation.text() == "note 6"
-    assert panel.bar.isVisible() and panel.bar.geometry() == panel.lines[5].geometry()  # under line 6
+    assert panel.highlighted and panel.bar.geometry() == panel.lines[5].geometry()  # under line 6
 
 
 def test_an_overflowing_queue_drops_the_oldest_and_keeps_the_order(qtbot):
@@ -134,3 +135,39 @@ def test_the_derivation_tab_comes_right_after_the_bound(window):
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert names[names.index("Bound") + 1] == "Loss from the bound"
     assert window.derivation_view in window.analysis_views
+
+
+class LayoutRequests(QObject):
+    """Counts the LayoutRequest events a widget receives."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def test_highlighting_never_lays_out_the_window_again(qtbot):
+    """The highlight moves one widget that is never hidden: a hidden child shown at a run's first step made Qt lay
+    out the whole window again (40-60 ms on the GUI thread while training)."""
+    window = QWidget()
+    qtbot.addWidget(window)
+    panel = AlgorithmPanel("train")
+    QVBoxLayout(window).addWidget(panel)
+    window.show()
+    qtbot.waitExposed(window)
+    QApplication.processEvents()
+    assert not panel.highlighted
+    requests = [LayoutRequests(window), LayoutRequests(panel)]
+    for line in (1, 3):
+        panel.highlight(line, f"note {line}")
+        qtbot.waitUntil(lambda: panel.current == line, timeout=5_000)
+        QApplication.processEvents()
+        assert panel.highlighted and panel.bar.geometry() == panel.lines[line - 1].geometry()
+    assert [r.count for r in requests] == [0, 0]
+    panel.set_algorithm("ddpm")
+    assert not panel.highlighted

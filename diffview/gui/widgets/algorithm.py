@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from diffview.core.sampling import SAMPLER_NAMES
@@ -145,10 +145,12 @@ class AlgorithmPanel(QFrame):
         self.timer = QTimer(self)
         self.timer.setInterval(INTERVAL_MS)
         self.timer.timeout.connect(self._next)
-        # The highlight is one widget under the lines, moved to the current one: no restyling, no layout.
+        # The highlight is one widget under the lines, moved to the current one: no restyling, no layout. It is
+        # never hidden, only emptied (a zero rect): showing a hidden child makes Qt lay out the whole window again,
+        # 40-60 ms on the GUI thread at a run's first step.
         self.bar = QFrame(self)
         self.bar.setStyleSheet(BAR)
-        self.bar.hide()
+        self.bar.setGeometry(QRect())
         self.toggle = QToolButton()
         self.toggle.setCheckable(True)
         self.toggle.setChecked(True)
@@ -183,7 +185,7 @@ class AlgorithmPanel(QFrame):
             self.numbers.append(number)
         self.pending.clear()
         self.current = 0
-        self.bar.hide()
+        self._place_bar()
 
     def highlight(self, line: int, note: str = "") -> None:
         """Ask for ``line`` to be highlighted with ``note`` under the lines; shown at once when the panel has
@@ -216,9 +218,13 @@ class AlgorithmPanel(QFrame):
         if 1 <= self.current <= len(self.lines):
             self.bar.setGeometry(self.lines[self.current - 1].geometry())
             self.bar.lower()
-            self.bar.show()
         else:
-            self.bar.hide()
+            self.bar.setGeometry(QRect())
+
+    @property
+    def highlighted(self) -> bool:
+        """Whether a line is highlighted (the bar under it has a size)."""
+        return not self.bar.geometry().isEmpty()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
