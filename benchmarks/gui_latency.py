@@ -5,7 +5,9 @@
    percentile of the lateness is the stall. With it, the seconds from pressing Train to the first loss
    point and from Stop to the run's end.
 2. Training throughput with the app open, as a fraction of the same training process headless (started
-   the same way, its events read by a plain loop), both by the child's own clock.
+   the same way, its events read by a plain loop), both by the child's own clock over the same steps, so
+   both hold the same previews (a window of fixed seconds held a preview's seconds in one run and not in
+   the other, as the runs' speeds fell: ±10% between rounds).
 3. A forward-view slider move on a 64-image grid: the time to compute x_t and repaint the grid.
 4. Opening a run of the ``ddpm-cifar10`` preset (35.7M parameters; its checkpoint, written by the
    Trainer after one step, holds the weights, the EMA weights and AdamW's two moments): the
@@ -19,7 +21,7 @@
 For each torch thread count given (default 1 and 2) it repeats 1 and 2, so the thread count the
 app uses can be picked from what is measured.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --seconds 40
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases training,slider --threads 2 --steps 300
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases open-run,gif
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py --cases algorithm --seconds 20 --rounds 3
 """
@@ -47,6 +49,9 @@ from diffview.core.train.trainer import StepEvent, Trainer  # noqa: E402
 from diffview.gui.main_window import MainWindow  # noqa: E402
 from diffview.gui.views import sampling as sampling_view  # noqa: E402
 from diffview.gui.widgets.algorithm import INTERVAL_MS  # noqa: E402
+
+
+FIRST_STEP = 5  # throughput is timed from here: the first steps warm up
 
 
 class StallProbe:
@@ -139,9 +144,10 @@ def gif_export_stall(app: QApplication, out: Path, frames: int = 100) -> str:
     return line
 
 
-def headless_rate(cfg: TrainConfig, seconds: float) -> float:
+def headless_rate(cfg: TrainConfig, seconds: float | None = None, steps: int | None = None) -> float:
     """Images/s of the app's own training process with no app around it: the same child, started the same
-    way, its events read by a plain loop. Timed by the child's clock (``StepEvent.elapsed``) from step 5."""
+    way, its events read by a plain loop. Timed by the child's clock (``StepEvent.elapsed``) from step 5, for
+    ``steps`` steps (the same work as an app run of as many steps, previews included) or for ``seconds``."""
     training = TrainingProcess(cfg)
     training.start()
     first = last = None
@@ -149,19 +155,23 @@ def headless_rate(cfg: TrainConfig, seconds: float) -> float:
         for ev in training.read(timeout=0.1):
             if not isinstance(ev, StepEvent) or last is not None:
                 continue
-            if ev.step == 5:
+            if ev.step == FIRST_STEP:
                 first = ev
-            elif first is not None and ev.elapsed - first.elapsed >= seconds:
+            elif first is not None and (ev.step == FIRST_STEP + steps if steps is not None
+                                        else ev.elapsed - first.elapsed >= seconds):
                 last = ev
                 training.stop()
     return (last.step - first.step) * cfg.batch_size / (last.elapsed - first.elapsed)
 
 
-def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = True,
-            prepare=None, before_close=None, timings: dict | None = None) -> tuple[float, list[float]]:
-    """Train through the app for ``seconds``; returns (images/s by the child's clock from step 5, tick lateness
-    in ms). ``prepare(window)`` runs before training starts, ``before_close(window)`` after it stopped;
-    ``timings`` gets the seconds from pressing Train to the first loss point, and from Stop to the end."""
+def gui_run(app: QApplication, cfg: TrainConfig, seconds: float | None = None, probe: bool = True,
+            prepare=None, before_close=None, timings: dict | None = None,
+            steps: int | None = None) -> tuple[float, list[float]]:
+    """Train through the app for ``seconds``, or until ``steps`` steps after step 5 (the same work as
+    ``headless_rate(cfg, steps=steps)``, previews included, whatever the speed); returns (images/s by the child's
+    clock from step 5, tick lateness in ms). ``prepare(window)`` runs before training starts,
+    ``before_close(window)`` after it stopped; ``timings`` gets the seconds from pressing Train to the first loss
+    point, and from Stop to the end."""
     window = MainWindow(runs_root="/tmp/diffview-gui-latency")
     window.show()
     while window.dataset is None:
@@ -172,10 +182,18 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
     window.session.train_threads = cfg.threads
     lateness, clock, last = [], QElapsedTimer(), [None]
     clock.start()
-    steps: list[tuple[float, int]] = []
+    points: list[tuple[float, int]] = []  # (elapsed, step) of each step from FIRST_STEP
     first_point: list[float] = []
-    window.controller.steps.connect(lambda evs: (steps.append((evs[-1].elapsed, evs[-1].step)),
-                                                 first_point or first_point.append(time.perf_counter())))
+    loop = QEventLoop()  # a real event loop, as app.exec() runs it: the GUI thread sleeps between events
+
+    def on_steps(evs) -> None:
+        first_point or first_point.append(time.perf_counter())
+        points.extend((ev.elapsed, ev.step) for ev in evs if ev.step >= FIRST_STEP
+                      and (steps is None or ev.step <= FIRST_STEP + steps))
+        if steps is not None and points and points[-1][1] == FIRST_STEP + steps:
+            loop.quit()
+
+    window.controller.steps.connect(on_steps)
     pressed = time.perf_counter()
     window.start_training()
 
@@ -190,11 +208,10 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
     timer.timeout.connect(tick)
     if probe:
         timer.start()
-    loop = QEventLoop()  # a real event loop, as app.exec() runs it: the GUI thread sleeps between events
-    QTimer.singleShot(int(seconds * 1000), loop.quit)
-    cpu = time.process_time()  # every thread of the app's process: drawing, the relay, the probe
+    QTimer.singleShot(int((seconds if steps is None else 3600) * 1000), loop.quit)
+    cpu, wall = time.process_time(), time.perf_counter()  # every thread of the app's process: drawing, relay, probe
     loop.exec()
-    cpu = time.process_time() - cpu
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     timer.stop()
     stopped = time.perf_counter()
     window.controller.stop()
@@ -203,14 +220,13 @@ def gui_run(app: QApplication, cfg: TrainConfig, seconds: float, probe: bool = T
     if timings is not None:
         timings["first loss point"] = first_point[0] - pressed
         timings["stop to end"] = time.perf_counter() - stopped
-        timings["app cpu"] = cpu / seconds
+        timings["app cpu"] = cpu / wall
     if before_close is not None:
         before_close(window)
     window.close()
     app.processEvents()
-    steps = [s for s in steps if s[1] >= 5]
-    rate = (steps[-1][1] - steps[0][1]) * cfg.batch_size / (steps[-1][0] - steps[0][0])
-    return rate, lateness[50:]
+    (t0, s0), (t1, s1) = points[0], points[-1]
+    return (s1 - s0) * cfg.batch_size / (t1 - t0), lateness[50:]
 
 
 def algorithm_panel_cost(app: QApplication, cfg: TrainConfig, seconds: float, rounds: int) -> str:
@@ -298,7 +314,10 @@ def slider_latency(app: QApplication) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=40)
+    ap.add_argument("--seconds", type=float, default=40, help="algorithm: the seconds of each run")
+    ap.add_argument("--steps", type=int, default=300,
+                    help="training: the steps timed in each run, from step 5, the same in both (previews every 250 "
+                         "steps, as by default: one inside every run)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-probe", action="store_true", help="throughput only, without the 5 ms timer probe")
     ap.add_argument("--cases", default="slider,training,open-run,gif",
@@ -335,9 +354,9 @@ def main() -> None:
             runs = {}
             for which in (("headless", "app") if r % 2 == 0 else ("app", "headless")):
                 if which == "headless":
-                    runs[which] = headless_rate(cfg, args.seconds)
+                    runs[which] = headless_rate(cfg, steps=args.steps)
                 else:
-                    runs[which], lateness = gui_run(app, cfg, args.seconds, probe=not args.no_probe,
+                    runs[which], lateness = gui_run(app, cfg, steps=args.steps, probe=not args.no_probe,
                                                     timings=timings)
                     late += lateness
             ratios.append(runs["app"] / runs["headless"])
@@ -346,7 +365,7 @@ def main() -> None:
                   f"a second", flush=True)
         p99 = float(np.percentile(late, 99)) if late else float("nan")
         late = late or [float("nan")]
-        print(f"torch threads {threads}, {args.rounds} rounds of {args.seconds:.0f} s: with the app "
+        print(f"torch threads {threads}, {args.rounds} rounds of {args.steps} steps: with the app "
               f"{100 * statistics.mean(ratios):.1f}% of headless (rounds {', '.join(f'{100 * x:.1f}' for x in ratios)};"
               f" target >= 97%); event-loop stall p99 {p99:.1f} ms, max {max(late):.1f} ms, ticks over 20 ms "
               f"{sum(x > 20 for x in late)} of {len(late)} (targets p99 < 20 ms, max < 50 ms); Train to the first "
