@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from helpers import tiny_config  # noqa: E402
+from PySide6.QtCore import QEvent, QObject  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 from test_gui_workers import MAX_GAP_MS, Probe  # noqa: E402
 
 from diffview.core.io.checkpoint import RunDir, load_checkpoint  # noqa: E402
@@ -77,3 +79,33 @@ def test_a_killed_training_process_is_reported_and_the_app_trains_again(qtbot, w
     again = train_tiny(qtbot, window, steps=3)  # a new run, in a new process
     qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
     assert again is not training and again.done.reason == "finished" and again.step == 3
+
+
+class LayoutRequests(QObject):
+    """Counts the LayoutRequest events one widget receives."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def test_training_never_lays_out_the_window_again(qtbot, window):
+    """Loss points, the line of numbers, the Algorithm panel and new previews repaint what changed and nothing
+    else: a relayout of the window's tabs costs 25-40 ms on a GUI thread that shares the CPU with training."""
+    train_tiny(qtbot, window, preview_every=2)
+    view = window.training_view
+    qtbot.waitUntil(lambda: len(view.steps) >= 1, timeout=60_000)
+    QApplication.processEvents()
+    requests = LayoutRequests(window.centralWidget())
+    qtbot.waitUntil(lambda: len(view.previews) >= 3 and len(view.steps) >= 6, timeout=60_000)
+    QApplication.processEvents()
+    assert requests.count == 0
+    assert view.preview_label.text().startswith(f"Preview {len(view.previews)} of {len(view.previews)}: step ")
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QSlider, QVBoxLayout, QWidget
 
 from diffview.core.train.loss_bins import T_BINS, TimestepBins
 from diffview.core.train.trainer import PreviewEvent, StepEvent
@@ -80,7 +80,7 @@ class TrainingView(QWidget):
         self.preview_slider.setEnabled(False)
         self.preview_slider.setToolTip("Scrub through the preview grids to see the samples improve")
         self.preview_slider.valueChanged.connect(self._show_preview)
-        self.preview_label = QLabel("No preview yet: the first comes at the preview interval.")
+        self.preview_label = readout_line("No preview yet: the first comes at the preview interval.", monospace=False)
 
         right = QVBoxLayout()
         right.addWidget(self.preview, 1)
@@ -239,6 +239,7 @@ class TrainingView(QWidget):
         self.preview.set_title(preview_title(ev, names))
         self.preview_label.setText(f"Preview {index + 1} of {len(self.previews)}: step {ev.step:,}, "
                                    f"{ev.sampler.upper()} {ev.sample_steps} steps, {ev.seconds:.1f} s")
+        self.preview_label.setCursorPosition(0)  # a narrow column shows the line's start
 
 
 def preview_title(ev: PreviewEvent, class_names=None) -> str:
