@@ -146,11 +146,11 @@ def gif_export_stall(app: QApplication, out: Path, frames: int = 100) -> str:
     return line
 
 
-def headless_rate(cfg: TrainConfig, seconds: float | None = None, steps: int | None = None) -> float:
+def headless_rate(cfg: TrainConfig, seconds: float | None = None, steps: int | None = None, dataset=None) -> float:
     """Images/s of the app's own training process with no app around it: the same child, started the same
     way, its events read by a plain loop. Timed by the child's clock (``StepEvent.elapsed``) from step 5, for
     ``steps`` steps (the same work as an app run of as many steps, previews included) or for ``seconds``."""
-    training = TrainingProcess(cfg)
+    training = TrainingProcess(cfg, dataset=dataset)
     training.start()
     first = last = None
     while not training.finished:
@@ -243,22 +243,19 @@ def app_run_in_own_process(threads: int, steps: int, probe: bool) -> tuple[float
 
 
 def lab2d_headless_rate(session, steps: int) -> float:
-    """Steps/s of the 2D tab's own Trainer (its config, its points) driven by a plain loop on this thread,
-    no event loop: by the trainer's clock from step 5 for ``steps`` steps."""
-    session.start_training(FIRST_STEP + steps)  # builds the tab's Trainer and config, then starts it on a thread
-    trainer = session.trainer
+    """Steps/s of the 2D tab's own training (its config, its points) in the same child process, its events
+    read by a plain loop: by the child's clock from step 5 for ``steps`` steps."""
+    session.start_training(FIRST_STEP + steps)  # builds the tab's config and points as Train does
+    cfg, points = session.trainer.config, session.trainer.dataset
     session.controller.stop()
     while session.controller.running:
         QApplication.processEvents()
-    fresh = Trainer(trainer.config, None, dataset=session.training_dataset()[0])
-    at = {ev.step: ev.elapsed for ev in fresh.run() if isinstance(ev, StepEvent)}
-    return steps / (at[FIRST_STEP + steps] - at[FIRST_STEP])
+    return headless_rate(cfg, steps=steps, dataset=points) / cfg.batch_size
 
 
 def lab2d_run(app: QApplication, steps: int, rounds: int) -> str:
-    """The 2D tab trains its MLP on a worker thread of the app (one torch thread, as the tab chooses): its
-    steps/s with the tab open and the probe running, against the same Trainer headless, alternating; and the
-    event-loop stall meanwhile. Says whether a process of its own would matter."""
+    """The 2D tab trains its MLP (one torch thread, as the tab chooses): its steps/s with the tab open and the
+    probe running, against the same training headless, alternating; and the event-loop stall meanwhile."""
     window = MainWindow(runs_root="/tmp/diffview-gui-latency")
     window.show()
     while window.dataset is None:
@@ -275,8 +272,8 @@ def lab2d_run(app: QApplication, steps: int, rounds: int) -> str:
             at: dict[int, float] = {}
             session.controller.steps.connect(
                 lambda evs: at.update({ev.step: ev.elapsed for ev in evs if isinstance(ev, StepEvent)}))
+            assert session.start_training(FIRST_STEP + steps)  # the probe starts after, as in gui_run
             with StallProbe() as probe:
-                assert session.start_training(FIRST_STEP + steps)
                 while session.controller.running:
                     app.processEvents(QEventLoop.WaitForMoreEvents, 50)
             late += probe.lateness[50:]
@@ -286,7 +283,7 @@ def lab2d_run(app: QApplication, steps: int, rounds: int) -> str:
         print(f"  2D round {r + 1}: headless {runs['headless']:.1f} steps/s, in the app {runs['app']:.1f} steps/s "
               f"({100 * ratios[-1]:.1f}%)", flush=True)
     window.close()
-    return (f"2D tab, {rounds} rounds of {steps} steps on a worker thread: {100 * statistics.mean(ratios):.1f}% of "
+    return (f"2D tab, {rounds} rounds of {steps} steps: {100 * statistics.mean(ratios):.1f}% of "
             f"headless (rounds {', '.join(f'{100 * x:.1f}' for x in ratios)}); event-loop stall p99 "
             f"{float(np.percentile(late, 99)):.1f} ms, max {max(late):.1f} ms over {len(late)} ticks")
 

@@ -17,7 +17,7 @@ Linux, macOS and Windows, and a process running Qt is never forked). Three one-w
   Once the run is done the app copies both sets one last time and then sends ``close``, which lets the
   child exit: the finished run's weights stay available to sample from.
 
-    proc = TrainingProcess(TrainConfig(steps=2000), "runs/digits")
+    proc = TrainingProcess(TrainConfig(steps=2000), "runs/digits")  # dataset=PointDataset(...): given points
     proc.start()
     while not proc.finished:
         for event in proc.read(timeout=0.1):
@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
+from diffview.core.data.points import PointDataset
 from diffview.core.io.checkpoint import CheckpointError, RunDir, load_checkpoint
 from diffview.core.models.registry import architecture, model_from_architecture
 from diffview.core.schedule import NoiseSchedule, make_schedule
@@ -79,8 +80,9 @@ class TrainingProcess:
     config (as the child resolved it once it has started), ``started`` the child's :class:`Started`."""
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
-                 niceness: int = NICENESS):
+                 niceness: int = NICENESS, dataset: PointDataset | None = None):
         self.config = config.validate()
+        self.dataset = dataset  # the points it trains on, when given (the 2D tab's); else the child loads the config's
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.step = 0
         self.started: Started | None = None
@@ -97,7 +99,7 @@ class TrainingProcess:
         self._child_ends = (child_events, child_control, child_weights)
         self._process = ctx.Process(target=child_main, name="diffview-training", daemon=True,
                                     args=(self.config.to_dict(), None if run_dir is None else str(run_dir), resume,
-                                          niceness, *self._child_ends))
+                                          niceness, dataset, *self._child_ends))
 
     # ------------------------------------------------------------------ life
     def start(self) -> None:
@@ -283,13 +285,14 @@ def intact_checkpoint(run_dir: Path | None) -> str:
 
 
 # ----------------------------------------------------------------------------- the child's side
-def child_main(config: dict, run_dir: str | None, resume: bool, niceness: int, events, control, weights) -> None:
+def child_main(config: dict, run_dir: str | None, resume: bool, niceness: int, dataset: PointDataset | None, events,
+               control, weights) -> None:
     """The child process: run the Trainer, send its events, serve control and weight requests; then exit at
     once. Everything is written by then (checkpoints atomically, the metrics file closed), and the usual
     interpreter teardown with torch loaded took 1.8 s, which every Stop and every closing window would wait."""
     code = 0
     try:
-        _child(config, run_dir, resume, niceness, events, control, weights)
+        _child(config, run_dir, resume, niceness, dataset, events, control, weights)
     except BaseException:  # not expected (_child reports failures as events): shown, and the app says how it ended
         traceback.print_exc()
         code = 1
@@ -299,11 +302,12 @@ def child_main(config: dict, run_dir: str | None, resume: bool, niceness: int, e
         os._exit(code)
 
 
-def _child(config: dict, run_dir: str | None, resume: bool, niceness: int, events, control, weights) -> None:
+def _child(config: dict, run_dir: str | None, resume: bool, niceness: int, dataset: PointDataset | None, events,
+           control, weights) -> None:
     _renice(niceness)
     ready, closed = threading.Event(), threading.Event()
     try:
-        trainer = Trainer(TrainConfig.from_dict(config), run_dir, resume=resume)
+        trainer = Trainer(TrainConfig.from_dict(config), run_dir, resume=resume, dataset=dataset)
     except Exception as e:  # a config the app should have refused: said, never a traceback
         _send_quietly(events, DoneEvent("failed", 0, str(e)))
         return

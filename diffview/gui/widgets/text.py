@@ -1,9 +1,9 @@
-"""A formula caption, a monospace readout and a live readout line, and the one sentence that says what t means."""
+"""A formula caption, a monospace readout, live readouts (a line, a box), and the sentence that says what t means."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLineEdit, QSizePolicy
+from PySide6.QtWidgets import QFrame, QLabel, QLineEdit, QSizePolicy, QTextBrowser
 
 # Appended to every caption that uses the paper's subscripts, so one convention for t holds across the app.
 T_INDEX_NOTE = ("t is the 0-based timestep index 0…T−1 of every control and readout; "
@@ -39,3 +39,29 @@ def readout_line(text: str = "", monospace: bool = True) -> QLineEdit:
     font = "font-family: monospace; font-size: 12px; " if monospace else ""
     line.setStyleSheet(font + "padding: 4px; background: transparent;")
     return line
+
+
+class LiveReadout(QTextBrowser):
+    """A few lines of rich text rewritten while a run trains (a 2D run's step and loss, its distance to the
+    data), with a QLabel's ``setText``/``text``. Its height is fixed and its size never follows its text, so
+    a new text repaints the box alone; a QLabel's made Qt lay out the whole window again every 0.1 s."""
+
+    def __init__(self, lines: int = 3, parent=None):
+        super().__init__(parent)
+        self._text = ""
+        self.setFrameShape(QFrame.NoFrame)
+        self.setOpenLinks(False)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAsNeeded)  # a long error scrolls, never cut
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setFocusPolicy(Qt.ClickFocus)
+        self.setStyleSheet("font-family: monospace; font-size: 12px; background: transparent;")
+        self.document().setDocumentMargin(4)
+        self.setFixedHeight(lines * self.fontMetrics().lineSpacing() + 12)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (QLabel's name)
+        self._text = text
+        self.setHtml(text)
+
+    def text(self) -> str:
+        """The rich text last set, as ``QLabel.text()`` gives it."""
+        return self._text

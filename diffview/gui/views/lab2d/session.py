@@ -1,6 +1,10 @@
 """The 2D tab's state, free of widgets: its data, its trainer (through a TrainingController), the model
 snapshot the plots sample from, and the jobs that compute what the panels draw.
 
+The MLP trains in a child process, as the app's image runs do (``benchmarks/gui_latency.py --cases lab2d``:
+on a worker thread of the app it trained at 64-74% of headless speed, its small steps fighting the GUI
+thread for the interpreter, and the event loop stalled 29 ms at the 99th percentile).
+
 Each computation is a :class:`~diffview.gui.workers.jobs.Job` of the session's :class:`Jobs`: the core
 function gets a ``check`` that raises once the job is cancelled, so it stops between model calls. A
 result arrives as a signal (``score_ready``, ``trajectories_ready``…); a failure as ``failed(job,
@@ -33,7 +37,7 @@ from diffview.core.diffusion import q_sample
 from diffview.core.guidance import is_conditional
 from diffview.core.schedule import SCHEDULES, NoiseSchedule, make_schedule
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import Trainer
+from diffview.core.train.process import TrainingProcess
 from diffview.gui.controller import TrainingController
 from diffview.gui.widgets.points_canvas import contour_lines
 from diffview.gui.workers.jobs import Jobs
@@ -89,7 +93,7 @@ class Lab2DSession(QObject):
         self.conditional = False  # Train learns p(x | class) (where the data has classes)
         self.label, self.guidance_scale = 0, 3.0  # the class and the scale S of the guided views
         self.forward_labels: np.ndarray | None = None  # the class of each forward_x0 point (−1: none)
-        self.trainer: Trainer | None = None
+        self.trainer: TrainingProcess | None = None  # the run in its child process (core/train/process.py)
         self.train_overrides: dict = {}  # TrainConfig settings on top of the 2D defaults (tests use tiny ones)
         self.floor: float | None = None
         self.trajectory: np.ndarray | None = None  # [S + 1, TRAJ_N, 2]
@@ -176,7 +180,7 @@ class Lab2DSession(QObject):
             cfg = TrainConfig.for_dataset(source, **{"threads": 1, "steps": steps, "schedule": name,
                                                      "timesteps": self.schedule.timesteps, "conditional": conditional,
                                                      "guidance_scale": self.guidance_scale, **self.train_overrides})
-            self.trainer = Trainer(cfg, None, dataset=dataset)
+            self.trainer = TrainingProcess(cfg, None, dataset=dataset)
         except ValueError as e:
             self.message.emit("error", str(e))
             self.failed.emit("training", str(e))
@@ -192,17 +196,30 @@ class Lab2DSession(QObject):
             self._take_snapshot()
 
     def _on_finished(self, done) -> None:
-        if done.reason != "failed" and not self.jobs.closed and self._take_snapshot():
-            self.sample_trajectories()
-            if self.model_classes:
-                self.sample_classes()
+        if done.reason != "failed" and not self.jobs.closed:
+            self._take_snapshot(then=self._sample_finished)
 
-    def _take_snapshot(self) -> bool:
-        if self.trainer is None or self.trainer.model is None or self.trainer.step == 0:
+    def _sample_finished(self) -> None:
+        self.sample_trajectories()
+        if self.model_classes:
+            self.sample_classes()
+
+    def _take_snapshot(self, then=None) -> bool:
+        """Copy the run's EMA network on a worker (the child answers between two of its steps; a finished run's
+        weights are already here), make it the model the plots sample from, then ``then()``; False if the run
+        has no weights yet."""
+        trainer = self.trainer
+        if trainer is None or trainer.started is None or trainer.step == 0:
             return False
-        cfg = self.trainer.config
-        self.set_model(self.trainer.snapshot_model(ema=True), self.trainer.schedule, cfg.objective,
-                       cfg.class_names if cfg.conditional else None)
+        cfg = trainer.config
+        names = cfg.class_names if cfg.conditional else None
+
+        def done(model) -> None:
+            self.set_model(model, trainer.schedule, cfg.objective, names)
+            if then is not None:
+                then()
+
+        self._run("snapshot", lambda check: trainer.snapshot_model(ema=True)[0], done)
         return True
 
     def set_model(self, model, schedule: NoiseSchedule, objective: str, class_names=None) -> None:

@@ -42,7 +42,7 @@ from diffview.gui.views.lab2d.panels import (
 )
 from diffview.gui.views.lab2d.session import CLASS_N, DRAW, TRAJ_N, TRAJ_STEPS, Lab2DSession
 from diffview.gui.widgets.players import TimestepControl
-from diffview.gui.widgets.text import readout
+from diffview.gui.widgets.text import LiveReadout
 
 CONDITIONAL_TIP = ("Learn p(x | class) and, through the null class ∅ (in place of the label with p = 0.1), p(x) in "
                    "one MLP; needs data with classes")
@@ -118,9 +118,8 @@ class Lab2DView(QWidget):
         row.addWidget(self.train_button)
         row.addWidget(self.stop_button)
         form.addRow(row)
-        self.progress, self.distance_label = readout(), readout()
+        self.progress, self.distance_label = LiveReadout(3), LiveReadout(4)
         self.progress.setText("not trained yet")
-        self.distance_label.setWordWrap(True)
         form.addRow(self.progress)
         form.addRow(self.distance_label)
         self.sample_button = QPushButton("Sample trajectories")
@@ -311,7 +310,7 @@ class Lab2DView(QWidget):
             self.score_panel.show_error(self.t, err)
         elif job == "training":
             self.progress.setText(f"<span style='color:#ff8080'>{err}</span>")
-        else:
+        elif job in self.job_labels:  # a failed snapshot is said in the log alone
             self.job_labels[job].setText(failed_text(err))
 
     def _on_steps(self, events: list) -> None:
