@@ -1,54 +1,32 @@
-"""The training controller: drives one training run off the GUI thread and turns its events into Qt signals.
+"""The training controller: relays one training run's events to the GUI thread as Qt signals.
 
-The app's runs train in a child process (:class:`~diffview.core.train.process.TrainingProcess`): a
-:class:`~diffview.gui.workers.jobs.Job` relays the events the child sends. The 2D tab's small runs train on
-the Job's thread itself (a :class:`~diffview.core.train.trainer.Trainer`, whose ``run()`` is a plain
-generator). Either way step events arrive far faster than a screen can show them, so the worker batches
-them and emits at most every ``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of
-small arrays cross to the GUI thread. Stop and pause are flags the trainer checks between steps (sent to
-the child as messages), so the GUI thread never waits on training; cancelling the job (closing the app)
-stops it the same way. The trainer sets its own torch thread count (``cfg.threads``).
+Every run of the app, the 2D tab's too, trains in a child process
+(:class:`~diffview.core.train.process.TrainingProcess`): a :class:`~diffview.gui.workers.jobs.Job` relays the
+events the child sends. Step events arrive far faster than a screen can show them, so the relay batches them
+and emits at most every ``BATCH_SECONDS``; every other event goes out at once. Only CPU copies of small
+arrays cross to the GUI thread. Stop and pause are messages the child's trainer checks between steps, so the
+GUI thread never waits on training; cancelling the job (closing the app) stops it the same way. The child
+sets its own torch thread count (``cfg.threads``) and priority.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from diffview.core.train.process import NICENESS, TrainingProcess
+from diffview.core.train.process import TrainingProcess
 from diffview.core.train.trainer import (
     CheckpointEvent,
     DoneEvent,
     LogEvent,
     PreviewEvent,
     StepEvent,
-    Trainer,
     WarningEvent,
 )
 from diffview.gui.workers.jobs import Job
 
 BATCH_SECONDS = 0.1
-
-
-def _train(trainer: Trainer, emit) -> None:
-    """The training job: drive ``trainer.run()``, emitting lists of events, steps batched."""
-    _lower_priority()
-    pending: list = []
-    last = time.monotonic()
-    try:
-        for ev in trainer.run():
-            pending.append(ev)
-            now = time.monotonic()
-            if not isinstance(ev, StepEvent) or now - last >= BATCH_SECONDS:
-                emit(pending)
-                pending, last = [], now
-    except Exception as e:  # an unexpected bug must reach the user as a message, not kill the thread
-        pending.append(DoneEvent("failed", trainer.step, f"Training stopped by an internal error: {e!r}"))
-    if pending:
-        emit(pending)
 
 
 def _relay(process: TrainingProcess, emit) -> None:
@@ -67,17 +45,6 @@ def _relay(process: TrainingProcess, emit) -> None:
         emit(pending)
 
 
-def _lower_priority(niceness: int = NICENESS) -> None:
-    """Give this thread, and the OpenMP workers it starts (they inherit it), a lower CPU priority than
-    the GUI thread, so the GUI wins the CPU whenever it has work (Linux; elsewhere nothing changes)."""
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-        except OSError:
-            pass
-
-
 class TrainingController(QObject):
     """Owns one training run at a time; the views listen to its signals."""
 
@@ -92,7 +59,7 @@ class TrainingController(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._job: Job | None = None
-        self.trainer: Trainer | TrainingProcess | None = None
+        self.trainer: TrainingProcess | None = None
         self.state = "idle"
         self._done: DoneEvent | None = None
 
@@ -100,15 +67,13 @@ class TrainingController(QObject):
     def running(self) -> bool:
         return self._job is not None
 
-    def start(self, trainer: Trainer | TrainingProcess) -> None:
-        """Train: a TrainingProcess is started here and its events relayed; a Trainer runs on the job's thread."""
+    def start(self, trainer: TrainingProcess) -> None:
+        """Train: start the process and relay its events."""
         if self.running:
             raise RuntimeError("a training run is already in progress")
         self.trainer = trainer
-        drive = _relay if isinstance(trainer, TrainingProcess) else _train
-        if isinstance(trainer, TrainingProcess):
-            trainer.start()
-        self._job = Job(lambda emit, cancelled: drive(trainer, emit), "diffview-training", on_cancel=self.stop,
+        trainer.start()
+        self._job = Job(lambda emit, cancelled: _relay(trainer, emit), "diffview-training", on_cancel=self.stop,
                         torch_threads=False)
         self._job.item.connect(self._on_batch)
         self._job.done.connect(self._on_job_done)
@@ -134,8 +99,8 @@ class TrainingController(QObject):
 
     def terminate(self) -> None:
         """End a training process now, without its checkpoint (closing when a stop takes too long); the run
-        then finishes as failed, saying how it ended. A run on a thread cannot be ended this way."""
-        if isinstance(self.trainer, TrainingProcess) and self.running:
+        then finishes as failed, saying how it ended."""
+        if self.trainer is not None and self.running:
             self.trainer.terminate()
 
     def wait(self, ms: int = 60_000) -> bool:
@@ -162,7 +127,7 @@ class TrainingController(QObject):
                 self.message.emit("info", f"Checkpoint at step {ev.step}: {ev.path}")
 
     @Slot(object, str)
-    def _on_job_done(self, _result, _error: str) -> None:  # _train reports its own failures as a DoneEvent
+    def _on_job_done(self, _result, _error: str) -> None:  # the relay's last list holds the DoneEvent
         done = self._done or DoneEvent("stopped", self.trainer.step if self.trainer else 0)
         self._done = None
         self._job = None

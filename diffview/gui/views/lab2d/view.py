@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -59,7 +61,14 @@ class Lab2DView(QWidget):
         self._build_controls()
         self._build_plots()
         layout = QHBoxLayout(self)
-        layout.addWidget(self.controls)
+        # The controls scroll when the window is short, so they never set its minimum height.
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(self.controls.width() + scroll.verticalScrollBar().sizeHint().width())
+        layout.addWidget(scroll)
         layout.addLayout(self.right, 1)
 
         s.message.connect(self.message)
