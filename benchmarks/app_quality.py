@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A settings file of the benchmark's own, fresh each process: the app's defaults, and a person's settings never
+# read or overwritten (a run here once left the user's app training 1,000,000 steps by default).
+os.environ.setdefault("DIFFVIEW_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="diffview-bench-"), "settings.ini"))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 

@@ -39,6 +39,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A settings file of the benchmark's own, fresh each process: the app's defaults, and a person's settings never
+# read or overwritten (a run here once left the user's app training 1,000,000 steps by default).
+os.environ.setdefault("DIFFVIEW_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="diffview-bench-"), "settings.ini"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
