@@ -10,8 +10,8 @@ from diffview.core.sampling import nfe
 pytest.importorskip("pytestqt")
 
 from helpers import square_dataset, tiny_config  # noqa: E402
-from PySide6.QtCore import QEvent, QObject  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFrame, QVBoxLayout, QWidget  # noqa: E402
+from qt_helpers import LayoutRequests  # noqa: E402
 
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui.widgets.algorithm import INTERVAL_MS, MAX_PENDING, AlgorithmPanel  # noqa: E402
@@ -135,20 +135,6 @@ def test_the_derivation_tab_comes_right_after_the_bound(window):
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert names[names.index("Bound") + 1] == "Loss from the bound"
     assert window.derivation_view in window.analysis_views
-
-
-class LayoutRequests(QObject):
-    """Counts the LayoutRequest events a widget receives."""
-
-    def __init__(self, widget):
-        super().__init__()
-        self.count = 0
-        widget.installEventFilter(self)
-
-    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.LayoutRequest:
-            self.count += 1
-        return False
 
 
 def test_highlighting_never_lays_out_the_window_again(qtbot):

@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from helpers import tiny_config  # noqa: E402
-from PySide6.QtCore import QEvent, QObject  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_helpers import LayoutRequests  # noqa: E402
 from test_gui_workers import MAX_GAP_MS, Probe  # noqa: E402
 
 from diffview.core.io.checkpoint import RunDir, load_checkpoint  # noqa: E402
@@ -79,20 +79,6 @@ def test_a_killed_training_process_is_reported_and_the_app_trains_again(qtbot, w
     again = train_tiny(qtbot, window, steps=3)  # a new run, in a new process
     qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
     assert again is not training and again.done.reason == "finished" and again.step == 3
-
-
-class LayoutRequests(QObject):
-    """Counts the LayoutRequest events one widget receives."""
-
-    def __init__(self, widget):
-        super().__init__()
-        self.count = 0
-        widget.installEventFilter(self)
-
-    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.LayoutRequest:
-            self.count += 1
-        return False
 
 
 def test_training_never_lays_out_the_window_again(qtbot, window):

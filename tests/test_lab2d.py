@@ -14,8 +14,9 @@ from helpers import (
     lab2d_view,  # noqa: E402
 )
 from helpers import lab2d_idle as idle  # noqa: E402
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_helpers import LayoutRequests  # noqa: E402
 
 from diffview.core.analysis.score import score_from_model  # noqa: E402
 from diffview.core.data.points import read_points_csv, standardise  # noqa: E402
@@ -323,20 +324,6 @@ def test_each_job_is_cancelled_between_model_calls(qtbot, view, monkeypatch):
         with pytest.raises(Cancel):
             job()
         assert len(calls) == 5
-
-
-class LayoutRequests(QObject):
-    """Counts the LayoutRequest events one widget receives."""
-
-    def __init__(self, widget):
-        super().__init__()
-        self.count = 0
-        widget.installEventFilter(self)
-
-    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.LayoutRequest:
-            self.count += 1
-        return False
 
 
 def test_a_training_runs_progress_repaints_its_readouts_alone(qtbot, view):
