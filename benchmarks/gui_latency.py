@@ -59,6 +59,12 @@ from diffview.gui.widgets.algorithm import INTERVAL_MS  # noqa: E402
 FIRST_STEP = 5  # throughput is timed from here: the first steps warm up
 
 
+def training_config(threads: int) -> TrainConfig:
+    """The training case's run, headless and in the app alike: the defaults (previews every 250 steps), long
+    enough never to end on its own, no checkpoint until Stop."""
+    return TrainConfig(threads=threads, steps=10**6, checkpoint_every=10**6)
+
+
 class StallProbe:
     """How late a 5 ms QTimer on the GUI thread fires, tick by tick (ms), while ``with`` runs."""
 
@@ -394,7 +400,7 @@ def main() -> None:
     cases = set(args.cases.split(","))
     app = QApplication.instance() or QApplication([])
     if args.app_run:
-        cfg = TrainConfig(threads=int(args.threads), steps=10**6, checkpoint_every=10**6)
+        cfg = training_config(int(args.threads))
         timings: dict = {}
         rate, lateness = gui_run(app, cfg, steps=args.steps, probe=not args.no_probe, timings=timings)
         print("APP-RUN " + json.dumps({"rate": rate, "lateness": lateness, "timings": timings}), flush=True)
@@ -420,7 +426,7 @@ def main() -> None:
     if "training" not in cases:
         return
     for threads in [int(x) for x in args.threads.split(",")]:
-        cfg = TrainConfig(threads=threads, steps=10**6, checkpoint_every=10**6)  # previews every 250 steps, as default
+        cfg = training_config(threads)
         ratios, late, timings = [], [], {}
         for r in range(args.rounds):  # headless and app alternate, each first in turn, so drift falls on both
             runs = {}
