@@ -148,9 +148,8 @@ class AlgorithmPanel(QFrame):
         # The highlight is one widget under the lines, moved to the current one: no restyling, no layout. It is
         # never hidden, only emptied (a zero rect): showing a hidden child makes Qt lay out the whole window again,
         # 40-60 ms on the GUI thread at a run's first step.
-        self.bar = QFrame(self)
+        self.bar = QFrame(self)  # emptied by set_algorithm below
         self.bar.setStyleSheet(BAR)
-        self.bar.setGeometry(QRect())
         self.toggle = QToolButton()
         self.toggle.setCheckable(True)
         self.toggle.setChecked(True)
