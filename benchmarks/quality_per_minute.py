@@ -98,6 +98,9 @@ RECIPES = {
     "s24-lr4e-3": ("s24", {"lr": 4e-3}),
     "s24-linear": ("s24", {"schedule": "linear"}),
     "small-b32": ("small", {"batch_size": 32}),
+    "small-b128": ("small", {"batch_size": 128}),
+    "small-b128-lr3e-3": ("small", {"batch_size": 128, "lr": 3e-3}),
+    "small-lr3e-3": ("small", {"lr": 3e-3}),
     "s16-b32": ("s16", {"batch_size": 32}),
     "s16-minsnr": ("s16", {"loss_weighting": "min_snr"}),
     "s16-v": ("s16", {"objective": "v"}),
@@ -116,7 +119,7 @@ RECIPES = {
     "small-cond": ("small", {"conditional": True}),
     "small-cond-p0.2": ("small", {"conditional": True, "cond_dropout": 0.2}),
 }
-GUIDANCE_SCALES = (1.0, 2.0, 3.0, 5.0)
+GUIDANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 5.0)
 SAMPLER_OPTIONS = {"eta": "eta", "churn": "s_churn"}  # --samplers ddim:50:eta=1,heun:25:churn=40
 DEFAULT_RECIPE_SAMPLER = f"{DEFAULT_SAMPLER}:25:churn={DEFAULT_CHURN:g}"  # `diffview sample`'s default
 

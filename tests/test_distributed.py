@@ -173,6 +173,20 @@ def test_a_conditional_run_trains_on_two_processes_as_on_one_with_the_global_bat
                                atol=0)
 
 
+def test_a_budget_in_minutes_gives_every_rank_rank0_s_fitted_steps(tmp_path):
+    write_image_folder(tmp_path / "imgs", n=6, size=8)
+    settings = SETTINGS.replace("warmup_steps = 1", "warmup_steps = 10").replace('lr_decay = "constant"', "")
+    (tmp_path / "settings.toml").write_text(settings, encoding="utf-8")
+    r, logs = torchrun(tmp_path, "train", "imgs", "--config", "settings.toml", "--out", "run", "--minutes", 0.01,
+                       "--checkpoint-every", 10**6, "--preview-every", 10**6)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trace = read_trace(tmp_path / "trace.jsonl")
+    fitted = load_run_config(tmp_path / "run").steps
+    assert 10 < fitted < 10**6 and [row["step"] for row in trace[0]] == [row["step"] for row in trace[1]]
+    assert trace[0][-1]["step"] == fitted and trace[0][-1]["params"] == trace[1][-1]["params"]
+    assert f"0.01 minutes of training: {fitted:,} steps" in rank_log(logs, 0)
+
+
 def test_a_stuck_rank_ends_the_job_with_a_clear_message(tmp_path):
     write_image_folder(tmp_path / "imgs", n=6, size=8)
     (tmp_path / "settings.toml").write_text(SETTINGS, encoding="utf-8")

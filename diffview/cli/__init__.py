@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE.toml", help="settings from a TOML file; flags override them")
     t.add_argument("--steps", type=_positive_int, help="training steps (a folder's default is scaled to its "
                                                        "image size: benchmarks/README.md)")
+    t.add_argument("--minutes", type=_float, help="train for this many minutes instead: the steps that fill them, "
+                                                  "fitted from the warm-up's speed on this machine")
     t.add_argument("--batch-size", type=_positive_int, help="images per step (default 64, at most the folder's count)")
     t.add_argument("--image-size", type=_positive_int)
     t.add_argument("--channels", choices=("auto", "1", "3"))

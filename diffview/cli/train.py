@@ -30,13 +30,13 @@ def _train_config(args):
             cfg.dataset = dataset
     else:  # 2D points get the MLP's defaults
         cfg = TrainConfig.for_dataset(dataset or TrainConfig.dataset)
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "image_size": args.image_size,
-                 "channels": args.channels, "schedule": args.schedule, "timesteps": args.timesteps,
-                 "objective": args.objective, "model": args.model, "lr": args.lr, "seed": args.seed,
-                 "device": args.device, "threads": args.threads, "preview_every": args.preview_every,
-                 "checkpoint_every": args.checkpoint_every, "dist_timeout": args.dist_timeout,
-                 "compile": args.compile, "conditional": args.conditional, "cond_dropout": args.cond_dropout,
-                 "tensorboard": args.tensorboard}
+    if args.minutes is not None and (args.steps or args.resume):
+        raise ValueError("--minutes sets the steps itself: leave out --steps" if args.steps else
+                         "--resume trains to the run's own steps (a budget in minutes was fitted when it began)")
+    overrides = {key: getattr(args, key) for key in (
+        "steps", "minutes", "batch_size", "image_size", "channels", "schedule", "timesteps", "objective", "model", "lr",
+        "seed", "device", "threads", "preview_every", "checkpoint_every", "dist_timeout", "compile", "conditional",
+        "cond_dropout", "tensorboard")}
     if args.folder and not args.resume and not args.config and source_kind(dataset) == "images":
         _scale_to_folder(cfg, dataset, overrides)
     if args.resume:
@@ -63,7 +63,8 @@ def _scale_to_folder(cfg, folder: str, overrides: dict) -> None:
     if not count:
         return  # loading the folder says what is wrong with it
     side = overrides["image_size"] or cfg.image_size or DEFAULT_IMAGE_SIZE
-    scaled = {k: v for k, v in image_defaults(side, count).items() if overrides[k] is None}
+    scaled = {k: v for k, v in image_defaults(side, count).items()
+              if overrides[k] is None and not (k == "steps" and overrides["minutes"] is not None)}
     for key, value in scaled.items():
         setattr(cfg, key, value)
     if scaled:
@@ -145,6 +146,8 @@ def _train_in(args, cfg, dist) -> int:
                 if bar is None:
                     bar = tqdm(total=ev.total_steps, initial=ev.step - 1, unit="step", dynamic_ncols=True,
                                smoothing=0.1, file=sys.stderr)
+                if bar.total != ev.total_steps:  # a budget in minutes fitted the steps
+                    bar.total = ev.total_steps
                 bar.update(1)
                 bar.set_postfix_str(f"loss {ev.loss:.4f}  {ev.images_per_sec:.0f} img/s  lr {ev.lr:.2e}", refresh=False)
             elif isinstance(ev, (tr.LogEvent, tr.WarningEvent)):

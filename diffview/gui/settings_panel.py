@@ -79,6 +79,16 @@ class SettingsPanel(QWidget):
         self.steps = QSpinBox()
         self.steps.setRange(1, 10_000_000)
         self.steps.setValue(d.steps)
+        self.minutes = QDoubleSpinBox()  # a budget in minutes instead of steps (core/train/budget.py)
+        self.minutes.setRange(0.0, 7 * 24 * 60)
+        self.minutes.setDecimals(1)
+        self.minutes.setSingleStep(1.0)
+        self.minutes.setSpecialValueText("off: train the steps")
+        self.minutes.setValue(d.minutes or 0.0)
+        self.minutes.setToolTip("Train for this many minutes instead of a number of steps: the steps that fill "
+                                "them are fitted from the warm-up's speed on this machine, and the learning rate "
+                                "ends its decay on time")
+        self.minutes.valueChanged.connect(lambda _: self._update_steps())
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
         self.conditional = QCheckBox("Conditional")
@@ -113,6 +123,7 @@ class SettingsPanel(QWidget):
         training.addRow("Batch size", self.batch)
         training.addRow("Learning rate", self.lr)
         training.addRow("Steps", self.steps)
+        training.addRow("Or minutes", self.minutes)
         training.addRow("Device", self.device)
         training.addRow(self.conditional)
         training.addRow("p(∅)", self.cond_dropout)
@@ -183,14 +194,15 @@ class SettingsPanel(QWidget):
                            channels=self.channels.currentText(), schedule=self.schedule.currentText(),
                            timesteps=self.timesteps.value(), objective=self.objective.currentText(),
                            model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
-                           steps=self.steps.value(), device=self.device.currentText(),
+                           steps=self.steps.value(), minutes=self.minutes.value() or None,
+                           device=self.device.currentText(),
                            conditional=self.conditional.isChecked(), cond_dropout=self.cond_dropout.value(),
                            tensorboard=self.tensorboard.isChecked() and tensorboard_available())
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
         widgets = (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                   self.model, self.batch, self.lr, self.steps, self.device)
+                   self.model, self.batch, self.lr, self.steps, self.minutes, self.device)
         blocked = [QSignalBlocker(w) for w in widgets]
         for box, value in ((self.schedule, cfg.schedule), (self.objective, cfg.objective), (self.model, cfg.model),
                            (self.channels, str(cfg.channels)), (self.device, cfg.device)):
@@ -200,6 +212,7 @@ class SettingsPanel(QWidget):
         self.batch.setValue(cfg.batch_size)
         self.lr.setValue(cfg.lr)
         self.steps.setValue(cfg.steps)
+        self.minutes.setValue(cfg.minutes or 0.0)
         self._scaled = None  # a run's own steps and batch stay as they are
         self.conditional.setChecked(cfg.conditional)  # the run's own: its data's classes show once it loads
         self.cond_dropout.setValue(cfg.cond_dropout)
@@ -207,6 +220,7 @@ class SettingsPanel(QWidget):
         for b in blocked:
             b.unblock()
         self._update_conditional()
+        self._update_steps()
 
     def scale_to_data(self, image_size: int, count: int) -> None:
         """Steps and batch scaled to the loaded images (core/train/config.py's image_defaults), unless a person
@@ -257,7 +271,7 @@ class SettingsPanel(QWidget):
         self.state = state
         idle = state == "idle"
         for w in (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                  self.model, self.batch, self.lr, self.steps, self.device):
+                  self.model, self.batch, self.lr, self.minutes, self.device):
             w.setEnabled(idle)
         self.train_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("running", "paused"))
@@ -265,3 +279,8 @@ class SettingsPanel(QWidget):
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.tensorboard.setEnabled(idle and tensorboard_available())
         self._update_conditional()
+        self._update_steps()
+
+    def _update_steps(self) -> None:
+        """Steps are set by hand only while no budget in minutes sets them."""
+        self.steps.setEnabled(self.state == "idle" and not self.minutes.value())

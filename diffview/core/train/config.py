@@ -14,6 +14,7 @@ from diffview.core.losses import T_SAMPLINGS, WEIGHTINGS
 from diffview.core.models.registry import MODEL_PRESETS
 from diffview.core.sampling import SAMPLERS
 from diffview.core.schedule import SCHEDULES
+from diffview.core.train.budget import check_budget
 
 try:  # Python 3.11+
     import tomllib
@@ -56,7 +57,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     ema_warmup: bool = True  # decay_k = min(ema_decay, (1 + k) / (10 + k))
-    steps: int = 1300  # about 5 minutes of the default model on 2 CPU cores (benchmarks/README.md)
+    steps: int = 1300  # about 5 minutes of the default model on a slow pair of CPU cores (benchmarks/README.md)
+    minutes: float | None = None  # train this long instead: steps fitted when the warm-up ends (core/train/budget.py)
     seed: int = 0
     # hardware
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
@@ -113,6 +115,7 @@ class TrainConfig:
         if self.global_batch_size is not None and (not isinstance(self.global_batch_size, int)
                                                    or self.global_batch_size < 1):
             raise ValueError(f"global_batch_size must be a positive integer, got {self.global_batch_size!r}")
+        check_budget(self.minutes, self.warmup_steps)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads!r}")
         return self

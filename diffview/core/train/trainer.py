@@ -28,6 +28,7 @@ from diffview.core.losses import training_loss
 from diffview.core.models.registry import architecture, build_model, describe_model, fresh_copy, model_from_architecture
 from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
+from diffview.core.train.budget import StepBudget
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
@@ -245,6 +246,8 @@ class Trainer:
             else:
                 yield WarningEvent(f"{MISSING}; training goes on without it.")
         last_ckpt_step = self.step if self.resume else None
+        budget = StepBudget(cfg.minutes, cfg.warmup_steps, self.step) if cfg.minutes and \
+            self.step < cfg.warmup_steps else None  # fits cfg.steps to the minutes when the warm-up ends
         t_start, rate = time.perf_counter(), None
         try:
             while self.step < cfg.steps:
@@ -294,6 +297,12 @@ class Trainer:
 
                 dt = time.perf_counter() - t0
                 rate = dt if rate is None else 0.9 * rate + 0.1 * dt
+                if budget is not None:
+                    budget.observe(self.step, dt)
+                    fitted = self.dist.from_main(lambda: budget.fitted(self.step)) \
+                        if self.step == budget.fit_at else None  # rank 0's total on every rank
+                    if fitted is not None:
+                        yield self._fit_steps(fitted, budget.per_step)
                 elapsed = time.perf_counter() - t_start
                 loss_value = float(shown.item())
                 ev = StepEvent(self.step, loss_value, losses.detach().float().cpu().numpy(), t.cpu().numpy(), lr,
@@ -327,6 +336,16 @@ class Trainer:
                 board.close()
 
     # ------------------------------------------------------------------ helpers
+    def _fit_steps(self, steps: int, per_step: float | None) -> LogEvent:
+        """Fix the run's total steps to a budget's, before any step's rate depends on it (core/train/budget.py)."""
+        cfg = self.config
+        cfg.steps = steps
+        cfg.horizons = None if cfg.horizons is None else [[0, steps]]  # before the warm-up ends there is one
+        if self.run_dir is not None and self.dist.is_main:
+            atomic_write_text(self.run_dir.config, cfg.to_json())
+        rate = f" at the warm-up's {1000 * per_step:.0f} ms a step" if per_step else ""  # None on ranks > 0
+        return LogEvent(f"{cfg.minutes:g} minutes of training: {steps:,} steps{rate}.")
+
     def snapshot_model(self, ema: bool = True) -> torch.nn.Module | None:
         """A CPU copy of the (EMA) model as of the last finished step; safe from any thread."""
         if self.model is None:
