@@ -1,7 +1,8 @@
 """Sample quality per CPU minute on the built-in 28×28 digits.
 
-Each recipe trains for the same wall time on ``--threads`` cores (run it on a quiet machine): its steps are
-fitted to the budget from a timed probe of 60 steps, so its learning-rate schedule ends where the budget does.
+Each recipe trains for the same wall time on ``--threads`` cores (run it on a quiet machine) as a user's
+``diffview train --minutes`` does: the run times its warm-up and fits its steps to the budget
+(core/train/budget.py), so its learning-rate schedule ends where the budget does.
 Then ``--n`` samples (default 500; ``--sampler``, default `diffview sample`'s: Heun, 25 steps, S_churn 20,
 from the EMA weights, one seed) are scored by a judge: a small CNN trained here on the built-in digits plus an
 11th "scribble" class (blends of two different digits, smoothed-noise blobs, scrambled strokes).
@@ -28,7 +29,6 @@ import argparse
 import math
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -197,24 +197,6 @@ def readability(judge: Judge, x: torch.Tensor) -> tuple[float, float]:
     return readable.float().mean().item(), entropy
 
 
-_step_seconds: dict[tuple, float] = {}
-
-
-def fit_steps(cfg: TrainConfig, data: ImageDataset, seconds: float, probe: int = 60, warm: int = 20) -> int:
-    """The steps this recipe takes in ``seconds``, from timing ``probe`` steps after ``warm`` warm-up steps (not
-    counted in the budget; once per model and batch), so that its learning-rate schedule ends where the budget
-    does."""
-    key = (cfg.model, cfg.batch_size, cfg.conditional)
-    if key not in _step_seconds:
-        trainer = Trainer(replace(cfg, steps=probe + warm), dataset=data)
-        t0 = None
-        for ev in trainer.run():
-            if isinstance(ev, StepEvent) and ev.step == warm:
-                t0 = time.perf_counter()
-        _step_seconds[key] = (time.perf_counter() - t0) / probe
-    return max(1, int(seconds / _step_seconds[key]))
-
-
 def run_recipe(name: str, seconds: float, data: ImageDataset, out: Path, threads: int,
                emas: tuple[float, ...] = (), sampler: str = DEFAULT_RECIPE_SAMPLER, n: int = 256,
                keep: Path | None = None, tag: str = "") -> dict:
@@ -223,8 +205,9 @@ def run_recipe(name: str, seconds: float, data: ImageDataset, out: Path, threads
     (its final checkpoint) to ``keep/name``, for ``--score-run`` to sample again; ``tag`` is added to the names of
     its run and grids."""
     preset, overrides = RECIPES[name]
-    cfg = TrainConfig(model=preset, preview_every=10**9, checkpoint_every=10**9, threads=threads, **overrides)
-    cfg = replace(cfg, steps=fit_steps(cfg, data, seconds))
+    # the budget as a user sets it (TrainConfig.minutes): the run times its warm-up and fits its steps to the rest
+    cfg = TrainConfig(model=preset, preview_every=10**9, checkpoint_every=10**9, threads=threads,
+                      minutes=seconds / 60, **overrides)
     run_dir = None
     if keep is not None:
         run_dir = keep / f"{name}{tag}"
@@ -239,7 +222,7 @@ def run_recipe(name: str, seconds: float, data: ImageDataset, out: Path, threads
             for e in extra.values():
                 e.update(trainer.model)
             steps, last = ev.step, ev.loss
-            if time.perf_counter() - w0 >= 1.05 * seconds:  # slower than the probe measured: other load
+            if time.perf_counter() - w0 >= 1.05 * seconds:  # slower than its warm-up measured: other load
                 trainer.stop()
         elif isinstance(ev, DoneEvent) and ev.reason == "failed":
             raise RuntimeError(ev.message)
