@@ -101,6 +101,8 @@ RECIPES = {
     "small-b128": ("small", {"batch_size": 128}),
     "small-b128-lr3e-3": ("small", {"batch_size": 128, "lr": 3e-3}),
     "small-lr3e-3": ("small", {"lr": 3e-3}),
+    "small-sigmoid": ("small", {"schedule": "sigmoid"}),
+    "small-linear": ("small", {"schedule": "linear"}),
     "s16-b32": ("s16", {"batch_size": 32}),
     "s16-minsnr": ("s16", {"loss_weighting": "min_snr"}),
     "s16-v": ("s16", {"objective": "v"}),
