@@ -45,7 +45,8 @@ from diffview.core.models.unet import PRESETS, UNetConfig
 from diffview.core.sampling import DEFAULT_CHURN, DEFAULT_SAMPLER, sample
 from diffview.core.train import config as train_config
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import EMA, DoneEvent, StepEvent, Trainer
+from diffview.core.train.ema import EMA
+from diffview.core.train.trainer import DoneEvent, StepEvent, Trainer
 
 # Candidate architectures (the ones not already presets are registered for this benchmark only).
 EXTRA_PRESETS = {

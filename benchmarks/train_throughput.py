@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffview.core import make_schedule, training_loss
 from diffview.core.models.unet import build_unet
 from diffview.core.train.config import TrainConfig
-from diffview.core.train.trainer import EMA
+from diffview.core.train.ema import EMA
 
 
 def sync(device: torch.device) -> None:

@@ -10,7 +10,6 @@ Events carry only CPU copies of small arrays, so they may cross threads.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
@@ -30,6 +29,7 @@ from diffview.core.schedule import make_schedule
 from diffview.core.train import distributed
 from diffview.core.train.budget import StepBudget
 from diffview.core.train.config import TrainConfig
+from diffview.core.train.ema import EMA
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
 from diffview.core.train.preview import draw_preview, preview_noise
@@ -64,27 +64,6 @@ def describe_device(device: torch.device, threads: int | None = None) -> str:
         return "Apple MPS"
     n = threads or torch.get_num_threads()
     return f"CPU, {n} thread{'s' if n != 1 else ''}"
-
-
-class EMA:
-    """Exponential moving average of the weights, with the warm-up decay_k = min(d, (1+k)/(10+k))."""
-
-    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.warmup, self.updates = decay, warmup, 0
-
-    def current_decay(self) -> float:
-        k = self.updates
-        return min(self.decay, (1 + k) / (10 + k)) if self.warmup else self.decay
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        d = self.current_decay()
-        ema_params = list(self.model.parameters()) + list(self.model.buffers())
-        params = list(model.parameters()) + list(model.buffers())
-        torch._foreach_lerp_([e for e in ema_params if e.is_floating_point()],
-                             [p.detach() for p in params if p.is_floating_point()], 1.0 - d)
-        self.updates += 1
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -407,5 +386,5 @@ class Trainer:
 
 __all__ = [
     "CheckpointEvent", "DoneEvent", "LogEvent", "PreviewEvent", "StepEvent", "WarningEvent",
-    "EMA", "Trainer", "describe_device", "pick_device",
+    "Trainer", "describe_device", "pick_device",
 ]
