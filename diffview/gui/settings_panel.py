@@ -24,6 +24,7 @@ from diffview.core.data.builtin import BUILTIN_DATASETS
 from diffview.core.diffusion import OBJECTIVES
 from diffview.core.models.unet import PRESETS
 from diffview.core.schedule import SCHEDULES
+from diffview.core.train.budget import MAX_MINUTES
 from diffview.core.train.config import TrainConfig, image_defaults
 from diffview.core.train.tensorboard import MISSING, tensorboard_available
 
@@ -80,7 +81,7 @@ class SettingsPanel(QWidget):
         self.steps.setRange(1, 10_000_000)
         self.steps.setValue(d.steps)
         self.minutes = QDoubleSpinBox()  # a budget in minutes instead of steps (core/train/budget.py)
-        self.minutes.setRange(0.0, 7 * 24 * 60)
+        self.minutes.setRange(0.0, MAX_MINUTES)
         self.minutes.setDecimals(1)
         self.minutes.setSingleStep(1.0)
         self.minutes.setSpecialValueText("off: train the steps")

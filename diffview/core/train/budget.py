@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 MIN_WARMUP = 10  # the fewest warm-up steps a budget is fitted from
+MAX_MINUTES = 7 * 24 * 60  # a week
 TIMED_FROM = 0.2  # the first fifth of the warm-up is not timed: its steps carry one-off costs (allocation, caches)
 
 
@@ -20,9 +21,8 @@ def check_budget(minutes, warmup_steps) -> None:
     """Raise ValueError unless ``minutes`` is None or a positive number of minutes a run can be fitted to."""
     if minutes is None:
         return
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= 7 * 24 * 60 \
-            or not math.isfinite(minutes):
-        raise ValueError(f"minutes must lie in (0, {7 * 24 * 60}] (a week), got {minutes!r}")
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= MAX_MINUTES:
+        raise ValueError(f"minutes must lie in (0, {MAX_MINUTES}] (a week), got {minutes!r}")
     if warmup_steps < MIN_WARMUP:
         raise ValueError(f"a budget in minutes is fitted from the warm-up's steps: warmup_steps must be at least "
                          f"{MIN_WARMUP}, got {warmup_steps}")
@@ -53,11 +53,10 @@ class StepBudget:
 
     def fitted(self, step: int) -> int | None:
         """At ``fit_at`` the total steps that fill the budget (at least one more than ``step``), else None."""
-        if step != self.fit_at or self._timed_steps < 1:
+        if step != self.fit_at or not self._timed_steps:
             return None
         self.per_step = self._timed / self._timed_steps
-        self._timed_steps = -1  # fitted once
         return step + max(1, math.floor((self.seconds - self.spent) / self.per_step))
 
 
-__all__ = ["MIN_WARMUP", "StepBudget", "check_budget"]
+__all__ = ["MAX_MINUTES", "MIN_WARMUP", "StepBudget", "check_budget"]
