@@ -104,6 +104,8 @@ RECIPES = {
     "small-lr3e-3": ("small", {"lr": 3e-3}),
     "small-sigmoid": ("small", {"schedule": "sigmoid"}),
     "small-linear": ("small", {"schedule": "linear"}),
+    "fp32": ("small", {"precision": "fp32"}),  # the defaults in float32 (the default "auto" is bf16 where native)
+    "bf16": ("small", {"precision": "bf16"}),
     "s16-b32": ("s16", {"batch_size": 32}),
     "s16-minsnr": ("s16", {"loss_weighting": "min_snr"}),
     "s16-v": ("s16", {"objective": "v"}),

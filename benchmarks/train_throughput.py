@@ -10,8 +10,11 @@ run. Prints images/s, achieved GFLOP/s and the ratio to the matmul peak.
     python benchmarks/train_throughput.py --device cuda --sweep        # small and base at 32 and 64 px, RGB
     python benchmarks/train_throughput.py --device cuda --sweep --compile
 
-On CUDA the step runs as the Trainer runs it there: bf16 autocast, fused AdamW and channels_last;
-the peak is the GPU's measured bf16 matmul rate.
+The step runs in the precision the Trainer would pick (``--precision``, default auto: bf16 autocast on a
+GPU or a CPU with native bfloat16, core/train/precision.py), with the peak measured in the same dtype;
+on CUDA also with fused AdamW and channels_last, as the Trainer runs it there.
+
+    python benchmarks/train_throughput.py --precision fp32     # against --precision bf16 on the same CPU
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from diffview.core import make_schedule, training_loss
 from diffview.core.models.unet import build_unet
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.ema import EMA
+from diffview.core.train.precision import PRECISIONS, trains_in_bf16
 
 
 def sync(device: torch.device) -> None:
@@ -74,6 +78,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model first (not timed)")
     ap.add_argument("--sweep", action="store_true", help="the small and base presets at 32 and 64 px, 3 channels")
     args = ap.parse_args()
@@ -91,7 +96,7 @@ def main() -> None:
 def measure(args, device: torch.device, defaults: TrainConfig, peak: float | None) -> float:
     """Time one preset and print its figures; returns the matmul peak (measured once per run)."""
     torch.manual_seed(0)
-    bf16 = device.type == "cuda"
+    bf16 = trains_in_bf16(args.precision, device)
     schedule = make_schedule(defaults.schedule, defaults.timesteps)
     model = build_unet(args.preset, args.channels, args.size).to(device)
     channels_last = args.channels_last or device.type == "cuda"  # the Trainer's choice on CUDA

@@ -339,3 +339,21 @@ def test_a_folder_scales_steps_and_batch_unless_a_person_set_them(qtbot, window,
     s.steps.setValue(777)  # a person's choice stands
     load(write_image_folder(tmp_path / "nine", n=9, size=40))
     assert (s.steps.value(), s.batch.value()) == (777, 5)
+
+
+def test_the_precision_box_trains_in_its_choice_and_is_locked_while_training(qtbot, window, tmp_path):
+    use_tiny_folder(qtbot, window, tmp_path)
+    s = window.settings
+    assert s.precision.currentText() == "auto" and [s.precision.itemText(i) for i in range(3)] == ["auto", "bf16",
+                                                                                                   "fp32"]
+    s.precision.setCurrentText("fp32")
+    assert s.config().precision == "fp32"
+    window.start_training()
+    assert not s.precision.isEnabled()
+    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 2, timeout=60_000)
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    assert s.precision.isEnabled()
+    assert load_checkpoint(next((window.run_dir / "checkpoints").glob("step_*.pt")))["config"]["precision"] == "fp32"
+    s.set_config(tiny_config(precision="bf16"))
+    assert s.precision.currentText() == "bf16"

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffview.core.models.registry import MODEL_PRESETS
     from diffview.core.sampling import DEFAULT_CHURN, DEFAULT_SAMPLER, SAMPLERS, SPACINGS
     from diffview.core.schedule import SCHEDULES
+    from diffview.core.train.precision import PRECISIONS
 
     parser = _Parser(prog="diffview",
                      description="Train a denoising diffusion model and watch the mathematics at work. "
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     t.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: one per core)")
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="the network's arithmetic while it trains: bf16 autocast or fp32; auto (default) takes bf16 "
+                        "on a GPU or a CPU with native bfloat16 (AVX512-BF16, AMX), fp32 elsewhere")
     t.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model (a first step of compiling; measure whether it helps)")
     t.add_argument("--dist-timeout", type=_positive_int, metavar="SECONDS",

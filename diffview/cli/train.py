@@ -35,15 +35,15 @@ def _train_config(args):
                          "--resume trains to the run's own steps (a budget in minutes was fitted when it began)")
     overrides = {key: getattr(args, key) for key in (
         "steps", "minutes", "batch_size", "image_size", "channels", "schedule", "timesteps", "objective", "model", "lr",
-        "seed", "device", "threads", "preview_every", "checkpoint_every", "dist_timeout", "compile", "conditional",
-        "cond_dropout", "tensorboard")}
+        "seed", "device", "threads", "preview_every", "checkpoint_every", "dist_timeout", "compile", "precision",
+        "conditional", "cond_dropout", "tensorboard")}
     if args.folder and not args.resume and not args.config and source_kind(dataset) == "images":
         _scale_to_folder(cfg, dataset, overrides)
     if args.resume:
         changed = [k for k, v in overrides.items() if v is not None and k not in RESUMABLE_SETTINGS]
         if changed:
-            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads, --tensorboard "
-                             f"and --dist-timeout may change (got --{changed[0].replace('_', '-')})")
+            raise ValueError(f"--resume keeps the run's settings; only --steps, --device, --threads, --precision, "
+                             f"--tensorboard and --dist-timeout may change (got --{changed[0].replace('_', '-')})")
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)

@@ -26,6 +26,7 @@ from diffview.core.models.unet import PRESETS
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.budget import MAX_MINUTES
 from diffview.core.train.config import TrainConfig, image_defaults
+from diffview.core.train.precision import PRECISIONS, cpu_has_native_bf16
 from diffview.core.train.tensorboard import MISSING, tensorboard_available
 
 OPEN_FOLDER = "Open folder…"
@@ -92,6 +93,13 @@ class SettingsPanel(QWidget):
         self.minutes.valueChanged.connect(lambda _: self._update_steps())
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.precision = QComboBox()
+        self.precision.addItems(list(PRECISIONS))
+        self.precision.setCurrentText(d.precision)
+        native = "this CPU has it" if cpu_has_native_bf16() else "this CPU lacks it: auto trains in float32 here"
+        self.precision.setToolTip("The network's arithmetic while it trains: bf16 autocast (bfloat16 products, "
+                                  "float32 weights and loss) or fp32; auto takes bf16 on a GPU or a CPU with native "
+                                  f"bfloat16 ({native}). Sampling and every view stay float32")
         self.conditional = QCheckBox("Conditional")
         self.conditional.setChecked(d.conditional)
         self.cond_dropout = QDoubleSpinBox()
@@ -126,6 +134,7 @@ class SettingsPanel(QWidget):
         training.addRow("Steps", self.steps)
         training.addRow("Or minutes", self.minutes)
         training.addRow("Device", self.device)
+        training.addRow("Precision", self.precision)
         training.addRow(self.conditional)
         training.addRow("p(∅)", self.cond_dropout)
         training.addRow(self.tensorboard)
@@ -196,17 +205,18 @@ class SettingsPanel(QWidget):
                            timesteps=self.timesteps.value(), objective=self.objective.currentText(),
                            model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
                            steps=self.steps.value(), minutes=self.minutes.value() or None,
-                           device=self.device.currentText(),
+                           device=self.device.currentText(), precision=self.precision.currentText(),
                            conditional=self.conditional.isChecked(), cond_dropout=self.cond_dropout.value(),
                            tensorboard=self.tensorboard.isChecked() and tensorboard_available())
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
         widgets = (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                   self.model, self.batch, self.lr, self.steps, self.minutes, self.device)
+                   self.model, self.batch, self.lr, self.steps, self.minutes, self.device, self.precision)
         blocked = [QSignalBlocker(w) for w in widgets]
         for box, value in ((self.schedule, cfg.schedule), (self.objective, cfg.objective), (self.model, cfg.model),
-                           (self.channels, str(cfg.channels)), (self.device, cfg.device)):
+                           (self.channels, str(cfg.channels)), (self.device, cfg.device),
+                           (self.precision, cfg.precision)):
             box.setCurrentText(value)
         self.image_size.setCurrentText(str(cfg.image_size) if cfg.image_size else "native")
         self.timesteps.setValue(cfg.timesteps)
@@ -272,7 +282,7 @@ class SettingsPanel(QWidget):
         self.state = state
         idle = state == "idle"
         for w in (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                  self.model, self.batch, self.lr, self.minutes, self.device):
+                  self.model, self.batch, self.lr, self.minutes, self.device, self.precision):
             w.setEnabled(idle)
         self.train_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("running", "paused"))

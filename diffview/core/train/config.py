@@ -15,6 +15,7 @@ from diffview.core.models.registry import MODEL_PRESETS
 from diffview.core.sampling import SAMPLERS
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.budget import check_budget
+from diffview.core.train.precision import PRECISIONS
 
 try:  # Python 3.11+
     import tomllib
@@ -64,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
     threads: int | None = None  # CPU threads for torch; None: one per core
     compile: bool = False  # torch.compile the model (optional: measure it with benchmarks/train_throughput.py)
+    precision: str = "auto"  # the network's matmuls: "bf16" autocast, "fp32", or "auto" (core/train/precision.py)
     # several processes (torchrun; see core/distributed.py), recorded by the trainer
     world_size: int = 1  # processes that train the run
     global_batch_size: int | None = None  # batch_size × world_size
@@ -88,6 +90,7 @@ class TrainConfig:
         _choice("preview_sampler", self.preview_sampler, SAMPLERS)
         _choice("lr_decay", self.lr_decay, ("cosine", "constant"))
         _choice("channels", str(self.channels), ("auto", "1", "3"))
+        _choice("precision", self.precision, PRECISIONS)
         for name in ("timesteps", "batch_size", "steps", "log_every", "preview_every", "checkpoint_every",
                      "keep_checkpoints", "preview_n", "preview_steps", "world_size", "dist_timeout"):
             value = getattr(self, name)
@@ -190,7 +193,8 @@ def defaults_for(dataset: str) -> dict[str, Any]:
 
 
 # what a resumed run may change: the rest are the run's own (its data, model, optimiser, schedule, reporting)
-RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile", "guidance_scale", "tensorboard")
+RESUMABLE_SETTINGS = ("steps", "device", "threads", "dist_timeout", "compile", "precision", "guidance_scale",
+                      "tensorboard")
 # set by the trainer for the processes present (core/distributed.py) and by a resume (horizons)
 RECORDED_SETTINGS = ("batch_size", "world_size", "global_batch_size", "horizons", "class_names")
 

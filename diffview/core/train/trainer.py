@@ -32,6 +32,7 @@ from diffview.core.train.config import TrainConfig
 from diffview.core.train.ema import EMA
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
+from diffview.core.train.precision import describe_precision, trains_in_bf16
 from diffview.core.train.preview import draw_preview, preview_noise
 from diffview.core.train.resume import resumed_config
 from diffview.core.train.rng import dropout_seed, own_dropout, seeded_build
@@ -154,6 +155,7 @@ class Trainer:
             self.model = seeded_build(lambda: build_model(cfg.model, data, dropout=cfg.dropout,
                                                           num_classes=num_classes), cfg.seed).to(self.device)
         self._channels_last = self.device.type == "cuda" and data.kind == "images"  # NHWC suits cuDNN's bf16 kernels
+        self._bf16 = trains_in_bf16(cfg.precision, self.device, data.kind)
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
@@ -178,8 +180,8 @@ class Trainer:
         classes = f", conditional on {num_classes} classes (∅ with p = {cfg.cond_dropout:g})" if num_classes else ""
         yield LogEvent(
             f"Training a {describe_model(self.model, cfg.model)}{classes} on "
-            f"{describe_device(self.device)}; {cfg.schedule} schedule, T={cfg.timesteps}, {cfg.objective} objective, "
-            f"batch {cfg.batch_size}, lr {cfg.lr:g}."
+            f"{describe_device(self.device)} ({describe_precision(self._bf16)}); {cfg.schedule} schedule, "
+            f"T={cfg.timesteps}, {cfg.objective} objective, batch {cfg.batch_size}, lr {cfg.lr:g}."
             + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
         )
 
@@ -213,7 +215,6 @@ class Trainer:
     def _run(self) -> Iterator[object]:
         yield from self._setup()
         cfg, data = self.config, self._dataset
-        autocast = self.device.type == "cuda"
         preview_x = preview_noise(cfg, data)
         next_batch = self.dist.batch_source(data, cfg.batch_size, self.gen, cfg.seed + self.step,
                                             conditional=cfg.conditional, cond_dropout=cfg.cond_dropout)
@@ -250,7 +251,7 @@ class Trainer:
                 for group in self.opt.param_groups:
                     group["lr"] = lr
                 self.model.train()
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
                     losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
                                               weighting=cfg.loss_weighting, generator=self.gen, y=y,
                                               t_sampling=cfg.t_sampling,
