@@ -74,8 +74,8 @@ class Trainer:
 
     ``resume=True`` continues the run in ``run_dir`` from its latest checkpoint, exactly, by the run's
     own settings: ``config`` may change only RESUMABLE_SETTINGS (the total steps, the device, threads,
-    dist_timeout, compile, precision, …; anything else differing is a ValueError), and the data is loaded by the run's
-    data settings, while ``run()`` starts (so on the thread that runs it). A ``dataset`` given for a resume
+    dist_timeout, compile, precision, …; anything else differing is a ValueError), and the data is loaded by the
+    run's data settings, while ``run()`` starts (so on the thread that runs it). A ``dataset`` given for a resume
     must match them. A new total continues the learning rate from where it is (core/lr_schedule.py).
     """
 
