@@ -96,7 +96,7 @@ class SettingsPanel(QWidget):
         self.precision = QComboBox()
         self.precision.addItems(list(PRECISIONS))
         self.precision.setCurrentText(d.precision)
-        native = "this CPU has it" if cpu_has_native_bf16() else "this CPU lacks it: auto trains in float32 here"
+        native = "this CPU has it" if cpu_has_native_bf16() else "this CPU lacks it: auto trains on it in float32"
         self.precision.setToolTip("The network's arithmetic while it trains: bf16 autocast (bfloat16 products, "
                                   "float32 weights and loss) or fp32; auto takes bf16 on a GPU or a CPU with native "
                                   f"bfloat16 ({native}). Sampling and every view stay float32")
