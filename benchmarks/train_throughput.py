@@ -11,10 +11,12 @@ run. Prints images/s, achieved GFLOP/s and the ratio to the matmul peak.
     python benchmarks/train_throughput.py --device cuda --sweep --compile
 
 The step runs in the precision the Trainer would pick (``--precision``, default auto: bf16 autocast on a
-GPU or a CPU with native bfloat16, core/train/precision.py), with the peak measured in the same dtype;
-on CUDA also with fused AdamW and channels_last, as the Trainer runs it there.
+GPU or a CPU with native bfloat16, core/train/precision.py), with the peak measured in the same dtype,
+and AdamW fused where torch has the kernel (core/train/optim.py); on CUDA also channels_last, as the
+Trainer runs it there.
 
     python benchmarks/train_throughput.py --precision fp32     # against --precision bf16 on the same CPU
+    python benchmarks/train_throughput.py --adamw loop         # against the fused kernel
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from diffview.core import make_schedule, training_loss
 from diffview.core.models.unet import build_unet
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.ema import EMA
+from diffview.core.train.optim import BETAS, make_adamw
 from diffview.core.train.precision import PRECISIONS, trains_in_bf16
 
 
@@ -80,6 +83,8 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model first (not timed)")
+    ap.add_argument("--adamw", choices=("trainer", "loop"), default="trainer",
+                    help="AdamW as the Trainer builds it (fused where available) or torch's per-tensor loop")
     ap.add_argument("--sweep", action="store_true", help="the small and base presets at 32 and 64 px, 3 channels")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,7 +109,8 @@ def measure(args, device: torch.device, defaults: TrainConfig, peak: float | Non
     model = model.to(memory_format=fmt)
     net = torch.compile(model) if args.compile else model
     ema = EMA(model, defaults.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
+    opt = make_adamw(model.parameters(), device, lr=1e-4) if args.adamw == "trainer" else \
+        torch.optim.AdamW(model.parameters(), lr=1e-4, betas=BETAS, foreach=False)
     data = torch.rand(1024, args.channels, args.size, args.size) * 2 - 1
 
     def step():
@@ -143,6 +149,7 @@ def measure(args, device: torch.device, defaults: TrainConfig, peak: float | Non
     print(f"model             {args.preset} ({model.num_parameters() / 1e6:.2f}M parameters), "
           f"batch {args.batch}, {args.channels}×{args.size}×{args.size}"
           + (", channels_last" if channels_last else "") + (", torch.compile" if args.compile else ""))
+    print(f"AdamW             {'fused' if opt.defaults.get('fused') else 'per-tensor loop'}")
     print(f"FLOPs per step    {flops / 1e9:.1f} GFLOP (forward + backward)")
     print(f"step time         {median * 1000:.1f} ms median of {args.steps} (min {min(times) * 1000:.1f} ms)")
     print(f"throughput        {args.batch / median:.0f} images/s, {1 / median:.2f} steps/s")

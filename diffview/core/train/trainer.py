@@ -32,6 +32,7 @@ from diffview.core.train.config import TrainConfig
 from diffview.core.train.ema import EMA
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
 from diffview.core.train.lr_schedule import horizons_of, lr_at
+from diffview.core.train.optim import keep_kernel, make_adamw
 from diffview.core.train.precision import describe_precision, trains_in_bf16
 from diffview.core.train.preview import draw_preview, preview_noise
 from diffview.core.train.resume import resumed_config
@@ -161,9 +162,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         self._dropout_gen = torch.Generator(device=self.device)  # reseeded each step: see core/rng.py
         self._dropout_active = own_dropout(self.model, self._dropout_gen) > 0
-        fused = self.device.type == "cuda"
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99),
-                                     weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+        self.opt = make_adamw(self.model.parameters(), self.device, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         if state is not None:
             self._load_state(state)
@@ -374,6 +373,7 @@ class Trainer:
             self.ema.model.load_state_dict(state["ema"])
             self.ema.updates = int(state["ema_updates"])
             self.opt.load_state_dict(state["optimizer"])
+            keep_kernel(self.opt, self.device)
             self.step = int(state["step"])
             self.gen.set_state(state["rng"]["data"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
