@@ -113,6 +113,9 @@ RECIPES = {
     "small-linear": ("small", {"schedule": "linear"}),
     "fp32": ("small", {"precision": "fp32"}),  # the defaults in float32 (the default "auto" is bf16 where native)
     "bf16": ("small", {"precision": "bf16"}),
+    "adaptive": ("small", {"loss_weighting": "adaptive"}),  # each t's loss over its running mean (EDM2's balance)
+    "unweighted": ("small", {"loss_weighting": "none"}),
+    "min-snr": ("small", {"loss_weighting": "min_snr"}),
     "s16-b32": ("s16", {"batch_size": 32}),
     "s16-minsnr": ("s16", {"loss_weighting": "min_snr"}),
     "s16-v": ("s16", {"objective": "v"}),

@@ -18,6 +18,7 @@ from diffview.core.diffusion import q_sample  # noqa: E402
 from diffview.core.io.checkpoint import load_checkpoint  # noqa: E402
 from diffview.core.io.export import make_grid, to_uint8  # noqa: E402
 from diffview.core.schedule import SCHEDULES, make_schedule  # noqa: E402
+from diffview.core.train.config import TrainConfig  # noqa: E402
 from diffview.core.train.trainer import Trainer  # noqa: E402
 from diffview.gui.workers.threads import running_threads  # noqa: E402
 
@@ -357,3 +358,22 @@ def test_the_precision_box_trains_in_its_choice_and_is_locked_while_training(qtb
     assert load_checkpoint(next((window.run_dir / "checkpoints").glob("step_*.pt")))["config"]["precision"] == "fp32"
     s.set_config(tiny_config(precision="bf16"))
     assert s.precision.currentText() == "bf16"
+
+
+def test_the_loss_weighting_box_trains_in_its_choice_and_is_locked_while_training(qtbot, window, tmp_path):
+    use_tiny_folder(qtbot, window, tmp_path)
+    s = window.settings
+    assert s.weighting.currentText() == TrainConfig().loss_weighting
+    assert [s.weighting.itemText(i) for i in range(s.weighting.count())] == ["none", "min_snr", "adaptive"]
+    s.weighting.setCurrentText("min_snr")
+    assert s.config().loss_weighting == "min_snr"
+    window.start_training()
+    assert not s.weighting.isEnabled()
+    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 2, timeout=60_000)
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    assert s.weighting.isEnabled()
+    saved = load_checkpoint(next((window.run_dir / "checkpoints").glob("step_*.pt")))
+    assert saved["config"]["loss_weighting"] == "min_snr" and "loss_balance" not in saved
+    s.set_config(tiny_config(loss_weighting="adaptive"))
+    assert s.weighting.currentText() == "adaptive"

@@ -55,7 +55,8 @@ def assert_identical(a, b, where="checkpoint"):
 
 def final_state(run_dir):
     state = load_checkpoint(RunDir(run_dir).latest_checkpoint())
-    return {k: state[k] for k in ("step", "model", "ema", "ema_updates", "optimizer", "rng", "lr_schedule")}
+    keys = ("step", "model", "ema", "ema_updates", "optimizer", "rng", "lr_schedule", "loss_balance")
+    return {k: state[k] for k in keys if k in state}  # loss_balance: adaptive weighting's (core/train/loss_balance.py)
 
 
 DROPOUT = dict(dropout=0.1, warmup_steps=2, checkpoint_every=10**6)  # dropout: its masks must resume exactly too

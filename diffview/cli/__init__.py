@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     from diffview.core.models.registry import MODEL_PRESETS
     from diffview.core.sampling import DEFAULT_CHURN, DEFAULT_SAMPLER, SAMPLERS, SPACINGS
     from diffview.core.schedule import SCHEDULES
+    from diffview.core.train.config import LOSS_WEIGHTINGS
     from diffview.core.train.precision import PRECISIONS
 
     parser = _Parser(prog="diffview",
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--timesteps", type=_positive_int)
     t.add_argument("--objective", choices=OBJECTIVES)
+    t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
+                   help="each sample's weight in the loss: adaptive (default for images: each timestep's loss over its "
+                        "running mean, EDM2's balance), none, or min_snr (Min-SNR-5)")
     t.add_argument("--model", choices=MODEL_PRESETS)
     t.add_argument("--lr", type=_float)
     t.add_argument("--seed", type=int)

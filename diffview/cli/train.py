@@ -34,9 +34,9 @@ def _train_config(args):
         raise ValueError("--minutes sets the steps itself: leave out --steps" if args.steps else
                          "--resume trains to the run's own steps (a budget in minutes was fitted when it began)")
     overrides = {key: getattr(args, key) for key in (
-        "steps", "minutes", "batch_size", "image_size", "channels", "schedule", "timesteps", "objective", "model", "lr",
-        "seed", "device", "threads", "preview_every", "checkpoint_every", "dist_timeout", "compile", "precision",
-        "conditional", "cond_dropout", "tensorboard")}
+        "steps", "minutes", "batch_size", "image_size", "channels", "schedule", "timesteps", "objective",
+        "loss_weighting", "model", "lr", "seed", "device", "threads", "preview_every", "checkpoint_every",
+        "dist_timeout", "compile", "precision", "conditional", "cond_dropout", "tensorboard")}
     if args.folder and not args.resume and not args.config and source_kind(dataset) == "images":
         _scale_to_folder(cfg, dataset, overrides)
     if args.resume:

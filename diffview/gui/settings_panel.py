@@ -1,5 +1,5 @@
-"""The settings panel: dataset, image size, channels, schedule and T, objective, model, batch size,
-learning rate, steps, device, class-conditional training; and the Train / Pause / Stop buttons."""
+"""The settings panel: dataset, image size, channels, schedule and T, objective and loss weighting, model, batch
+size, learning rate, steps, device, class-conditional training; and the Train / Pause / Stop buttons."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from diffview.core.diffusion import OBJECTIVES
 from diffview.core.models.unet import PRESETS
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.budget import MAX_MINUTES
-from diffview.core.train.config import TrainConfig, image_defaults
+from diffview.core.train.config import LOSS_WEIGHTINGS, TrainConfig, image_defaults
 from diffview.core.train.precision import PRECISIONS, cpu_has_native_bf16
 from diffview.core.train.tensorboard import MISSING, tensorboard_available
 
@@ -67,6 +67,12 @@ class SettingsPanel(QWidget):
         self.objective = QComboBox()
         self.objective.addItems(list(OBJECTIVES))
         self.objective.setCurrentText(d.objective)
+        self.weighting = QComboBox()
+        self.weighting.addItems(list(LOSS_WEIGHTINGS))
+        self.weighting.setCurrentText(d.loss_weighting)
+        self.weighting.setToolTip("Each sample's weight in the loss: adaptive divides each timestep's loss by its "
+                                  "running mean, so every t pulls equally (EDM2's balance); min_snr is Min-SNR-5; "
+                                  "none is DDPM's L_simple. The loss shown stays the unweighted one")
         self.model = QComboBox()
         self.model.addItems(list(PRESETS))
         self.model.setCurrentText(d.model)
@@ -127,6 +133,7 @@ class SettingsPanel(QWidget):
         diffusion.addRow("Schedule", self.schedule)
         diffusion.addRow("Timesteps T", self.timesteps)
         diffusion.addRow("Objective", self.objective)
+        diffusion.addRow("Loss weighting", self.weighting)
         training = QFormLayout()
         training.addRow("Model", self.model)
         training.addRow("Batch size", self.batch)
@@ -171,6 +178,7 @@ class SettingsPanel(QWidget):
         for w in (self.boxes["Data"], self.boxes["Training"], self.buttons):
             w.setVisible(not on)
         self._diffusion_form.setRowVisible(self.objective, not on)
+        self._diffusion_form.setRowVisible(self.weighting, not on)
         self.points_note.setVisible(on)
 
     def _dataset_activated(self, index: int) -> None:
@@ -203,6 +211,7 @@ class SettingsPanel(QWidget):
         return TrainConfig(dataset=self.dataset_source(), image_size=None if size == "native" else int(size),
                            channels=self.channels.currentText(), schedule=self.schedule.currentText(),
                            timesteps=self.timesteps.value(), objective=self.objective.currentText(),
+                           loss_weighting=self.weighting.currentText(),
                            model=self.model.currentText(), batch_size=self.batch.value(), lr=self.lr.value(),
                            steps=self.steps.value(), minutes=self.minutes.value() or None,
                            device=self.device.currentText(), precision=self.precision.currentText(),
@@ -212,11 +221,12 @@ class SettingsPanel(QWidget):
     def set_config(self, cfg: TrainConfig) -> None:
         """Show ``cfg`` without a signal per field: the caller applies the schedule and the data once."""
         widgets = (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                   self.model, self.batch, self.lr, self.steps, self.minutes, self.device, self.precision)
+                   self.weighting, self.model, self.batch, self.lr, self.steps, self.minutes, self.device,
+                   self.precision)
         blocked = [QSignalBlocker(w) for w in widgets]
         for box, value in ((self.schedule, cfg.schedule), (self.objective, cfg.objective), (self.model, cfg.model),
                            (self.channels, str(cfg.channels)), (self.device, cfg.device),
-                           (self.precision, cfg.precision)):
+                           (self.precision, cfg.precision), (self.weighting, cfg.loss_weighting)):
             box.setCurrentText(value)
         self.image_size.setCurrentText(str(cfg.image_size) if cfg.image_size else "native")
         self.timesteps.setValue(cfg.timesteps)
@@ -282,7 +292,7 @@ class SettingsPanel(QWidget):
         self.state = state
         idle = state == "idle"
         for w in (self.dataset, self.image_size, self.channels, self.schedule, self.timesteps, self.objective,
-                  self.model, self.batch, self.lr, self.minutes, self.device, self.precision):
+                  self.weighting, self.model, self.batch, self.lr, self.minutes, self.device, self.precision):
             w.setEnabled(idle)
         self.train_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("running", "paused"))

@@ -15,7 +15,10 @@ from diffview.core.models.registry import MODEL_PRESETS
 from diffview.core.sampling import SAMPLERS
 from diffview.core.schedule import SCHEDULES
 from diffview.core.train.budget import check_budget
+from diffview.core.train.loss_balance import ADAPTIVE
 from diffview.core.train.precision import PRECISIONS
+
+LOSS_WEIGHTINGS = WEIGHTINGS + (ADAPTIVE,)  # core/losses.py's fixed weights, or core/train/loss_balance.py's
 
 try:  # Python 3.11+
     import tomllib
@@ -37,7 +40,7 @@ class TrainConfig:
     schedule: str = "cosine"
     timesteps: int = 1000
     objective: str = "v"
-    loss_weighting: str = "none"
+    loss_weighting: str = "adaptive"  # each t's loss over its running mean (core/train/loss_balance.py), or a fixed one
     t_sampling: str = "uniform"  # how training draws t: "uniform", or "lognormal" in σ (EDM; core/losses.py)
     # model
     model: str = "small"
@@ -84,7 +87,7 @@ class TrainConfig:
         """Raise ValueError naming the first bad field and what it allows."""
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("objective", self.objective, OBJECTIVES)
-        _choice("loss_weighting", self.loss_weighting, WEIGHTINGS)
+        _choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         _choice("t_sampling", self.t_sampling, T_SAMPLINGS)
         _choice("model", self.model, MODEL_PRESETS)
         _choice("preview_sampler", self.preview_sampler, SAMPLERS)

@@ -31,6 +31,7 @@ from diffview.core.train.budget import StepBudget
 from diffview.core.train.config import TrainConfig
 from diffview.core.train.ema import EMA
 from diffview.core.train.events import CheckpointEvent, DoneEvent, LogEvent, PreviewEvent, StepEvent, WarningEvent
+from diffview.core.train.loss_balance import ADAPTIVE, LossBalance
 from diffview.core.train.lr_schedule import horizons_of, lr_at
 from diffview.core.train.optim import keep_kernel, make_adamw
 from diffview.core.train.precision import describe_precision, trains_in_bf16
@@ -160,6 +161,7 @@ class Trainer:
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
+        self.balance = LossBalance(cfg.timesteps) if cfg.loss_weighting == ADAPTIVE else None
         self._dropout_gen = torch.Generator(device=self.device)  # reseeded each step: see core/rng.py
         self._dropout_active = own_dropout(self.model, self._dropout_gen) > 0
         self.opt = make_adamw(self.model.parameters(), self.device, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -180,7 +182,9 @@ class Trainer:
         yield LogEvent(
             f"Training a {describe_model(self.model, cfg.model)}{classes} on "
             f"{describe_device(self.device)} ({describe_precision(self._bf16)}); {cfg.schedule} schedule, "
-            f"T={cfg.timesteps}, {cfg.objective} objective, batch {cfg.batch_size}, lr {cfg.lr:g}."
+            f"T={cfg.timesteps}, {cfg.objective} objective"
+            + (f" ({cfg.loss_weighting} loss weighting)" if cfg.loss_weighting != "none" else "")
+            + f", batch {cfg.batch_size}, lr {cfg.lr:g}."
             + (f" {self.dist.describe()}: global batch {cfg.global_batch_size}." if self.dist.active else "")
         )
 
@@ -252,12 +256,14 @@ class Trainer:
                 self.model.train()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
                     losses, t = training_loss(self._net, x0, self.schedule, objective=cfg.objective,
-                                              weighting=cfg.loss_weighting, generator=self.gen, y=y,
+                                              weighting="none" if self.balance else cfg.loss_weighting,
+                                              generator=self.gen, y=y,
                                               t_sampling=cfg.t_sampling,
                                               **self.dist.timesteps_and_noise(x0, self.schedule, self.gen,
                                                                               cfg.t_sampling))
-                loss = losses.mean()
-                shown, losses, t = self.dist.gather_losses(loss, losses, t)  # the global batch's, on every rank
+                # what the backward sees; the views are shown the unweighted losses
+                loss = losses.mean() if self.balance is None else (losses * self.balance.weights(t).to(losses)).mean()
+                shown, losses, t = self.dist.gather_losses(losses.mean(), losses, t)  # the global batch's, every rank
                 if not torch.isfinite(shown):
                     kept = f"the last checkpoint (step {last_ckpt_step}) is intact" if last_ckpt_step else \
                         "no checkpoint was written"
@@ -265,6 +271,8 @@ class Trainer:
                                     f"Loss became {shown.item()} at step {self.step + 1}; training stopped and {kept}. "
                                     "Try a lower learning rate.")
                     return
+                if self.balance is not None:
+                    self.balance.observe(losses, t)  # the next step's weights
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -365,6 +373,7 @@ class Trainer:
                             "horizons": horizons_of(self.config)},
             # the only generator with a state to keep: dropout's is reseeded from (seed, rank, step)
             "rng": {"data": self.gen.get_state()},
+            **({"loss_balance": self.balance.state_dict()} if self.balance is not None else {}),
         }
 
     def _load_state(self, state: dict) -> None:
@@ -376,6 +385,8 @@ class Trainer:
             keep_kernel(self.opt, self.device)
             self.step = int(state["step"])
             self.gen.set_state(state["rng"]["data"])
+            if self.balance is not None:
+                self.balance.load_state_dict(state["loss_balance"])
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             raise CheckpointError(f"the checkpoint does not match this run's model or settings ({e})") from None
 
