@@ -16,8 +16,8 @@ smoothed-noise blobs, scrambled strokes).
   digits: it sees blur and lost modes that the readable/unreadable split cannot.
 
 With several ``--seeds`` the row gives the mean readable fraction over the seeds (``--n`` samples each, from the
-same weights), its ratio, the lowest coverage and the mean FD, then each seed's readable fraction and the FDs'
-range: one seed's 500 samples move the readable fraction by ±0.02 and the FD by several units.
+same weights), its ratio, the lowest coverage and the mean FD, then each seed's readable fraction and coverage
+and the FDs' range: one seed's 500 samples move the readable fraction by ±0.02 and the FD by several units.
 
 A conditional recipe (``cond``) is also scored per guidance scale S ∈ {1, 2, 3, 5}: the ten digits in turn,
 *accuracy* = the fraction the judge reads (≥ 0.9) as the digit asked for; and its unconditional samples (the
@@ -289,7 +289,7 @@ def score(judge: Judge, by_seed: dict[int, torch.Tensor], real: float, real_f: t
     row = f"{frac:>9.3f} {frac / real:>6.2f} {min(covers):>9.3f} {sum(fds) / len(fds):>7.2f}"
     if len(scores) > 1:
         row += (f"  (seeds {', '.join(map(str, by_seed))}: readable {', '.join(f'{f:.3f}' for f in fracs)}; "
-                f"FD {min(fds):.2f}–{max(fds):.2f})")
+                f"coverage {', '.join(f'{c:.3f}' for c in covers)}; FD {min(fds):.2f}–{max(fds):.2f})")
     return row
 
 

@@ -342,38 +342,27 @@ def test_a_folder_scales_steps_and_batch_unless_a_person_set_them(qtbot, window,
     assert (s.steps.value(), s.batch.value()) == (777, 5)
 
 
-def test_the_precision_box_trains_in_its_choice_and_is_locked_while_training(qtbot, window, tmp_path):
+@pytest.mark.parametrize("box, field, items, choice, shown", [
+    ("precision", "precision", ["auto", "bf16", "fp32"], "fp32", "bf16"),
+    ("weighting", "loss_weighting", ["none", "min_snr", "adaptive"], "min_snr", "adaptive"),
+])
+def test_a_training_box_trains_in_its_choice_and_is_locked_while_training(qtbot, window, tmp_path, box, field, items,
+                                                                          choice, shown):
     use_tiny_folder(qtbot, window, tmp_path)
     s = window.settings
-    assert s.precision.currentText() == "auto" and [s.precision.itemText(i) for i in range(3)] == ["auto", "bf16",
-                                                                                                   "fp32"]
-    s.precision.setCurrentText("fp32")
-    assert s.config().precision == "fp32"
+    combo = getattr(s, box)
+    assert combo.currentText() == getattr(TrainConfig(), field)
+    assert [combo.itemText(i) for i in range(combo.count())] == items
+    combo.setCurrentText(choice)
+    assert getattr(s.config(), field) == choice
     window.start_training()
-    assert not s.precision.isEnabled()
+    assert not combo.isEnabled()
     qtbot.waitUntil(lambda: len(window.training_view.steps) >= 2, timeout=60_000)
     window.controller.stop()
     qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
-    assert s.precision.isEnabled()
-    assert load_checkpoint(next((window.run_dir / "checkpoints").glob("step_*.pt")))["config"]["precision"] == "fp32"
-    s.set_config(tiny_config(precision="bf16"))
-    assert s.precision.currentText() == "bf16"
-
-
-def test_the_loss_weighting_box_trains_in_its_choice_and_is_locked_while_training(qtbot, window, tmp_path):
-    use_tiny_folder(qtbot, window, tmp_path)
-    s = window.settings
-    assert s.weighting.currentText() == TrainConfig().loss_weighting
-    assert [s.weighting.itemText(i) for i in range(s.weighting.count())] == ["none", "min_snr", "adaptive"]
-    s.weighting.setCurrentText("min_snr")
-    assert s.config().loss_weighting == "min_snr"
-    window.start_training()
-    assert not s.weighting.isEnabled()
-    qtbot.waitUntil(lambda: len(window.training_view.steps) >= 2, timeout=60_000)
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
-    assert s.weighting.isEnabled()
+    assert combo.isEnabled()
     saved = load_checkpoint(next((window.run_dir / "checkpoints").glob("step_*.pt")))
-    assert saved["config"]["loss_weighting"] == "min_snr" and "loss_balance" not in saved
-    s.set_config(tiny_config(loss_weighting="adaptive"))
-    assert s.weighting.currentText() == "adaptive"
+    assert saved["config"][field] == choice
+    assert ("loss_balance" in saved) is (saved["config"]["loss_weighting"] == "adaptive")
+    s.set_config(tiny_config(**{field: shown}))
+    assert combo.currentText() == shown
