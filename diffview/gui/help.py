@@ -45,8 +45,10 @@ HELP_PAGES: dict[str, HelpPage] = {
     "Training": HelpPage(
         "The loss per step (raw and smoothed), the loss by timestep t in bins, the learning rate, and sample "
         "grids from the EMA model at a fixed seed as training goes.",
-        "L = E<sub>t, x<sub>0</sub>, ε</sub> ‖target − f<sub>θ</sub>(x<sub>t</sub>, t)‖², target ε (DDPM eq. 14), "
-        "x<sub>0</sub> or v = √ᾱ<sub>t</sub> ε − √(1−ᾱ<sub>t</sub>) x<sub>0</sub>",
+        "L = E<sub>t, x<sub>0</sub>, ε</sub> w(t) ‖target − f<sub>θ</sub>(x<sub>t</sub>, t)‖², target ε (DDPM eq. 14), "
+        "x<sub>0</sub> or v = √ᾱ<sub>t</sub> ε − √(1−ᾱ<sub>t</sub>) x<sub>0</sub>; w(t) = 1 (none), Min-SNR-5, or "
+        "adaptive (the default): one over the running mean loss at t, so every t pulls equally (EDM2's balance). "
+        "The plots show the unweighted loss.",
         "Press Train (Ctrl+T) and watch the loss by t: the smallest t are the hardest for ε-prediction. Scrub the "
         "preview slider to see the digits form.",
         "Ho et al. 2020, Algorithm 1; v-prediction: Salimans &amp; Ho 2022."),

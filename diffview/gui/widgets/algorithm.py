@@ -56,7 +56,9 @@ TRAINING = Algorithm(
      f"{T})‖²",
      "<b>until</b> converged"),
     "The trainer runs lines 2–5 for a whole batch, many steps a second; the highlight walks one step at a time "
-    "with the latest step's numbers. With target x<sub>0</sub> or v the network predicts that instead of ε.")
+    "with the latest step's numbers. With target x<sub>0</sub> or v the network predicts that instead of ε; "
+    "with a loss weighting each sample's ‖·‖² is multiplied by its t's weight before the step (adaptive, the "
+    "default: one over the running mean loss at that t). The curves show the unweighted loss.")
 DDPM_SAMPLING = Algorithm(
     "Algorithm 2: Sampling (DDPM)",
     (f"{X_T} ∼ N(0, I)",
