@@ -72,6 +72,9 @@ def test_state_round_trips_and_a_mismatch_is_refused():
     bad = a.state_dict() | {"mean": torch.full((20,), float("nan"))}
     with pytest.raises(ValueError, match="does not match"):
         LossBalance(100).load_state_dict(bad)
+    for damaged in ({"momentum": 1.5}, {"momentum": -0.1}, {"mean": -a.mean}):  # a hostile or damaged file
+        with pytest.raises(ValueError, match="does not match"):
+            LossBalance(100).load_state_dict(a.state_dict() | damaged)
     with pytest.raises(ValueError):
         LossBalance(0)
 

@@ -43,8 +43,8 @@ class LossBalance:
         return torch.div(t.long().cpu() * self.bins, self.timesteps, rounding_mode="floor").clamp_(0, self.bins - 1)
 
     def bin_weights(self) -> torch.Tensor:
-        # w_k = (1/m_k) / mean_j(1/m_j) over the bins seen; a bin not yet seen weighs 1
         """The weight of each bin now, float64 [bins]."""
+        # w_k = (1/m_k) / mean_j(1/m_j) over the bins seen; a bin not yet seen weighs 1
         w = torch.ones(self.bins, dtype=torch.float64)
         seen = self.seen & (self.mean > 0)
         if seen.any():
@@ -75,12 +75,13 @@ class LossBalance:
                 "mean": self.mean.clone(), "seen": self.seen.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        mean, seen = state["mean"], state["seen"]
+        mean, seen, momentum = state["mean"], state["seen"], float(state["momentum"])
         if (int(state["timesteps"]), int(state["bins"])) != (self.timesteps, self.bins) or \
                 not isinstance(mean, torch.Tensor) or not isinstance(seen, torch.Tensor) or \
-                mean.shape != (self.bins,) or seen.shape != (self.bins,) or not torch.isfinite(mean).all():
+                mean.shape != (self.bins,) or seen.shape != (self.bins,) or not torch.isfinite(mean).all() or \
+                (mean < 0).any() or not 0.0 <= momentum < 1.0:
             raise ValueError("the loss balance does not match this run's timesteps")
-        self.momentum = float(state["momentum"])
+        self.momentum = momentum
         self.mean = mean.to(torch.float64).clone()
         self.seen = seen.to(torch.bool).clone()
 
