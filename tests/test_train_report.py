@@ -28,7 +28,7 @@ def test_loss_by_t_bins_the_last_steps_exactly():
     assert LossByT(7).bins(3) == [(0, 1, None), (2, 4, None), (5, 6, None)]  # edges round(7k/3): 0, 2, 5, 7
 
 
-def _two_classes(n=300, size=8):
+def _two_classes(n=1000, size=8):
     g = torch.Generator().manual_seed(0)
     imgs = torch.zeros(n, 1, size, size, dtype=torch.uint8)
     labels = torch.arange(n) % 2
@@ -41,19 +41,49 @@ def _two_classes(n=300, size=8):
     return ImageDataset(imgs, labels=labels, class_names=["top-left", "bottom-right"])
 
 
-def _percent(line, before):
-    return int(re.search(rf"{before} (\d+)%", line).group(1))
+def _number(line, before, unit=""):
+    return float(re.search(rf"{before} ([\d.]+){unit}", line).group(1))
 
 
-def test_a_judge_reads_the_preview_of_labelled_images():
+def _report(data, images):
+    lines = samples_report(data, PreviewEvent(40, images.numpy(), "ddim", 25, 0.1, None), LossByT(50),
+                           judge_steps=150)
+    assert len(lines) == 4 and lines[0].startswith("Samples at step 40, read by a classifier trained on the data's 2 "
+                                                   "classes"), lines
+    assert "100 held-out real images" in lines[0]  # a tenth of 1000
+    distance, floor = _number(lines[1], "real images:"), _number(lines[1], "against")
+    assert "to 50 held-out real images" in lines[1] and "(the floor, one draw)" in lines[1]  # 36 of the other 50
+    return lines, distance, floor
+
+
+def test_a_judge_reads_the_preview_of_labelled_images_against_held_out_real_ones():
     data = _two_classes()
-    real = PreviewEvent(40, data.images_uint8(torch.arange(36)).numpy(), "ddim", 25, 0.1, None)
-    blank = PreviewEvent(40, torch.full((36, 1, 8, 8), 128, dtype=torch.uint8).numpy(), "ddim", 25, 0.1, None)
-    [good] = samples_report(data, real, LossByT(50), judge_steps=150)
-    assert "step 40" in good and "2 classes" in good and "36 preview samples" in good
-    assert _percent(good, "reads") >= 90 and _percent(good, "against") >= 90
-    [bad] = samples_report(data, blank, LossByT(50), judge_steps=150)
-    assert _percent(bad, "reads") < 50, bad  # an empty grey image is neither class with confidence
+    real = data.images_uint8(torch.arange(36))  # training images: as good as real samples can be
+    lines, distance, floor = _report(data, real)
+    assert distance < 3 * floor, lines
+    assert "the samples fall in 2 of 2" in lines[2] and "the real images in 2 of 2" in lines[2]
+    assert _number(lines[3], "p ≥ 0.9\\):", "%") >= 90 and _number(lines[3], "samples,", "%") >= 90, lines
+    blank = torch.full((36, 1, 8, 8), 128, dtype=torch.uint8)
+    lines, distance, floor = _report(data, blank)
+    assert distance > 10 * floor, lines  # an empty grey image is far from both classes
+    assert "the samples fall in 1 of 2" in lines[2] and "holding 100%" in lines[2]
+
+
+def test_one_class_read_with_confidence_is_not_called_good():
+    # what a confident fraction alone misses: every sample one class, each read with certainty
+    data = _two_classes()
+    one_class = data.images_uint8(torch.arange(0, 72, 2))  # 36 top-left squares
+    lines, distance, floor = _report(data, one_class)
+    assert _number(lines[3], "p ≥ 0.9\\):", "%") >= 90, lines
+    assert "the samples fall in 1 of 2, the commonest (top-left) holding 100%" in lines[2], lines
+    assert distance > 3 * floor, lines
+
+
+def test_the_distance_is_left_out_where_too_few_real_images_are_held_out():
+    data = _two_classes(n=300)  # 30 held out: fewer than the 36 samples' floor needs
+    lines = samples_report(data, PreviewEvent(40, data.images_uint8(torch.arange(36)).numpy(), "ddim", 25, 0.1,
+                                              None), LossByT(50), judge_steps=150)
+    assert len(lines) == 3 and "Fréchet" not in " ".join(lines) and lines[1].startswith("  Classes:"), lines
 
 
 def test_unlabelled_images_get_the_loss_by_t():

@@ -54,16 +54,25 @@ class Judge:
     held_out: int  # how many real items that accuracy is over
     steps: int  # training steps taken
     held_out_confident: float = math.nan  # the fraction of the held-out items given one class with p ≥ CONFIDENT
+    held_out_indices: torch.Tensor | None = None  # the data's indices it held out (int64 [held_out])
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """p(class | x), float32 [N, K]: images in [−1, 1] (or uint8, converted as the dataset does), or points."""
+        return self._batched(self.net, x, len(self.class_names), softmax=True)
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The activations before its last layer, float32 [N, F], of the inputs :meth:`predict` takes."""
+        return self._batched(self.net[:-1], x, self.net[-1].in_features)
+
+    @staticmethod
+    def _batched(net: nn.Module, x: torch.Tensor, width: int, softmax: bool = False) -> torch.Tensor:
         x = torch.as_tensor(x)
-        if x.dtype == torch.uint8:
-            x = x.to(torch.float32) / 127.5 - 1.0
-        x = x.to(torch.float32)
-        parts = [torch.softmax(self.net(x[i:i + PREDICT_BATCH]), dim=1) for i in range(0, len(x), PREDICT_BATCH)]
-        return torch.cat(parts) if parts else torch.zeros(0, len(self.class_names))
+        x = x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
+        parts = [net(x[i:i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
+        parts = [torch.softmax(part, dim=1) for part in parts] if softmax else parts
+        return torch.cat(parts) if parts else torch.zeros(0, width)
 
 
 def _items(data, indices: torch.Tensor) -> torch.Tensor:
@@ -101,7 +110,7 @@ def train_judge(data, steps: int = 300, seed: int = 0, progress: Callable[[int, 
         if progress is not None:
             progress(step + 1, steps)
     net.eval()
-    judge = Judge(net, data.kind, tuple(data.class_names), math.nan, n_hold, steps)
+    judge = Judge(net, data.kind, tuple(data.class_names), math.nan, n_hold, steps, held_out_indices=hold)
     if n_hold:
         judge.held_out_accuracy, _ = judge_scores(judge, _items(data, hold), labels[hold])
         judge.held_out_confident = confident_fraction(judge.predict(_items(data, hold)))
