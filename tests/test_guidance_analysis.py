@@ -118,6 +118,19 @@ def test_judge_scores_spread_is_the_entropy_of_each_labels_mean_prediction():
     assert accuracy == 0.5 and spread == pytest.approx(1.0, abs=0.05)  # an even split of 2 classes: 1 bit
 
 
+def test_the_judges_features_are_what_its_last_layer_reads_and_it_records_what_it_held_out():
+    data = PointDataset(torch.randn(200, 2, generator=torch.Generator().manual_seed(0)),
+                        labels=torch.arange(200) % 2, class_names=("a", "b"))
+    judge = train_judge(data, steps=20)
+    x = torch.randn(600, 2, generator=torch.Generator().manual_seed(1))  # more than one predict batch
+    f = judge.features(x)
+    assert f.shape == (600, 64) and (f >= 0).all()  # the MLP's last ReLU
+    assert torch.allclose(torch.softmax(judge.net[-1](f), dim=1), judge.predict(x), atol=1e-6)
+    hold = judge.held_out_indices
+    assert len(hold) == judge.held_out == 20 and len(set(hold.tolist())) == 20
+    assert judge.features(torch.zeros(0, 2)).shape == (0, 64)
+
+
 def test_training_the_judge_stops_when_asked():
     data, _ = load_source("digits", n=200)
     seen = []
