@@ -44,13 +44,15 @@ def test_the_running_means_and_weights_match_a_plain_reference_at_every_t(timest
     assert balance.bins == min(BINS, timesteps)
     assert balance.seen.tolist() == seen
     torch.testing.assert_close(balance.mean, torch.tensor(mean, dtype=torch.float64), rtol=1e-12, atol=0)
-    # w_k = (1/m_k) / mean over the seen bins of 1/m_j, and each sample gets its bin's weight
-    inv = np.array([1 / m for m, s in zip(mean, seen) if s])
-    expected = [1 / m / inv.mean() if s else 1.0 for m, s in zip(mean, seen)]
-    torch.testing.assert_close(balance.bin_weights(), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    # w_k = (1/m_k) / (the mean of 1/m over uniformly drawn t whose bin was seen), and each t gets its bin's weight
     every_t = torch.arange(timesteps)
     bins = torch.tensor([min(t * balance.bins // timesteps, balance.bins - 1) for t in every_t.tolist()])
+    inv_at_t = np.array([1 / mean[k] for k in bins.tolist() if seen[k]])
+    expected = [1 / m / inv_at_t.mean() if s else 1.0 for m, s in zip(mean, seen)]
+    torch.testing.assert_close(balance.bin_weights(), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     assert torch.equal(balance.weights(every_t), balance.bin_weights()[bins])
+    if all(seen):  # the weights average 1 over uniform t, whatever the bins' spans (T = 7, 19, 21: unequal)
+        assert float(balance.weights(every_t).mean()) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_before_any_loss_every_weight_is_one_and_the_bins_split_t_evenly():
@@ -75,6 +77,10 @@ def test_state_round_trips_and_a_mismatch_is_refused():
     for damaged in ({"momentum": 1.5}, {"momentum": -0.1}, {"mean": -a.mean}):  # a hostile or damaged file
         with pytest.raises(ValueError, match="does not match"):
             LossBalance(100).load_state_dict(a.state_dict() | damaged)
+    subnormal = LossBalance(100)  # finite and positive, but 1/5e-324 is inf: the weights must stay finite
+    subnormal.load_state_dict(a.state_dict() | {"mean": a.mean.clone().index_fill_(0, torch.tensor([3]), 5e-324),
+                                                "seen": torch.ones(20, dtype=torch.bool)})
+    assert torch.isfinite(subnormal.bin_weights()).all() and subnormal.bin_weights()[3] > 1
     with pytest.raises(ValueError):
         LossBalance(0)
 

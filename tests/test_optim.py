@@ -85,3 +85,26 @@ def test_keep_kernel_clears_foreach_beside_fused(monkeypatch):
     monkeypatch.setattr(optim, "fused_adamw_available", lambda device_type: False)
     keep_kernel(opt, CPU)
     assert opt.param_groups[0]["fused"] is None
+
+
+DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=str)
+@pytest.mark.parametrize("fused", [True, False])
+def test_keep_kernel_puts_the_step_counts_where_its_kernel_reads_them(monkeypatch, device, fused):
+    # a checkpoint from the loop (step counts on the CPU) resumed fused on a GPU, or the other way round
+    monkeypatch.setattr(optim, "fused_adamw_available", lambda device_type: fused)
+    p = torch.nn.Parameter(torch.ones(4, device=device))
+    opt = torch.optim.AdamW([p])
+    p.grad = torch.ones_like(p)
+    opt.step()
+    opt.state[p]["step"] = torch.tensor(5.0, dtype=torch.float64, device="cpu" if fused else device)
+    keep_kernel(opt, device)
+    step = opt.state[p]["step"]
+    assert step.dtype == torch.float32 and float(step) == 5.0
+    assert step.device == (p.device if fused else CPU)
+    if fused and not HAS_FUSED_CPU and device == CPU:
+        return
+    opt.step()  # the kernel it chose steps with them
+    assert float(opt.state[p]["step"]) == 6.0

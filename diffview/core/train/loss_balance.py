@@ -7,7 +7,9 @@ EDM2 (Karras et al. 2024) learns the log-variance u(σ) of the loss beside the n
 whose optimum is e^{u(σ)} = E[λ(σ)‖D_θ − x_0‖² | σ], the expected loss at σ: at the optimum each noise level's
 loss is divided by its own mean. Here that mean is estimated directly, per bin of timesteps, as a running
 average of the losses the run has seen (no second network), and the weights are normalised to average 1 over
-the bins (equal spans of t, so over uniformly drawn t), so the learning rate keeps its meaning.
+uniformly drawn t (each bin counted by its span of t), so the learning rate keeps its meaning. With uniform t
+every noise level then pulls equally; with ``t_sampling = "lognormal"`` a bin's pull is also its share of the
+draws, as EDM intends.
 
 The v-objective's loss is largest at both ends of [0, T), where most of it cannot be learnt (at t → 0 the noise
 cannot be told from the image, at t → T the image from the noise), and smallest between: at the end of 5 minutes
@@ -25,6 +27,7 @@ import torch
 
 ADAPTIVE = "adaptive"  # TrainConfig.loss_weighting's name for it
 BINS = 20  # bins of timesteps (fewer when T is smaller)
+TINY = 1e-30  # a bin's mean is inverted as at least this, so a damaged or degenerate mean gives no inf
 MOMENTUM = 0.99  # each bin's running mean: m ← μ m + (1 − μ) · (this step's mean in the bin); first: its mean
 
 
@@ -37,6 +40,7 @@ class LossBalance:
         self.timesteps, self.bins, self.momentum = timesteps, min(bins, timesteps), momentum
         self.mean = torch.zeros(self.bins, dtype=torch.float64)
         self.seen = torch.zeros(self.bins, dtype=torch.bool)
+        self.span = torch.bincount(self.bin_of(torch.arange(timesteps)), minlength=self.bins).to(torch.float64)
 
     def bin_of(self, t: torch.Tensor) -> torch.Tensor:
         """Each timestep's bin: ⌊t · bins / T⌋."""
@@ -44,12 +48,12 @@ class LossBalance:
 
     def bin_weights(self) -> torch.Tensor:
         """The weight of each bin now, float64 [bins]."""
-        # w_k = (1/m_k) / mean_j(1/m_j) over the bins seen; a bin not yet seen weighs 1
+        # w_k = (1/m_k) / (Σ_j n_j/m_j / Σ_j n_j) over the bins seen, n_j = bin j's span of t; unseen bins weigh 1
         w = torch.ones(self.bins, dtype=torch.float64)
         seen = self.seen & (self.mean > 0)
         if seen.any():
-            inv = 1.0 / self.mean[seen]
-            w[seen] = inv / inv.mean()
+            inv, span = 1.0 / self.mean[seen].clamp_min(TINY), self.span[seen]
+            w[seen] = inv / ((inv * span).sum() / span.sum())
         return w
 
     def weights(self, t: torch.Tensor) -> torch.Tensor:
@@ -86,4 +90,4 @@ class LossBalance:
         self.seen = seen.to(torch.bool).clone()
 
 
-__all__ = ["ADAPTIVE", "BINS", "MOMENTUM", "LossBalance"]
+__all__ = ["ADAPTIVE", "BINS", "MOMENTUM", "TINY", "LossBalance"]

@@ -41,6 +41,13 @@ def keep_kernel(opt: torch.optim.Optimizer, device: torch.device) -> None:
         group["fused"] = True if fused else None
         if fused:
             group["foreach"] = None  # torch refuses fused and foreach together
+        # the step counts where this kernel reads them, as torch's own loading would place them: on the
+        # parameter's device for the fused (or capturable) kernel, on the CPU for the loop
+        on_device = fused or group.get("capturable", False)
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(device=p.device if on_device else "cpu", dtype=torch.float32)
 
 
 __all__ = ["BETAS", "fused_adamw_available", "keep_kernel", "make_adamw"]
