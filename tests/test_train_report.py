@@ -50,9 +50,9 @@ def _report(data, images):
                            judge_steps=150)
     assert len(lines) == 4 and lines[0].startswith("Samples at step 40, read by a classifier trained on the data's 2 "
                                                    "classes"), lines
-    assert "100 held-out real images" in lines[0]  # a tenth of 1000
+    assert "100 real images held out from its training" in lines[0]  # a tenth of 1000
     distance, floor = _number(lines[1], "real images:"), _number(lines[1], "against")
-    assert "to 50 held-out real images" in lines[1] and "(the floor, one draw)" in lines[1]  # 36 of the other 50
+    assert "to 50 of those real images" in lines[1] and "(the floor, one draw)" in lines[1]  # 36 of the other 50
     return lines, distance, floor
 
 
@@ -82,8 +82,9 @@ def test_one_class_read_with_confidence_is_not_called_good():
 def test_the_distance_is_left_out_where_too_few_real_images_are_held_out():
     data = _two_classes(n=300)  # 30 held out: fewer than the 36 samples' floor needs
     lines = samples_report(data, PreviewEvent(40, data.images_uint8(torch.arange(36)).numpy(), "ddim", 25, 0.1,
-                                              None), LossByT(50), judge_steps=150)
+                                              None, guidance_scale=3.0), LossByT(50), judge_steps=150)
     assert len(lines) == 3 and "Fréchet" not in " ".join(lines) and lines[1].startswith("  Classes:"), lines
+    assert lines[0].startswith("Samples at step 40 (one row per class, guided at S = 3), read by"), lines
 
 
 def test_unlabelled_images_get_the_loss_by_t():

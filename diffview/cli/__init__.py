@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timesteps", type=_positive_int)
     t.add_argument("--objective", choices=OBJECTIVES)
     t.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
-                   help="each sample's weight in the loss: adaptive (default for images: each timestep's loss over its "
+                   help="each sample's weight in the loss: adaptive (the default: each timestep's loss over its "
                         "running mean, EDM2's balance), none, or min_snr (Min-SNR-5)")
     t.add_argument("--model", choices=MODEL_PRESETS)
     t.add_argument("--lr", type=_float)

@@ -8,7 +8,10 @@
   The distance leads because a small judge is confident on early blobs too: after 6 steps on the digits it
   read 69% of the 36 samples as one class (74% of real digits), 27 of them as one digit, while the distance
   stood at 2,945 against a floor of 68 (287 at step 200, where only 8% were confident; 71 at the default
-  1,300 steps, at the floor, with 44% confident).
+  1,300 steps, at the floor, with 44% confident). The real images are held out from the judge, not from the
+  diffusion model, so a model that copied its training images would reach the floor too (the Memorisation
+  view tells). The features (256 for images) outnumber the samples, so the distance means something only
+  beside its floor at the same N, which is why the two are printed together.
 - 2D points: the last preview's sliced Wasserstein distance to the data, against its floor.
 - Anything else: the loss by timestep over the last steps, which says which noise levels the model
   still finds hard.
@@ -82,14 +85,16 @@ def _judged(judge, data, preview: PreviewEvent) -> list[str]:
     samples = torch.from_numpy(preview.images)
     real = data.images_uint8(judge.held_out_indices)
     p, n = judge.predict(samples), len(samples)
-    lines = [f"Samples at step {preview.step}, read by a classifier trained on the data's {len(judge.class_names)} "
-             f"classes ({judge.held_out_accuracy:.0%} correct on {judge.held_out} held-out real images):"]
+    guided = "" if preview.guidance_scale is None else f" (one row per class, guided at S = {preview.guidance_scale:g})"
+    lines = [f"Samples at step {preview.step}{guided}, read by a classifier trained on the data's "
+             f"{len(judge.class_names)} classes ({judge.held_out_accuracy:.0%} correct on {judge.held_out} real "
+             "images held out from its training):"]
     half = len(real) // 2  # the floor's draws of n real images from one half, the reference the other half
     if n >= 2 and half >= n:
         reference = judge.features(real[half:])
         distance = frechet_distance(judge.features(samples), reference)
         draws = [frechet_distance(judge.features(real[k:k + n]), reference) for k in range(0, half - n + 1, n)]
-        lines.append(f"  Fréchet distance in its features to {len(real) - half} held-out real images: {distance:.1f}, "
+        lines.append(f"  Fréchet distance in its features to {len(real) - half} of those real images: {distance:.1f}, "
                      f"against {sum(draws) / len(draws):.1f} for {n} other real images (the floor, "
                      f"{f'the mean of {len(draws)} draws' if len(draws) > 1 else 'one draw'}); blur and missing "
                      "classes raise it.")
