@@ -26,8 +26,8 @@ null class). Grids are written for a person to look at.
     python benchmarks/quality_per_minute.py --minutes 5 --recipes default,c24,c16
     python benchmarks/quality_per_minute.py --minutes 1,2,5,10 --recipes default --keep /tmp/runs   # the curve
     python benchmarks/quality_per_minute.py --score-run /tmp/runs/default-5min --samplers ddim:50,heun:25:churn=20
-    python benchmarks/quality_per_minute.py --score-run /tmp/runs/default --samplers heun:25:churn=20 \
-        --seeds 123,7,99,2024   # four sample seeds, 2,000 samples, from one run's weights
+    python benchmarks/quality_per_minute.py --score-run /tmp/runs/default \
+        --seeds 123,7,99,2024   # four sample seeds, 2,000 samples, from one run's weights, as the recipes sample
 """
 
 from __future__ import annotations
@@ -341,7 +341,8 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/out/quality")
     ap.add_argument("--keep", metavar="DIR", help="write each recipe's run to DIR/RECIPE (for --score-run)")
     ap.add_argument("--score-run", metavar="RUN_DIR", help="only score a run folder's latest checkpoint")
-    ap.add_argument("--samplers", default="ddim:50", help="with --score-run: sampler:steps,… (default ddim:50)")
+    ap.add_argument("--samplers", default=DEFAULT_RECIPE_SAMPLER,
+                    help=f"with --score-run: sampler:steps,… (default {DEFAULT_RECIPE_SAMPLER}, as the recipes)")
     ap.add_argument("--n", type=int, default=500, help="samples scored per recipe or sampler (default 500)")
     ap.add_argument("--seeds", default="123", help="sample seeds, --n samples each, e.g. 123,7,99,2024 (default 123)")
     args = ap.parse_args()
