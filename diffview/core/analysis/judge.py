@@ -59,20 +59,15 @@ class Judge:
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """p(class | x), float32 [N, K]: images in [−1, 1] (or uint8, converted as the dataset does), or points."""
-        return self._batched(self.net, x, len(self.class_names), softmax=True)
+        return torch.softmax(self.net[-1](self.features(x)), dim=1)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The activations before its last layer, float32 [N, F], of the inputs :meth:`predict` takes."""
-        return self._batched(self.net[:-1], x, self.net[-1].in_features)
-
-    @staticmethod
-    def _batched(net: nn.Module, x: torch.Tensor, width: int, softmax: bool = False) -> torch.Tensor:
         x = torch.as_tensor(x)
         x = x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
-        parts = [net(x[i:i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
-        parts = [torch.softmax(part, dim=1) for part in parts] if softmax else parts
-        return torch.cat(parts) if parts else torch.zeros(0, width)
+        parts = [self.net[:-1](x[i:i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
+        return torch.cat(parts) if parts else torch.zeros(0, self.net[-1].in_features)
 
 
 def _items(data, indices: torch.Tensor) -> torch.Tensor:

@@ -91,9 +91,10 @@ def _judged(judge, data, preview: PreviewEvent) -> list[str]:
              "images held out from its training):"]
     half = len(real) // 2  # the floor's draws of n real images from one half, the reference the other half
     if n >= 2 and half >= n:
-        reference = judge.features(real[half:])
+        real_f = judge.features(real)
+        reference = real_f[half:]
         distance = frechet_distance(judge.features(samples), reference)
-        draws = [frechet_distance(judge.features(real[k:k + n]), reference) for k in range(0, half - n + 1, n)]
+        draws = [frechet_distance(real_f[k:k + n], reference) for k in range(0, half - n + 1, n)]
         lines.append(f"  Fréchet distance in its features to {len(real) - half} of those real images: {distance:.1f}, "
                      f"against {sum(draws) / len(draws):.1f} for {n} other real images (the floor, "
                      f"{f'the mean of {len(draws)} draws' if len(draws) > 1 else 'one draw'}); blur and missing "
